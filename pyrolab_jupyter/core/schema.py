@@ -1,0 +1,237 @@
+"""A service's description (JSON Schema 2020-12) and its call validators, both from annotations.
+
+pydantic generates the schema and validates; this module only decides the
+layout of the description and turns pydantic's errors into messages that name
+the parameter, the value and the bound (``mw=99 is above the maximum 50 (mW)``).
+The description is what panels, the sidebar and client-side ``help()`` read.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+import pydantic
+from pydantic.json_schema import WithJsonSchema
+
+from pyrolab_jupyter.core.errors import InvalidArgument
+
+__all__ = ["JSON_SCHEMA_DIALECT", "ServiceSchema", "class_path"]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_NDARRAY_SCHEMA = {"type": "array", "x-ndarray": True}
+
+
+def _as_ndarray(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot be read as an array ({err})") from err
+
+
+_NDArray = Annotated[
+    np.ndarray, pydantic.PlainValidator(_as_ndarray), WithJsonSchema(_NDARRAY_SCHEMA)
+]
+
+
+def _pydantic_type(annotation: Any) -> Any:
+    """Swap numpy arrays for a type pydantic can validate and describe."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    if annotation is np.ndarray or typing.get_origin(annotation) is np.ndarray:
+        return _NDArray
+    if typing.get_origin(annotation) is Annotated:
+        inner, *metadata = typing.get_args(annotation)
+        return Annotated[(_pydantic_type(inner), *metadata)]  # type: ignore[misc]
+    return annotation
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName``, the form lab files and ``start_daemon`` use."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _inline_refs(schema: Any, defs: Mapping[str, Any]) -> Any:
+    """Replace ``$ref``s into ``$defs`` by their target so each parameter stands alone."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = dict(defs[ref.removeprefix("#/$defs/")])
+            rest = {k: v for k, v in schema.items() if k != "$ref"}
+            return _inline_refs({**target, **rest}, defs)
+        return {k: _inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema
+
+
+def _json_schema(adapter: pydantic.TypeAdapter[Any]) -> dict[str, Any]:
+    schema = adapter.json_schema()
+    return _inline_refs(schema, schema.get("$defs", {}))
+
+
+def _doc(obj: Any) -> str:
+    return inspect.cleandoc(obj.__doc__) if obj.__doc__ else ""
+
+
+class _Call:
+    """Validator and description of one exposed method."""
+
+    def __init__(self, name: str, func: Any, readonly: bool) -> None:
+        self.name = name
+        self.signature = inspect.signature(func)
+        hints = typing.get_type_hints(func, include_extras=True)
+        params = list(self.signature.parameters.values())[1:]  # drop self
+        self.signature = self.signature.replace(parameters=params)
+        fields: dict[str, Any] = {}
+        self.var_names: set[str] = set()
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                self.var_names.add(p.name)
+                continue
+            default = ... if p.default is p.empty else p.default
+            fields[p.name] = (_pydantic_type(hints.get(p.name, p.empty)), default)
+        self.model = pydantic.create_model(  # type: ignore[call-overload]
+            f"{name}_arguments",
+            __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
+            **fields,
+        )
+        returns = hints.get("return", Any)
+        self.returns = pydantic.TypeAdapter(
+            Any if returns is type(None) else _pydantic_type(returns),
+            config=pydantic.ConfigDict(arbitrary_types_allowed=True),
+        )
+        params_schema = self.model.model_json_schema()
+        params_schema = _inline_refs(params_schema, params_schema.get("$defs", {}))
+        params_schema.pop("title", None)
+        for prop in params_schema.get("properties", {}).values():
+            prop.pop("title", None)
+        self.param_schemas: dict[str, Any] = params_schema.get("properties", {})
+        self.description = {
+            "description": _doc(func),
+            "readonly": readonly,
+            "parameters": params_schema,
+            "returns": {"type": "null"} if returns is type(None) else _json_schema(self.returns),
+        }
+        self.readonly = readonly
+
+    def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise InvalidArgument(f"{self.name}(): {err}") from None
+        checked = {k: v for k, v in bound.arguments.items() if k not in self.var_names}
+        try:
+            model = self.model.model_validate(checked)
+        except pydantic.ValidationError as err:
+            raise InvalidArgument(_explain(self.name, err, checked, self.param_schemas)) from None
+        for key in checked:
+            bound.arguments[key] = getattr(model, key)
+        return bound.args, bound.kwargs
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unit(schema: Mapping[str, Any] | None) -> str:
+    unit = (schema or {}).get("x-unit")
+    return f" ({unit})" if unit else ""
+
+
+def _explain(
+    method: str,
+    err: pydantic.ValidationError,
+    values: Mapping[str, Any],
+    schemas: Mapping[str, Any],
+) -> str:
+    """One line per broken argument: parameter, value received, constraint broken."""
+    lines = []
+    for item in err.errors(include_url=False):
+        loc = item.get("loc") or ("value",)
+        param = str(loc[0])
+        value = values.get(param, item.get("input"))
+        unit = _unit(schemas.get(param))
+        ctx = item.get("ctx") or {}
+        kind = item["type"]
+        if kind == "missing":
+            lines.append(f"{method}(): missing required argument {param!r}")
+        elif kind == "less_than_equal":
+            lines.append(f"{method}(): {param}={value!r} is above the maximum {_num(ctx['le'])}{unit}")
+        elif kind == "less_than":
+            lines.append(f"{method}(): {param}={value!r} is not below {_num(ctx['lt'])}{unit}")
+        elif kind == "greater_than_equal":
+            lines.append(f"{method}(): {param}={value!r} is below the minimum {_num(ctx['ge'])}{unit}")
+        elif kind == "greater_than":
+            lines.append(f"{method}(): {param}={value!r} is not above {_num(ctx['gt'])}{unit}")
+        elif kind in ("literal_error", "enum"):
+            lines.append(f"{method}(): {param}={value!r} is not one of {ctx.get('expected')}")
+        else:
+            where = ".".join(str(x) for x in loc)
+            lines.append(f"{method}(): {where}={value!r}: {item['msg'].lower()}")
+    return "; ".join(lines)
+
+
+class _Property:
+    """Validator and description of one exposed property."""
+
+    def __init__(self, name: str, prop: property) -> None:
+        self.name = name
+        self.writable = prop.fset is not None
+        hints = typing.get_type_hints(prop.fget, include_extras=True)
+        annotation = hints.get("return", Any)
+        if prop.fset is not None:
+            setter_hints = typing.get_type_hints(prop.fset, include_extras=True)
+            setter_hints.pop("return", None)
+            if setter_hints:
+                annotation = next(iter(setter_hints.values()))
+        self.adapter = pydantic.TypeAdapter(
+            _pydantic_type(annotation), config=pydantic.ConfigDict(arbitrary_types_allowed=True)
+        )
+        self.schema = _json_schema(self.adapter)
+        self.description = {
+            "description": _doc(prop.fget),
+            "readonly": not self.writable,
+            "schema": self.schema,
+        }
+
+    def validate(self, value: Any) -> Any:
+        try:
+            return self.adapter.validate_python(value)
+        except pydantic.ValidationError as err:
+            message = _explain(self.name, err, {self.name: value}, {self.name: self.schema})
+            raise InvalidArgument(message.replace(f"{self.name}(): value=", f"{self.name}=")) from None
+
+
+class ServiceSchema:
+    """Everything the daemon needs to describe and guard one service class."""
+
+    def __init__(self, cls: type, members: Mapping[str, tuple[Any, bool]]) -> None:
+        self.methods: dict[str, _Call] = {}
+        self.properties: dict[str, _Property] = {}
+        for name, (member, readonly) in members.items():
+            if isinstance(member, property):
+                self.properties[name] = _Property(name, member)
+            else:
+                self.methods[name] = _Call(name, member, readonly)
+        self.description: dict[str, Any] = {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "class": class_path(cls),
+            "description": _doc(cls),
+            "methods": {n: c.description for n, c in self.methods.items()},
+            "properties": {n: p.description for n, p in self.properties.items()},
+        }
+
+
+def plain(value: Any) -> Any:
+    """Enums leave the daemon as their value so any client can read them."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value

@@ -1,0 +1,152 @@
+"""Authoring services: the ``Service`` base class, ``expose`` and the ``Range``/``Unit`` markers.
+
+A service is a plain class; ``expose`` marks what clients may reach and the
+annotations say what a value may be. The daemon reads both (see
+``core.schema``) to publish a description and to validate every call before
+the method body runs, so a bad argument never reaches the instrument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar, overload
+
+import functools
+
+import annotated_types
+
+from pyrolab_jupyter.core.schema import ServiceSchema
+
+__all__ = ["Range", "Service", "Unit", "expose", "exposed_members", "schema_of"]
+
+_EXPOSE_ATTR = "__pyrolab_expose__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Exposure:
+    readonly: bool = False
+
+
+@overload
+def expose(member: F) -> F: ...
+@overload
+def expose(member: property) -> property: ...
+@overload
+def expose(*, readonly: bool = False) -> Callable[[F], F]: ...
+
+
+def expose(member: Any = None, *, readonly: bool = False) -> Any:
+    """Make a method or property reachable by clients.
+
+    ``@expose`` on a method, or above ``@property`` (setters defined later with
+    ``@name.setter`` stay exposed). ``expose(readonly=True)`` marks a method
+    that changes nothing, so clients may call it while another holds the lock.
+    """
+
+    def mark(target: Any) -> Any:
+        func = target.fget if isinstance(target, property) else target
+        if func is None or not callable(func):
+            raise TypeError(f"expose() takes a method or a property, not {target!r}")
+        setattr(func, _EXPOSE_ATTR, _Exposure(readonly=readonly))
+        return target
+
+    if member is None:
+        return mark
+    return mark(member)
+
+
+def _exposure(member: Any) -> _Exposure | None:
+    func = member.fget if isinstance(member, property) else member
+    return getattr(func, _EXPOSE_ATTR, None)
+
+
+def exposed_members(cls: type) -> dict[str, tuple[Any, bool]]:
+    """Exposed members of a service class: ``{name: (method_or_property, readonly)}``.
+
+    Walks the MRO so subclasses inherit exposure; names starting with ``_`` are
+    never exposed.
+    """
+    found: dict[str, tuple[Any, bool]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, member in vars(klass).items():
+            if name.startswith("_"):
+                continue
+            mark = _exposure(member)
+            if mark is not None:
+                found[name] = (member, mark.readonly)
+            elif name in found:
+                del found[name]  # overridden without expose: no longer public
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Range(annotated_types.GroupedMetadata):
+    """Inclusive bounds of a number: ``Annotated[float, Range(0, 50)]``.
+
+    Either bound may be ``None``. It becomes JSON Schema minimum/maximum and
+    is enforced by the daemon before the call.
+    """
+
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"Range(min={self.min}, max={self.max}): min is above max")
+
+    def __iter__(self) -> Iterator[object]:
+        if self.min is not None:
+            yield annotated_types.Ge(self.min)
+        if self.max is not None:
+            yield annotated_types.Le(self.max)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """The physical unit of a value: ``Annotated[float, Unit("mW")]`` → ``x-unit``."""
+
+    symbol: str
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema["x-unit"] = self.symbol
+        return schema
+
+
+class Service:
+    """Base class of everything a daemon hosts.
+
+    Subclasses expose methods and properties with ``expose``. Calls to one
+    service are serialised by the daemon unless ``thread_safe`` is true.
+    ``close()`` runs when the hosting daemon stops: release hardware there.
+    """
+
+    thread_safe: ClassVar[bool] = False
+    _pyrolab_publish: Callable[[str, Any], None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The service's description: JSON Schema of every exposed member."""
+        return schema_of(type(self)).description
+
+    def notify(self, name: str, value: Any) -> None:
+        """Announce that property ``name`` now has ``value`` to subscribed clients.
+
+        Setters announce by themselves; call this for values that change on
+        their own (a stage moving, a temperature drifting). Does nothing when
+        the service is not hosted or nobody listens.
+        """
+        publish = self._pyrolab_publish
+        if publish is not None:
+            publish(name, value)
+
+    def close(self) -> None:
+        """Release resources; called once when the hosting daemon stops."""
+
+
+@functools.cache
+def schema_of(cls: type) -> ServiceSchema:
+    """The (cached) schema and call validators of a service class."""
+    return ServiceSchema(cls, exposed_members(cls))
