@@ -9,6 +9,7 @@ Every class also inherits the builtin it means, so callers may catch either::
     ├── CallTimeout(TimeoutError)        a call, lookup or connect ran out of time
     ├── ConfigError(ValueError)          a lab file or setting is wrong
     ├── NameserverUnreachable(ConnectionError)
+    ├── UnknownService(LookupError)      no such name at the nameserver
     └── RemoteError(RuntimeError)        a service raised an exception of its own type
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "RemoteError",
     "ServiceLocked",
     "ServiceOffline",
+    "UnknownService",
 ]
 
 
@@ -56,6 +58,10 @@ class ConfigError(PyroLabError, ValueError):
 
 class NameserverUnreachable(PyroLabError, ConnectionError):
     """No nameserver answers at the given address."""
+
+
+class UnknownService(PyroLabError, LookupError):
+    """The nameserver has no entry of that name; the message lists close names."""
 
 
 class RemoteError(PyroLabError, RuntimeError):

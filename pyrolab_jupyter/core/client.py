@@ -1,0 +1,458 @@
+"""Lab (a nameserver handle) and RemoteService (a thread-safe proxy built from a service's description).
+
+Pyro5 proxies belong to the thread that made them; ``RemoteService`` keeps a
+small pool and lends one to whichever thread calls, so widget callbacks and
+pollers just work. Calls have a finite default timeout, and a daemon that came
+back at a new address is found again through the nameserver, once, on the
+failing call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import threading
+import time
+from typing import Any
+
+from Pyro5.api import Proxy
+from Pyro5.errors import CommunicationError, NamingError, PyroError
+from Pyro5.errors import TimeoutError as PyroTimeout
+
+from pyrolab_jupyter.core.connections import client_handshake
+from pyrolab_jupyter.core.errors import (
+    CallTimeout,
+    NameserverUnreachable,
+    ServiceOffline,
+    UnknownService,
+)
+from pyrolab_jupyter.core.naming import entry, nameserver_address, nameserver_uri
+from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.subscriptions import Callback, receiver
+from pyrolab_jupyter.core.summary import service_html
+from pyrolab_jupyter.core.wire import register_error_types
+
+__all__ = ["DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription"]
+
+DEFAULT_TIMEOUT = 10.0
+_IDLE_PROXIES = 4
+_SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
+
+
+def _new_proxy(uri: str, timeout: float) -> Proxy:
+    register_error_types()
+    proxy = Proxy(uri)
+    proxy._pyroTimeout = timeout
+    proxy._pyroSerializer = _SERIALIZER
+    proxy._pyroHandshake = client_handshake()
+    return proxy
+
+
+class _ProxyPool:
+    """Proxies lent to one thread at a time; idle ones keep their connection."""
+
+    def __init__(self, uri: str, timeout: float) -> None:
+        self.uri = uri
+        self.timeout = timeout
+        self._idle: list[Proxy] = []
+        self._mutex = threading.Lock()
+
+    def acquire(self) -> Proxy:
+        with self._mutex:
+            proxy = self._idle.pop() if self._idle else None
+        if proxy is None:
+            return _new_proxy(self.uri, self.timeout)
+        proxy._pyroClaimOwnership()
+        if proxy._pyroTimeout != self.timeout:
+            proxy._pyroTimeout = self.timeout
+        return proxy
+
+    def release(self, proxy: Proxy) -> None:
+        with self._mutex:
+            if str(proxy._pyroUri) == self.uri and len(self._idle) < _IDLE_PROXIES:
+                self._idle.append(proxy)
+                return
+        self.discard(proxy)
+
+    @staticmethod
+    def discard(proxy: Proxy) -> None:
+        proxy._pyroClaimOwnership()
+        proxy._pyroRelease()
+
+    def reset(self, uri: str) -> None:
+        with self._mutex:
+            idle, self._idle = self._idle, []
+            self.uri = uri
+        for proxy in idle:
+            self.discard(proxy)
+
+    @property
+    def local_host(self) -> str:
+        """The local address this process uses to reach the daemon (for callbacks)."""
+        proxy = self.acquire()
+        try:
+            proxy._pyroBind()
+            return str(proxy._pyroConnection.sock.getsockname()[0])
+        finally:
+            self.release(proxy)
+
+
+def _with_remote_traceback(err: Exception, where: str) -> Exception:
+    lines = getattr(err, "_pyroTraceback", None)
+    if lines and not getattr(err, "remote_traceback", ""):
+        err.remote_traceback = "".join(lines)  # type: ignore[attr-defined]
+        err.add_note(f"(raised by {where} on its daemon; the daemon-side traceback is in .remote_traceback)")
+    return err
+
+
+class Lab:
+    """A handle on the lab's nameserver.
+
+    Parameters
+    ----------
+    nameserver:
+        ``host:port`` or a Pyro URI; else ``$PYROLAB_NAMESERVER``; else ``127.0.0.1:9090``.
+    timeout:
+        Default seconds for lookups and for calls on services connected through this Lab.
+    """
+
+    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if timeout is None or timeout <= 0:
+            raise ValueError(f"timeout={timeout!r}: must be a positive number of seconds")
+        self.address = nameserver_address(nameserver)
+        self.uri = nameserver_uri(self.address)
+        self.timeout = timeout
+        self._pool = _ProxyPool(self.uri, timeout)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.address!r})"
+
+    def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        proxy = self._pool.acquire()
+        try:
+            result = getattr(proxy, method)(*args, **kwargs)
+        except PyroTimeout as err:
+            self._pool.discard(proxy)
+            raise CallTimeout(f"the nameserver at {self.address} did not answer within {self.timeout:g} s") from err
+        except CommunicationError as err:
+            self._pool.discard(proxy)
+            raise NameserverUnreachable(
+                f"no nameserver answers at {self.address} ({err}); start one with `pyrolab nameserver` "
+                "or `%pyrolab nameserver start`, or point to it with $PYROLAB_NAMESERVER or Lab('host:port')"
+            ) from err
+        except BaseException:
+            self._pool.release(proxy)
+            raise
+        self._pool.release(proxy)
+        return result
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every registered service: name, uri, status, last_seen, class, description, locked_by."""
+        try:
+            rows: list[dict[str, Any]] = self._ask("pyrolab_services")
+            return rows
+        except AttributeError:  # a plain Pyro5 nameserver: no health information
+            listing = self._ask("list", return_metadata=True)
+            return [entry(n, u, m, "online", None) for n, (u, m) in sorted(listing.items())
+                    if n != "Pyro.NameServer"]
+
+    def names(self) -> list[str]:
+        return sorted(n for n in self._ask("list") if n != "Pyro.NameServer")
+
+    def lookup(self, name: str) -> str:
+        """The URI registered for ``name``; ``UnknownService`` names close matches."""
+        try:
+            return str(self._ask("lookup", name))
+        except NamingError:
+            known = self.names()
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else (
+                f"; it knows {', '.join(known[:10])}" if known else "; it has no services registered")
+            raise UnknownService(f"the nameserver at {self.address} has no service {name!r}{hint}") from None
+
+    def entry(self, name: str) -> dict[str, Any] | None:
+        for row in self.services():
+            if row["name"] == name:
+                return row
+        return None
+
+    def connect(self, name: str, timeout: float | None = None) -> RemoteService:
+        """A ``RemoteService`` for ``name``; one lookup and one ``describe()`` round trip."""
+        return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
+
+
+class RemoteMethod:
+    """A remote method with the signature and docstring its service published."""
+
+    def __init__(self, service: RemoteService, name: str, description: dict[str, Any]) -> None:
+        self._service = service
+        self.__name__ = name
+        self.__qualname__ = f"{service._pyrolab_name}.{name}"
+        self.__doc__ = description.get("description") or None
+        self.__signature__ = _signature(description)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._service._pyrolab_call("call", self.__name__, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<remote method {self.__qualname__}{self.__signature__}>"
+
+
+def _annotation(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "any")
+    if "enum" in schema:
+        kind = " | ".join(repr(x) for x in schema["enum"])
+    elif schema.get("x-ndarray"):
+        kind = "ndarray"
+    bounds = ""
+    if "minimum" in schema or "maximum" in schema:
+        bounds = f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+    unit = f" {schema['x-unit']}" if "x-unit" in schema else ""
+    return f"{kind}{bounds}{unit}"
+
+
+def _signature(description: dict[str, Any]) -> inspect.Signature:
+    params_schema = description.get("parameters", {})
+    required = set(params_schema.get("required", []))
+    params = []
+    for pname, schema in params_schema.get("properties", {}).items():
+        default = inspect.Parameter.empty if pname in required else schema.get("default")
+        params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=default, annotation=_annotation(schema)))
+    returns = description.get("returns", {})
+    ret = "None" if returns.get("type") == "null" else _annotation(returns)
+    return inspect.Signature(params, return_annotation=ret)
+
+
+class LockHandle:
+    """Returned by ``RemoteService.lock()``; leaving a ``with`` block releases the lock."""
+
+    def __init__(self, service: RemoteService, info: dict[str, Any]) -> None:
+        self.service = service
+        self.holder: str = info["holder"]
+        self.expires: float | None = info["expires"]
+
+    def release(self) -> None:
+        self.service.unlock()
+
+    def __enter__(self) -> LockHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<lock on {self.service._pyrolab_name} held by {self.holder}>"
+
+
+class Subscription:
+    """Live updates of a service's properties; ``close()`` ends them."""
+
+    def __init__(self, service: RemoteService, token: str, host: str) -> None:
+        self.service = service
+        self.token = token
+        self._host = host
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        receiver(self._host).remove(self.token)
+        try:
+            self.service._pyrolab_call("control", "pyrolab_unsubscribe", (self.token,), {})
+        except Exception:  # the daemon may be gone; its publisher drops us on the next update
+            pass
+
+
+_RESERVED = ("describe", "lock", "unlock", "force_unlock", "lock_info", "read", "subscribe", "close")
+
+
+class RemoteService:
+    """A service on a daemon, usable from any thread.
+
+    Exposed methods and properties are attributes. Its own API
+    (``describe``, ``lock``, ``unlock``, ``force_unlock``, ``lock_info``, ``read``,
+    ``subscribe``, ``close``) is reserved; its state lives under ``_pyrolab_``.
+    """
+
+    def __init__(self, lab: Lab, name: str, uri: str, timeout: float) -> None:
+        set_ = object.__setattr__
+        set_(self, "_pyrolab_lab", lab)
+        set_(self, "_pyrolab_name", name)
+        set_(self, "_pyrolab_pool", _ProxyPool(uri, timeout))
+        set_(self, "_pyrolab_methods", {})
+        description = self._pyrolab_call("control", "describe", (), {})
+        set_(self, "_pyrolab_description", description)
+        methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
+        set_(self, "_pyrolab_methods", methods)
+        set_(self, "__doc__", _help_text(description))
+
+    # timeouts
+
+    @property
+    def _pyrolab_timeout(self) -> float:
+        return self._pyrolab_pool.timeout
+
+    @_pyrolab_timeout.setter
+    def _pyrolab_timeout(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError(f"timeout={seconds!r}: must be a positive number of seconds")
+        self._pyrolab_pool.timeout = seconds
+
+    @property
+    def _pyrolab_uri(self) -> str:
+        return self._pyrolab_pool.uri
+
+    # the one path every remote operation takes
+
+    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        where = f"{self._pyrolab_name}.{name}"
+        pool = self._pyrolab_pool
+        for attempt in (1, 2):
+            proxy = pool.acquire()
+            try:
+                # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
+                if kind == "get":
+                    result = proxy._pyroInvoke("__getattr__", (name,), {})
+                elif kind == "set":
+                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
+                else:
+                    result = proxy._pyroInvoke(name, encode(list(args)), encode(kwargs))
+            except PyroTimeout as err:
+                pool.discard(proxy)
+                raise CallTimeout(
+                    f"{where} got no answer within {pool.timeout:g} s (it may still be running on the daemon); "
+                    f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
+                ) from err
+            except CommunicationError as err:
+                pool.discard(proxy)
+                if attempt == 1 and self._pyrolab_relookup():
+                    continue
+                raise self._pyrolab_offline(err) from err
+            except Exception as err:
+                pool.release(proxy)
+                raise _with_remote_traceback(err, where)
+            pool.release(proxy)
+            return decode(result)
+        raise AssertionError("unreachable")
+
+    def _pyrolab_relookup(self) -> bool:
+        """Ask the nameserver where the service is now; True if worth one more try."""
+        try:
+            uri = self._pyrolab_lab.lookup(self._pyrolab_name)
+        except (PyroError, OSError, NameserverUnreachable, UnknownService, CallTimeout):
+            return False
+        self._pyrolab_pool.reset(uri)
+        return True
+
+    def _pyrolab_offline(self, err: Exception) -> ServiceOffline:
+        seen = ""
+        try:
+            row = self._pyrolab_lab.entry(self._pyrolab_name)
+        except Exception:
+            row = None
+        if row and row.get("last_seen"):
+            seen = f", last seen {time.strftime('%H:%M:%S', time.localtime(float(row['last_seen'])))}"
+        return ServiceOffline(
+            f"{self._pyrolab_name} does not answer at {self._pyrolab_pool.uri} ({err}{seen}); "
+            "check that its daemon runs (`pyrolab ls` shows its status); calls reconnect once it is back"
+        )
+
+    # attribute access mirrors the service
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_pyrolab") or name.startswith("__"):
+            raise AttributeError(name)
+        methods = self._pyrolab_methods
+        if name in methods:
+            return methods[name]
+        if name in self._pyrolab_description.get("properties", {}):
+            return self._pyrolab_call("get", name, (), {})
+        known = list(methods) + list(self._pyrolab_description.get("properties", {}))
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_pyrolab"):
+            object.__setattr__(self, name, value)
+            return
+        props = self._pyrolab_description.get("properties", {})
+        if name not in props:
+            raise AttributeError(f"{self._pyrolab_name} has no exposed property {name!r} to set")
+        if props[name].get("readonly"):
+            raise AttributeError(f"{self._pyrolab_name}.{name} is read-only")
+        self._pyrolab_call("set", name, (value,), {})
+
+    def __dir__(self) -> list[str]:
+        desc = self._pyrolab_description
+        return sorted(set(desc.get("methods", {})) | set(desc.get("properties", {})) | set(_RESERVED))
+
+    def __repr__(self) -> str:
+        return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
+
+    def _repr_html_(self) -> str:
+        return service_html(self._pyrolab_name, self.describe(), self.lock_info())
+
+    # the service's own API
+
+    def describe(self) -> dict[str, Any]:
+        """The service's description as a plain dict (JSON Schema per member)."""
+        description: dict[str, Any] = self._pyrolab_call("control", "describe", (), {})
+        return description
+
+    def read(self, *names: str) -> dict[str, Any]:
+        """Several property values in one round trip (all of them when none is named)."""
+        values: dict[str, Any] = self._pyrolab_call("control", "pyrolab_read", (list(names) or None,), {})
+        return values
+
+    def lock(self, lease: float | None = 60.0) -> LockHandle:
+        """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
+        info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
+        return LockHandle(self, info)
+
+    def unlock(self) -> bool:
+        """Release this process's lock; False if none was held."""
+        return bool(self._pyrolab_call("control", "pyrolab_unlock", (), {}))
+
+    def force_unlock(self) -> str | None:
+        """Break anyone's lock (emergencies); returns the former holder."""
+        holder: str | None = self._pyrolab_call("control", "pyrolab_force_unlock", (), {})
+        return holder
+
+    def lock_info(self) -> dict[str, Any] | None:
+        """``{"holder", "since", "expires", "mine"}`` or None when unlocked."""
+        info: dict[str, Any] | None = self._pyrolab_call("control", "pyrolab_lock_info", (), {})
+        return info
+
+    def subscribe(self, callback: Callback) -> Subscription:
+        """Call ``callback(prop, value, time)`` whenever the service announces a change."""
+        host = self._pyrolab_pool.local_host
+        inbox = receiver(host)
+        token = inbox.add(callback)
+        try:
+            self._pyrolab_call("control", "pyrolab_subscribe", (inbox.uri, token), {})
+        except BaseException:
+            inbox.remove(token)
+            raise
+        return Subscription(self, token, host)
+
+    def close(self) -> None:
+        """Close the connections this object holds (a lock it holds ends with the last one)."""
+        self._pyrolab_pool.reset(self._pyrolab_pool.uri)
+
+
+def _help_text(description: dict[str, Any]) -> str:
+    lines = [f"{description.get('name')} ({description.get('class')})", "", description.get("description", "")]
+    methods: dict[str, Any] = description.get("methods", {})
+    props: dict[str, Any] = description.get("properties", {})
+    if methods:
+        lines += ["", "Methods:"]
+        lines += [f"  {n}{_signature(d)}  {d.get('description', '').splitlines()[0] if d.get('description') else ''}"
+                  for n, d in methods.items()]
+    if props:
+        lines += ["", "Properties:"]
+        lines += [f"  {n}: {_annotation(d.get('schema', {}))}{' (read-only)' if d.get('readonly') else ''}"
+                  for n, d in props.items()]
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""Leased, identity-bearing locks, one per service, held by a client process.
+
+A lock belongs to a client *process* (its ``client_id``): every thread and
+proxy of that process acts as the holder. It ends on release, on lease
+expiry, or when the daemon sees the holder's last connection close.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from pyrolab_jupyter.core.errors import ServiceLocked
+
+__all__ = ["ClientInfo", "Lease", "LockTable"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientInfo:
+    """Who is calling: a per-process id and a readable identity."""
+
+    client_id: str
+    identity: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    holder: ClientInfo
+    since: float
+    expires: float | None  # time.time() based; None for no expiry
+
+    def remaining(self, now: float | None = None) -> float | None:
+        if self.expires is None:
+            return None
+        return max(0.0, self.expires - (time.time() if now is None else now))
+
+    def describe(self, service: str) -> str:
+        since = time.strftime("%H:%M:%S", time.localtime(self.since))
+        left = self.remaining()
+        lease = "" if left is None else f", lease ends in {left:.0f} s"
+        return f"{service} is locked by {self.holder.identity} since {since}{lease}"
+
+
+class LockTable:
+    """The locks of one daemon's services; safe to use from any thread."""
+
+    def __init__(self) -> None:
+        self._leases: dict[str, Lease] = {}
+        self._mutex = threading.Lock()
+
+    def _current(self, service: str, now: float) -> Lease | None:
+        lease = self._leases.get(service)
+        if lease is not None and lease.expires is not None and lease.expires <= now:
+            del self._leases[service]
+            return None
+        return lease
+
+    def holder(self, service: str) -> Lease | None:
+        with self._mutex:
+            return self._current(service, time.time())
+
+    def acquire(self, service: str, client: ClientInfo, lease: float | None) -> Lease:
+        """Take the lock, or renew it when ``client`` already holds it."""
+        if lease is not None and lease <= 0:
+            raise ValueError(f"lease={lease!r}: a lease must be a positive number of seconds or None")
+        now = time.time()
+        with self._mutex:
+            current = self._current(service, now)
+            if current is not None and current.holder.client_id != client.client_id:
+                raise ServiceLocked(current.describe(service) + "; wait, ask them to unlock, or force_unlock()")
+            since = current.since if current is not None else now
+            new = Lease(client, since, None if lease is None else now + lease)
+            self._leases[service] = new
+            return new
+
+    def release(self, service: str, client: ClientInfo) -> bool:
+        """Release the caller's lock; True if one was held. Another's lock is refused."""
+        with self._mutex:
+            current = self._current(service, time.time())
+            if current is None:
+                return False
+            if current.holder.client_id != client.client_id:
+                raise ServiceLocked(current.describe(service) + "; only the holder may unlock (or use force_unlock())")
+            del self._leases[service]
+            return True
+
+    def force_release(self, service: str) -> Lease | None:
+        with self._mutex:
+            return self._leases.pop(service, None)
+
+    def check(self, service: str, client: ClientInfo) -> None:
+        """Raise ``ServiceLocked`` when someone other than ``client`` holds the lock."""
+        with self._mutex:
+            current = self._current(service, time.time())
+        if current is not None and current.holder.client_id != client.client_id:
+            raise ServiceLocked(current.describe(service) + "; wait for the lease to end or ask them to unlock")
+
+    def release_client(self, client_id: str) -> list[str]:
+        """Drop every lock of a client that has gone; returns the services freed."""
+        with self._mutex:
+            gone = [s for s, lease in self._leases.items() if lease.holder.client_id == client_id]
+            for service in gone:
+                del self._leases[service]
+            return gone
+
+    def expire(self) -> list[str]:
+        """Drop leases that ran out; returns the services freed."""
+        now = time.time()
+        with self._mutex:
+            gone = [s for s, lease in self._leases.items() if lease.expires is not None and lease.expires <= now]
+            for service in gone:
+                del self._leases[service]
+            return gone

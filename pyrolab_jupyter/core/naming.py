@@ -1,0 +1,89 @@
+"""Nameserver addresses and the metadata a service carries in the nameserver.
+
+Metadata are plain strings (Pyro5's format), so ``pyro5-nsc`` and plain
+clients see them too: ``pyrolab.class=pkg.mod:Laser``, ``pyrolab.locked_by=...``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from pyrolab_jupyter.core.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_NAMESERVER",
+    "ENV_NAMESERVER",
+    "ENTRY_KEYS",
+    "entry",
+    "nameserver_address",
+    "nameserver_uri",
+    "parse_address",
+]
+
+DEFAULT_NAMESERVER = "127.0.0.1:9090"
+ENV_NAMESERVER = "PYROLAB_NAMESERVER"
+NAMESERVER_OBJECT = "Pyro.NameServer"
+
+META_SERVICE = "pyrolab.service"
+META_CLASS = "pyrolab.class="
+META_DESCRIPTION = "pyrolab.description="
+META_LOCKED_BY = "pyrolab.locked_by="
+META_STATUS = "pyrolab.status="
+META_LAST_SEEN = "pyrolab.last_seen="
+
+ENTRY_KEYS = ("name", "uri", "status", "last_seen", "class", "description", "locked_by")
+
+
+def parse_address(text: str, default_port: int = 9090) -> tuple[str, int]:
+    """``host:port``, ``host``, ``[::1]:port`` or ``PYRO:obj@host:port`` → (host, port)."""
+    original = text
+    text = text.strip()
+    if text.upper().startswith("PYRO:"):
+        text = text.split("@", 1)[-1]
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(
+            f"nameserver address {original!r}: expected HOST:PORT such as 127.0.0.1:9090 "
+            f"(or set ${ENV_NAMESERVER})"
+        )
+    return host, int(port)
+
+
+def nameserver_address(address: str | None = None) -> str:
+    """The ``host:port`` to use: the one given, else ``$PYROLAB_NAMESERVER``, else 127.0.0.1:9090."""
+    chosen = address or os.environ.get(ENV_NAMESERVER) or DEFAULT_NAMESERVER
+    host, port = parse_address(chosen)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def nameserver_uri(address: str | None = None) -> str:
+    """The Pyro URI of the nameserver object at ``address`` (see ``nameserver_address``)."""
+    return f"PYRO:{NAMESERVER_OBJECT}@{nameserver_address(address)}"
+
+
+def _meta_value(metadata: Iterable[str], prefix: str) -> str | None:
+    for item in metadata:
+        if item.startswith(prefix):
+            return item[len(prefix):]
+    return None
+
+
+def entry(name: str, uri: str, metadata: Iterable[str], status: str, last_seen: float | None) -> dict[str, Any]:
+    """One row of ``lab.services()`` and of the REST payload."""
+    metadata = list(metadata or ())
+    return {
+        "name": name,
+        "uri": uri,
+        "status": status,
+        "last_seen": last_seen,
+        "class": _meta_value(metadata, META_CLASS),
+        "description": _meta_value(metadata, META_DESCRIPTION) or "",
+        "locked_by": _meta_value(metadata, META_LOCKED_BY),
+    }

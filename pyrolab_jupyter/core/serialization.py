@@ -1,0 +1,101 @@
+"""numpy arrays and scalars on the wire.
+
+No Pyro5 serializer carries numpy types, so values are wrapped in tagged
+dicts before they reach Pyro5 and unwrapped after. Nothing is registered in
+Pyro5's process-wide tables. With the marshal serializer (what our proxies use)
+array bytes travel raw; a plain Pyro5 client on serpent sees base64 instead,
+which ``decode`` accepts too.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+__all__ = ["decode", "encode"]
+
+_TAG = "__pyrolab__"
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _descr(dtype: np.dtype[Any]) -> Any:
+    return np.lib.format.dtype_to_descr(dtype)
+
+
+def _encode_array(arr: np.ndarray) -> dict[str, Any]:
+    if arr.dtype.hasobject:
+        return {_TAG: "object-array", "shape": list(arr.shape), "items": [encode(x) for x in arr.ravel()]}
+    fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
+    order = "F" if fortran else "C"
+    return {
+        _TAG: "ndarray",
+        "dtype": _descr(arr.dtype),
+        "shape": list(arr.shape),
+        "order": order,
+        "data": arr.tobytes(order=order),
+    }
+
+
+def _bytes(data: Any) -> bytes:
+    if isinstance(data, dict) and data.get("encoding") == "base64":  # serpent's form
+        return base64.b64decode(data["data"])
+    return bytes(data)
+
+
+def _decode_tagged(value: dict[str, Any]) -> Any:
+    kind = value[_TAG]
+    if kind == "ndarray":
+        dtype = np.lib.format.descr_to_dtype(_fix_descr(value["dtype"]))
+        flat = np.frombuffer(_bytes(value["data"]), dtype=dtype)
+        return flat.reshape(value["shape"], order=value["order"]).copy(order=value["order"])
+    if kind == "scalar":
+        dtype = np.lib.format.descr_to_dtype(_fix_descr(value["dtype"]))
+        return np.frombuffer(_bytes(value["data"]), dtype=dtype)[0]
+    if kind == "object-array":
+        arr = np.empty(len(value["items"]), dtype=object)
+        arr[:] = [decode(x) for x in value["items"]]
+        return arr.reshape(value["shape"])
+    if kind == "tuple":
+        return tuple(decode(x) for x in value["items"])
+    raise ValueError(f"unknown wire tag {kind!r}")
+
+
+def _fix_descr(descr: Any) -> Any:
+    """Structured dtype descrs lose their tuples on the wire (lists come back)."""
+    if isinstance(descr, list):
+        return [tuple(_fix_descr(x) if isinstance(x, list) else x for x in field) for field in descr]
+    return descr
+
+
+def encode(value: Any) -> Any:
+    """Wrap numpy values (also inside lists, tuples and dicts) for the wire."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is np.ndarray:
+        return _encode_array(value)
+    if isinstance(value, np.generic):
+        return {_TAG: "scalar", "dtype": _descr(value.dtype), "data": value.tobytes()}
+    if kind is list:
+        return [encode(x) for x in value]
+    if kind is tuple:
+        return {_TAG: "tuple", "items": [encode(x) for x in value]}
+    if kind is dict:
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):  # subclasses (masked arrays, matrices) go as plain arrays
+        return _encode_array(np.asarray(value))
+    return value
+
+
+def decode(value: Any) -> Any:
+    """Undo ``encode``; leaves everything else as it is."""
+    kind = type(value)
+    if kind is dict:
+        if _TAG in value:
+            return _decode_tagged(value)
+        return {k: decode(v) for k, v in value.items()}
+    if kind is list:
+        return [decode(x) for x in value]
+    return value

@@ -1,0 +1,196 @@
+"""The object Pyro5 actually serves for a service: validation, locks and serialisation around it.
+
+For each hosted service a class is generated whose exposed members mirror the
+service's (so a plain ``Pyro5.api.Proxy`` works as well as ``RemoteService``),
+plus control members under the reserved ``pyrolab_`` prefix. Every call is
+checked against the lock and validated before the service's own code runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError, ServiceLocked
+from pyrolab_jupyter.core.locks import ClientInfo, LockTable
+from pyrolab_jupyter.core.schema import plain
+from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.service import Service, schema_of
+
+if TYPE_CHECKING:
+    from pyrolab_jupyter.core.schema import ServiceSchema
+
+__all__ = ["CONTROL_MEMBERS", "Host", "make_servant"]
+
+
+class Host(Protocol):
+    """What a servant needs from the daemon hosting it."""
+
+    locks: LockTable
+
+    def current_client(self) -> ClientInfo: ...
+    def locks_changed(self, service: str) -> None: ...
+    def publish(self, service: str, prop: str, value: Any) -> None: ...
+    def subscribe(self, service: str, callback_uri: str, token: str) -> None: ...
+    def unsubscribe(self, token: str) -> None: ...
+
+
+CONTROL_MEMBERS = frozenset({
+    "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
+})
+
+
+def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
+    func._pyroExposed = True  # type: ignore[attr-defined]
+    return func
+
+
+def _translate(err: Exception) -> Exception:
+    """Errors the client cannot rebuild become ``RemoteError`` carrying type and traceback."""
+    if isinstance(err, PyroLabError) or type(err).__module__ == "builtins":
+        return err
+    kind = type(err)
+    remote = RemoteError(f"{kind.__qualname__}: {err}")
+    remote.remote_type = f"{kind.__module__}.{kind.__qualname__}"
+    remote.remote_traceback = "".join(traceback.format_exception(err))
+    return remote
+
+
+class _ServantBase:
+    """Behaviour shared by every generated servant class."""
+
+    def __init__(self, name: str, service: Service, host: Host, description: str | None) -> None:
+        self._name = name
+        self._service = service
+        self._host = host
+        self._schema: ServiceSchema = schema_of(type(service))
+        self._mutex = contextlib.nullcontext() if service.thread_safe else threading.RLock()
+        self._description = {**self._schema.description, "name": name}
+        if description:
+            self._description["description"] = description
+
+    @contextlib.contextmanager
+    def _guard(self, writes: bool) -> Iterator[None]:
+        if writes:
+            self._host.locks.check(self._name, self._host.current_client())
+        try:
+            with self._mutex:
+                yield
+        except (InvalidArgument, ServiceLocked):
+            raise
+        except Exception as err:
+            translated = _translate(err)
+            if translated is err:
+                raise
+            raise translated from err
+
+    def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = self._schema.methods[method]
+        args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
+        with self._guard(writes=not call.readonly):
+            result = getattr(self._service, method)(*args, **kwargs)
+        return encode(plain(result))
+
+    def _get(self, prop: str) -> Any:
+        with self._guard(writes=False):
+            return encode(plain(getattr(self._service, prop)))
+
+    def _set(self, prop: str, value: Any) -> None:
+        value = self._schema.properties[prop].validate(decode(value))
+        with self._guard(writes=True):
+            setattr(self._service, prop, value)
+            current = plain(getattr(self._service, prop))
+        self._host.publish(self._name, prop, current)
+
+    # control members, reachable remotely under the reserved prefix
+
+    @_exposed
+    def describe(self) -> dict[str, Any]:
+        """The service's description (JSON Schema per member), a plain dict."""
+        lease = self._host.locks.holder(self._name)
+        return {**self._description, "locked_by": lease.holder.identity if lease else None}
+
+    @_exposed
+    def pyrolab_lock(self, lease: float | None = 60.0) -> dict[str, Any]:
+        held = self._host.locks.acquire(self._name, self._host.current_client(), lease)
+        self._host.locks_changed(self._name)
+        return {"holder": held.holder.identity, "since": held.since, "expires": held.expires}
+
+    @_exposed
+    def pyrolab_unlock(self) -> bool:
+        released = self._host.locks.release(self._name, self._host.current_client())
+        if released:
+            self._host.locks_changed(self._name)
+        return released
+
+    @_exposed
+    def pyrolab_force_unlock(self) -> str | None:
+        lease = self._host.locks.force_release(self._name)
+        self._host.locks_changed(self._name)
+        return lease.holder.identity if lease else None
+
+    @_exposed
+    def pyrolab_lock_info(self) -> dict[str, Any] | None:
+        lease = self._host.locks.holder(self._name)
+        if lease is None:
+            return None
+        mine = lease.holder.client_id == self._host.current_client().client_id
+        return {"holder": lease.holder.identity, "since": lease.since, "expires": lease.expires, "mine": mine}
+
+    @_exposed
+    def pyrolab_read(self, names: list[str] | None = None) -> dict[str, Any]:
+        """Several property values in one round trip; a failing one maps to its error text."""
+        values: dict[str, Any] = {}
+        for prop in self._schema.properties if names is None else names:
+            if prop not in self._schema.properties:
+                raise InvalidArgument(f"pyrolab_read(): {prop!r} is not a property of {self._name}")
+            try:
+                values[prop] = self._get(prop)
+            except Exception as err:  # reported per value so one bad sensor spoils no panel
+                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+        values["__time__"] = time.time()
+        return values
+
+    @_exposed
+    def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
+        self._host.subscribe(self._name, callback_uri, token)
+
+    @_exposed
+    def pyrolab_unsubscribe(self, token: str) -> None:
+        self._host.unsubscribe(token)
+
+
+def _method(name: str) -> Callable[..., Any]:
+    def call(self: _ServantBase, *args: Any, **kwargs: Any) -> Any:
+        return self._invoke(name, args, kwargs)
+
+    call.__name__ = name
+    return _exposed(call)
+
+
+def _property(name: str, writable: bool) -> property:
+    def fget(self: _ServantBase) -> Any:
+        return self._get(name)
+
+    def fset(self: _ServantBase, value: Any) -> None:
+        self._set(name, value)
+
+    return property(_exposed(fget), fset if writable else None)
+
+
+def make_servant(name: str, service: Service, host: Host, description: str | None = None) -> _ServantBase:
+    """Build the Pyro5-facing object for ``service`` registered as ``name``."""
+    schema = schema_of(type(service))
+    clash = CONTROL_MEMBERS.intersection(schema.methods).union(CONTROL_MEMBERS.intersection(schema.properties))
+    if clash:
+        raise ValueError(f"{type(service).__qualname__} exposes reserved name(s) {sorted(clash)}; rename them")
+    members: dict[str, Any] = {n: _method(n) for n in schema.methods}
+    members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
+    cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)
+    servant: _ServantBase = cls(name, service, host, description)
+    return servant

@@ -1,0 +1,219 @@
+"""Start and stop nameservers and daemons: in this process (background threads) or in a child process.
+
+``start_daemon(..., spawn=True)`` runs the daemon in its own Python process
+(``python -m pyrolab_jupyter.hosting``) that exits when its parent's pipe
+closes, so a crashed parent leaves no orphan holding a port.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pyrolab_jupyter.core.daemon import LabDaemon
+from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
+from pyrolab_jupyter.core.nameserver import NameserverHost
+from pyrolab_jupyter.core.service import Service
+
+__all__ = ["DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon", "start_nameserver"]
+
+log = logging.getLogger(__name__)
+
+ServiceSpec = Service | str | Mapping[str, Any]
+_SPAWN_TIMEOUT = 60.0
+
+
+def import_class(path: str) -> type:
+    """``package.module:ClassName`` → the class, with errors that say what to fix."""
+    module_name, sep, qualname = path.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ConfigError(f"{path!r}: expected 'package.module:ClassName'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"cannot import {path!r}: {err}") from err
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"cannot import {path!r}: module {module_name!r} has no {part!r}") from None
+    if not isinstance(obj, type):
+        raise ConfigError(f"{path!r} is not a class")
+    return obj
+
+
+def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
+    """Make the service instance a spec asks for: an instance, ``"mod:Cls"`` or ``{"class", "args", "description"}``."""
+    if isinstance(spec, Service):
+        return spec, None
+    if isinstance(spec, str):
+        spec = {"class": spec}
+    if not isinstance(spec, Mapping) or "class" not in spec:
+        raise ConfigError(f"{name}: expected a Service instance, 'module:Class' or a mapping with 'class'")
+    cls = import_class(str(spec["class"]))
+    if not issubclass(cls, Service):
+        raise ConfigError(f"{name}: {spec['class']} is not a pyrolab_jupyter.Service subclass")
+    args = dict(spec.get("args") or {})
+    try:
+        service = cls(**args)
+    except TypeError as err:
+        raise ConfigError(f"{name}: cannot construct {spec['class']} with args {args}: {err}") from err
+    return service, spec.get("description")
+
+
+def start_nameserver(
+    host: str = "127.0.0.1",
+    port: int = 9090,
+    check_interval: float = 5.0,
+    on_offline: Literal["keep", "remove"] = "keep",
+    storage: str = "memory",
+) -> NameserverHost:
+    """A nameserver with its health monitor, serving from this process's background threads.
+
+    The handle has ``uri``, ``address`` (``host:port``) and ``stop()``. ``port=0`` picks a free port.
+    """
+    return NameserverHost(host, port, check_interval, on_offline, storage).start()
+
+
+class DaemonHandle:
+    """A running daemon: ``uris`` (name → URI), ``address``, ``stop()``; ``pid`` when spawned."""
+
+    def __init__(self, uris: dict[str, str], address: str, daemon: LabDaemon | None = None,
+                 process: subprocess.Popen[str] | None = None) -> None:
+        self.uris = uris
+        self.address = address
+        self.daemon = daemon
+        self.process = process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid if self.process is not None else os.getpid()
+
+    @property
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.daemon is not None and not self.daemon._stop.is_set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Unregister, stop serving and close every connection; a child process is ended."""
+        if self.daemon is not None:
+            self.daemon.stop()
+        if self.process is not None and self.process.poll() is None:
+            assert self.process.stdin is not None
+            try:
+                self.process.stdin.close()  # the child stops cleanly when its pipe closes
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> DaemonHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"pid {self.pid}" if self.process is not None else "in this process"
+        return f"<daemon {self.address} ({where}) hosting {', '.join(self.uris)}>"
+
+
+def _host(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
+          heartbeat: float) -> LabDaemon:
+    built = {name: build_service(name, spec) for name, spec in services.items()}
+    daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat)
+    try:
+        for name, (service, description) in built.items():
+            daemon.add(name, service, description)
+    except BaseException:
+        daemon.close()
+        raise
+    daemon.start()
+    return daemon
+
+
+def start_daemon(
+    services: Mapping[str, ServiceSpec],
+    nameserver: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    spawn: bool = False,
+    heartbeat: float = 5.0,
+    register_timeout: float = 5.0,
+) -> DaemonHandle:
+    """Host ``services`` (name → instance, ``"module:Class"`` or ``{"class", "args", "description"}``).
+
+    With ``spawn=True`` the daemon runs in its own process (specs must then be
+    strings or mappings). Returns once the daemon serves and, when a
+    nameserver is given and answers within ``register_timeout``, is registered.
+    """
+    if not services:
+        raise ValueError("start_daemon() needs at least one service")
+    if not spawn:
+        daemon = _host(services, nameserver, host, port, heartbeat)
+        daemon.wait_registered(register_timeout)
+        return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
+    for name, spec in services.items():
+        if isinstance(spec, Service):
+            raise ValueError(f"{name}: spawn=True needs 'module:Class' or a mapping, not an instance")
+    order = {"services": {n: ({"class": s} if isinstance(s, str) else dict(s)) for n, s in services.items()},
+             "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
+             "register_timeout": register_timeout}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pyrolab_jupyter.hosting", json.dumps(order)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    ready = _read_ready(process)
+    if "error" in ready:
+        process.wait(5)
+        raise PyroLabError(f"the daemon process for {', '.join(services)} failed to start: {ready['error']}")
+    return DaemonHandle(ready["uris"], ready["address"], process=process)
+
+
+def _read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+
+    def read() -> None:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        result.update(json.loads(line) if line.strip() else {"error": "it exited before it was ready"})
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(_SPAWN_TIMEOUT)
+    if reader.is_alive():
+        process.kill()
+        return {"error": f"no answer within {_SPAWN_TIMEOUT:g} s"}
+    return result
+
+
+def _child(order: dict[str, Any]) -> int:
+    """Body of a spawned daemon process: serve until the parent's pipe closes."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s daemon %(levelname)s %(message)s")
+    try:
+        daemon = _host(order["services"], order["nameserver"], order["host"], order["port"], order["heartbeat"])
+    except Exception as err:
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+        return 1
+    daemon.wait_registered(order["register_timeout"])
+    print(json.dumps({"uris": daemon.uris, "address": daemon.address}), flush=True)
+    try:
+        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+    except KeyboardInterrupt:
+        pass
+    daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(json.loads(sys.argv[1])))
