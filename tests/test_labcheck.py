@@ -1,0 +1,144 @@
+"""`pyrolab check`'s logic: imports each class and binds its args, without constructing anything."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pyrolab_jupyter.labcheck import check_lab_file, import_class
+
+MODULE = '''
+CONSTRUCTED = []
+
+
+class Laser:
+    def __init__(self, wavelength_nm: float = 1550.0, power_mw: float = 1.0) -> None:
+        CONSTRUCTED.append(self)
+
+
+class Stage:
+    def __init__(self, port: str, *, speed: float = 1.0) -> None:
+        CONSTRUCTED.append(self)
+
+
+class Flexible:
+    def __init__(self, **options: object) -> None:
+        CONSTRUCTED.append(self)
+
+
+def not_a_class() -> None:
+    pass
+'''
+
+
+@pytest.fixture
+def instruments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module of fake instruments importable as ``labcheck_fakes``."""
+    (tmp_path / "labcheck_fakes.py").write_text(MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "labcheck_fakes", raising=False)
+    return "labcheck_fakes"
+
+
+def lab(tmp_path: Path, services: str) -> Path:
+    path = tmp_path / "lab.yaml"
+    body = textwrap.indent(textwrap.dedent(services), " " * 6)
+    path.write_text(f"daemons:\n  bench1:\n    services:\n{body}", encoding="utf-8")
+    return path
+
+
+def test_good_file_has_no_problems_and_constructs_nothing(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, """\
+        lab.laser: {class: "labcheck_fakes:Laser", args: {wavelength_nm: 1310}}
+        lab.stage: {class: "labcheck_fakes:Stage", args: {port: COM3, speed: 2}}
+        lab.any: {class: "labcheck_fakes:Flexible", args: {whatever: 1}}
+        """)
+    assert check_lab_file(path) == []
+    assert import_class("labcheck_fakes:Laser").__module__ == "labcheck_fakes"
+    assert __import__("labcheck_fakes").CONSTRUCTED == []
+
+
+def test_config_problems_become_lines(tmp_path: Path) -> None:
+    path = lab(tmp_path, 'lab.laser: {clas: "m:Laser"}\n')
+    assert check_lab_file(path) == [
+        f"{path}, line 4: daemons.bench1.services.lab.laser: unknown key 'clas' (did you mean 'class'?)"
+    ]
+    assert check_lab_file(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}: no such file"]
+
+
+def test_missing_module(tmp_path: Path) -> None:
+    path = lab(tmp_path, 'lab.laser: {class: "nosuch_pkg_xyz.mod:Laser"}\n')
+    assert check_lab_file(path) == [
+        f"{path}, line 4: daemons.bench1.services.lab.laser.class: "
+        "cannot import 'nosuch_pkg_xyz.mod:Laser' (No module named 'nosuch_pkg_xyz')"
+    ]
+
+
+def test_missing_class_suggests_close_name(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, 'lab.laser: {class: "labcheck_fakes:Lazer"}\n')
+    assert check_lab_file(path) == [
+        f"{path}, line 4: daemons.bench1.services.lab.laser.class: cannot import 'labcheck_fakes:Lazer' "
+        "('labcheck_fakes' has no attribute 'Lazer'; did you mean 'Laser'?)"
+    ]
+
+
+def test_not_a_class(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, 'lab.fn: {class: "labcheck_fakes:not_a_class"}\n')
+    (problem,) = check_lab_file(path)
+    assert "'labcheck_fakes:not_a_class' is function" in problem and problem.endswith("not a class")
+
+
+def test_module_that_raises_on_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "labcheck_broken.py").write_text("raise RuntimeError('no hardware')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = lab(tmp_path, 'lab.x: {class: "labcheck_broken:X"}\n')
+    (problem,) = check_lab_file(path)
+    assert "cannot import 'labcheck_broken:X'" in problem
+    assert "raised RuntimeError: no hardware" in problem
+
+
+def test_unknown_arg_is_named_with_suggestion(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: labcheck_fakes:Laser
+          args: {wavelenght_nm: 1310, colour: red}
+        """)
+    assert check_lab_file(path) == [
+        f"{path}, line 6: daemons.bench1.services.lab.laser.args: "
+        "unknown argument 'wavelenght_nm' for labcheck_fakes:Laser (did you mean 'wavelength_nm'?)",
+        f"{path}, line 6: daemons.bench1.services.lab.laser.args: "
+        "unknown argument 'colour' for labcheck_fakes:Laser (it takes: wavelength_nm, power_mw)",
+    ]
+
+
+def test_missing_required_arg_is_named(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, 'lab.stage: {class: "labcheck_fakes:Stage", args: {speed: 3}}\n')
+    assert check_lab_file(path) == [
+        f"{path}, line 4: daemons.bench1.services.lab.stage.args: "
+        "missing required argument 'port' for labcheck_fakes:Stage"
+    ]
+
+
+def test_every_service_is_checked(tmp_path: Path, instruments: str) -> None:
+    path = lab(tmp_path, """\
+        a: {class: "nosuch_pkg_xyz:A"}
+        b: {class: "labcheck_fakes:Stage"}
+        c: {class: "labcheck_fakes:Laser", args: {x: 1}}
+        """)
+    problems = check_lab_file(path)
+    assert [p.split(": ")[1] for p in problems] == [
+        "daemons.bench1.services.a.class",
+        "daemons.bench1.services.b",
+        "daemons.bench1.services.c.args",
+    ]
+
+
+def test_security_files_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "me.pem").write_text("x", encoding="utf-8")
+    path = tmp_path / "lab.yaml"
+    path.write_text("security: {certfile: me.pem, cafile: ca.pem}\n", encoding="utf-8")
+    assert check_lab_file(path) == [
+        f"{path}, line 1: security.cafile: no such file {str((tmp_path / 'ca.pem').resolve())!r}"
+    ]
