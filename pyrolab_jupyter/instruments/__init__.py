@@ -1,1 +1,1 @@
-"""instruments."""
+"""Instruments shipped with the package: simulated ones (``sim``) and a PyVISA/SCPI base (``visa``)."""
