@@ -1,13 +1,13 @@
 """Start and stop nameservers and daemons: in this process (background threads) or in a child process.
 
 ``start_daemon(..., spawn=True)`` runs the daemon in its own Python process
-(``python -m pyrolab_jupyter.hosting``) that exits when its parent's pipe
+(``python -m pyrolab_jupyter._spawned``) that exits when its parent's pipe
 closes, so a crashed parent leaves no orphan holding a port.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
 import logging
 import os
@@ -17,12 +17,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from pyrolab_jupyter import labcheck
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
 from pyrolab_jupyter.core.service import Service
 
-__all__ = ["DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon", "start_nameserver"]
+__all__ = [
+    "DaemonHandle", "ServiceSpec", "build_service", "host_services", "import_class", "start_daemon",
+    "start_nameserver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +35,13 @@ _SPAWN_TIMEOUT = 60.0
 
 
 def import_class(path: str) -> type:
-    """``package.module:ClassName`` → the class, with errors that say what to fix."""
-    module_name, sep, qualname = path.partition(":")
-    if not sep or not module_name or not qualname:
+    """``package.module:ClassName`` → the class, or ``ConfigError`` saying what is missing."""
+    if ":" not in path:
         raise ConfigError(f"{path!r}: expected 'package.module:ClassName'")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj = labcheck.import_class(path)
     except ImportError as err:
         raise ConfigError(f"cannot import {path!r}: {err}") from err
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"cannot import {path!r}: module {module_name!r} has no {part!r}") from None
     if not isinstance(obj, type):
         raise ConfigError(f"{path!r} is not a class")
     return obj
@@ -106,16 +104,21 @@ class DaemonHandle:
         """Unregister, stop serving and close every connection; a child process is ended."""
         if self.daemon is not None:
             self.daemon.stop()
-        if self.process is not None and self.process.poll() is None:
-            assert self.process.stdin is not None
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
             try:
-                self.process.stdin.close()  # the child stops cleanly when its pipe closes
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
+                assert process.stdin is not None
+                process.stdin.close()  # the child stops cleanly when its pipe closes
+                process.wait(timeout)
+            except (subprocess.TimeoutExpired, OSError):
+                process.kill()
+                process.wait(5)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def __enter__(self) -> DaemonHandle:
         return self
@@ -128,8 +131,9 @@ class DaemonHandle:
         return f"<daemon {self.address} ({where}) hosting {', '.join(self.uris)}>"
 
 
-def _host(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-          heartbeat: float) -> LabDaemon:
+def host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
+                  heartbeat: float) -> LabDaemon:
+    """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
     daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat)
     try:
@@ -160,7 +164,7 @@ def start_daemon(
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = _host(services, nameserver, host, port, heartbeat)
+        daemon = host_services(services, nameserver, host, port, heartbeat)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -170,7 +174,7 @@ def start_daemon(
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
              "register_timeout": register_timeout}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pyrolab_jupyter.hosting", json.dumps(order)],
+        [sys.executable, "-m", "pyrolab_jupyter._spawned", json.dumps(order)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     ready = _read_ready(process)
@@ -195,25 +199,3 @@ def _read_ready(process: subprocess.Popen[str]) -> dict[str, Any]:
         process.kill()
         return {"error": f"no answer within {_SPAWN_TIMEOUT:g} s"}
     return result
-
-
-def _child(order: dict[str, Any]) -> int:
-    """Body of a spawned daemon process: serve until the parent's pipe closes."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s daemon %(levelname)s %(message)s")
-    try:
-        daemon = _host(order["services"], order["nameserver"], order["host"], order["port"], order["heartbeat"])
-    except Exception as err:
-        print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
-        return 1
-    daemon.wait_registered(order["register_timeout"])
-    print(json.dumps({"uris": daemon.uris, "address": daemon.address}), flush=True)
-    try:
-        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
-    except KeyboardInterrupt:
-        pass
-    daemon.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(json.loads(sys.argv[1])))

@@ -68,6 +68,13 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
         self._conns: dict[Any, ClientInfo] = {}
         self._conns_mutex = threading.Lock()
 
+    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
+        # tracked from the first byte, so stop() also ends peers that never finish the handshake
+        with self._conns_mutex:
+            self._conns[conn] = _client_from(None, conn)
+        ok: bool = super()._handshake(conn, denied_reason)
+        return ok
+
     def validateHandshake(self, conn: Any, data: Any) -> Any:  # noqa: N802 (Pyro5's name)
         client = _client_from(data, conn)
         with self._conns_mutex:

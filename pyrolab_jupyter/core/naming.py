@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.config import parse_address
 
 __all__ = [
     "DEFAULT_NAMESERVER",
@@ -34,26 +34,6 @@ META_STATUS = "pyrolab.status="
 META_LAST_SEEN = "pyrolab.last_seen="
 
 ENTRY_KEYS = ("name", "uri", "status", "last_seen", "class", "description", "locked_by")
-
-
-def parse_address(text: str, default_port: int = 9090) -> tuple[str, int]:
-    """``host:port``, ``host``, ``[::1]:port`` or ``PYRO:obj@host:port`` → (host, port)."""
-    original = text
-    text = text.strip()
-    if text.upper().startswith("PYRO:"):
-        text = text.split("@", 1)[-1]
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or port
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(
-            f"nameserver address {original!r}: expected HOST:PORT such as 127.0.0.1:9090 "
-            f"(or set ${ENV_NAMESERVER})"
-        )
-    return host, int(port)
 
 
 def nameserver_address(address: str | None = None) -> str:

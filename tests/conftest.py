@@ -1,0 +1,152 @@
+"""Shared fixtures: real nameservers and daemons in real processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pyrolab_jupyter import Lab, start_daemon
+
+SUPPORT = Path(__file__).parent / "support"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(SUPPORT), os.environ.get("PYTHONPATH", "")) if p
+)
+sys.path.insert(0, str(SUPPORT))
+
+_NS_CHILD = """
+import sys
+from pyrolab_jupyter import start_nameserver
+ns = start_nameserver(host="127.0.0.1", port=int(sys.argv[1]), check_interval=float(sys.argv[2]),
+                      on_offline=sys.argv[3], storage=sys.argv[4])
+print(ns.address, flush=True)
+sys.stdin.read()
+ns.stop()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """No listener holds ``port`` (TIME_WAIT leftovers do not count, as for any server restart)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except Exception as err:  # the thing may not be up yet
+            value, last = None, err
+        else:
+            last = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last error: {last!r})")
+        time.sleep(interval)
+
+
+class NameserverProcess:
+    """A nameserver in its own process; ``kill()`` is ``kill -9``, ``start()`` brings it back."""
+
+    def __init__(self, port: int, check_interval: float, on_offline: str, storage: str = "memory") -> None:
+        self.port = port
+        self.args = [str(port), str(check_interval), on_offline, storage]
+        self.address = f"127.0.0.1:{port}"
+        self.uri = f"PYRO:Pyro.NameServer@{self.address}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> NameserverProcess:
+        self.proc = subprocess.Popen([sys.executable, "-c", _NS_CHILD, *self.args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        assert line == self.address, f"nameserver child said {line!r}"
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout):
+                if stream is not None and not stream.closed:
+                    stream.close()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._close_pipes()
+
+
+@pytest.fixture
+def nameserver_factory() -> Iterator[Callable[..., NameserverProcess]]:
+    started: list[NameserverProcess] = []
+
+    def make(check_interval: float = 0.5, on_offline: str = "keep", storage: str = "memory") -> NameserverProcess:
+        ns = NameserverProcess(free_port(), check_interval, on_offline, storage).start()
+        started.append(ns)
+        return ns
+
+    yield make
+    for ns in started:
+        ns.stop()
+
+
+@pytest.fixture
+def nameserver(nameserver_factory: Callable[..., NameserverProcess]) -> NameserverProcess:
+    """A real nameserver process checking every 0.5 s."""
+    return nameserver_factory()
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[..., object]]:
+    """Start daemons in their own processes (``start_daemon(spawn=True)``); all stopped at the end."""
+
+    handles = []
+
+    def make(services: dict[str, object], nameserver: str, **kwargs: object) -> object:
+        handle = start_daemon(services, nameserver=nameserver, spawn=True, **kwargs)
+        handles.append(handle)
+        return handle
+
+    yield make
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def lab(nameserver: NameserverProcess) -> Lab:
+    return Lab(nameserver.address, timeout=10)

@@ -1,0 +1,149 @@
+"""LabDaemon over real sockets: calls, validation, remote errors, numpy, threads, serialisation, stop."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from Pyro5.api import Proxy
+
+from pyrolab_jupyter import Lab, start_daemon
+from pyrolab_jupyter.errors import InvalidArgument, RemoteError
+
+from conftest import port_is_free
+
+pytestmark = pytest.mark.network
+
+DUMMY = "labservices:Dummy"
+
+
+@pytest.fixture
+def dummy(lab, nameserver, daemon_factory):
+    daemon_factory({"t.dummy": DUMMY, "t.other": DUMMY}, nameserver.address)
+    return lab.connect("t.dummy")
+
+
+def test_methods_and_properties(dummy):
+    dummy.set_power(3.5)
+    assert dummy.power == 3.5
+    dummy.power = 7
+    assert dummy.power == 7.0
+    dummy.mode = "pulsed"
+    assert dummy.mode == "pulsed"
+    assert dummy.choose("b") == "b"
+
+
+def test_bad_argument_names_parameter_value_and_bound(dummy):
+    with pytest.raises(InvalidArgument, match=r"mw=99 is above the maximum 50 \(mW\)") as info:
+        dummy.set_power(99)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidArgument, match="not one of"):
+        dummy.choose("z")
+    with pytest.raises(InvalidArgument, match="power=-1"):
+        dummy.power = -1
+    with pytest.raises(InvalidArgument, match="missing"):
+        dummy.set_power()
+    assert dummy.power == 1.0, "a refused call must never reach the instrument"
+
+
+def test_remote_exceptions_keep_type_message_and_traceback(dummy):
+    with pytest.raises(KeyError, match="no such channel") as info:
+        dummy.fail_builtin()
+    assert "fail_builtin" in info.value.remote_traceback
+    with pytest.raises(RemoteError, match="DeviceFault: interlock open") as info2:
+        dummy.fail_custom()
+    assert info2.value.remote_type == "labservices.DeviceFault"
+    assert "interlock open" in info2.value.remote_traceback
+    assert dummy.echo("still serving") == "still serving"
+
+
+@pytest.mark.parametrize("value", [
+    np.arange(24, dtype=np.int16).reshape(2, 3, 4),
+    np.asfortranarray(np.random.default_rng(1).random((5, 3))),
+    np.array([1 + 2j, 3 - 1j], dtype=np.complex64),
+    np.array([(1, 2.5)], dtype=[("a", "<i4"), ("b", "<f8")]),
+    np.zeros((0, 3), dtype=np.uint8),
+    np.array(["ab", "c"]),
+    np.arange(10)[::3],
+])
+def test_numpy_arrays_round_trip(dummy, value):
+    back = dummy.echo(value)
+    assert isinstance(back, np.ndarray)
+    assert back.dtype == value.dtype and back.shape == value.shape
+    np.testing.assert_array_equal(back, value)
+    if value.ndim > 1 and value.flags.f_contiguous and not value.flags.c_contiguous:
+        assert back.flags.f_contiguous
+    assert dummy.dtype_of(value).split()[0] == value.dtype.str
+
+
+@pytest.mark.parametrize("value", [np.float32(1.25), np.int8(-3), np.uint64(2**63), np.bool_(True),
+                                   np.complex128(1j), np.datetime64("2026-01-01")])
+def test_numpy_scalars_round_trip(dummy, value):
+    back = dummy.echo(value)
+    assert type(back) is type(value) and back == value
+
+
+def test_nested_values_round_trip(dummy):
+    value = {"trace": np.ones(3), "meta": [np.int32(1), ("a", 2)], "n": None}
+    back = dummy.echo(value)
+    np.testing.assert_array_equal(back["trace"], np.ones(3))
+    assert back["meta"] == [1, ("a", 2)] and type(back["meta"][0]) is np.int32
+
+
+def test_usable_from_many_threads(dummy):
+    def work(i: int) -> float:
+        dummy.power = i % 50
+        return dummy.echo(i)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(200)))
+    assert results == list(range(200))
+
+
+def test_calls_to_one_service_are_serialised(dummy):
+    threads = [threading.Thread(target=dummy.sleep, args=(0.2,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert dummy.overlap() == 1
+
+
+def test_slow_call_does_not_block_another_service(lab, dummy):
+    other = lab.connect("t.other")
+    slow = threading.Thread(target=dummy.sleep, args=(2.0,))
+    slow.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    assert other.echo(1) == 1
+    fast = time.monotonic() - start
+    slow.join(10)
+    assert fast < 1.5, f"t.other waited {fast:.2f} s behind t.dummy's slow call"
+
+
+def test_plain_pyro5_proxy_still_works(dummy, nameserver):
+    with Proxy(dummy._pyrolab_uri) as plain:
+        plain._pyroTimeout = 5
+        plain.set_power(4.0)
+        assert plain.power == 4.0
+
+
+def test_stop_closes_accepted_connections_and_unregisters(nameserver):
+    from labservices import Dummy
+
+    handle = start_daemon({"t.local": Dummy()}, nameserver=nameserver.address)
+    lab = Lab(nameserver.address)
+    remote = lab.connect("t.local", timeout=3)
+    assert remote.echo(1) == 1
+    host, port = handle.address.split(":")
+    raw = socket.create_connection((host, int(port)), timeout=5)  # an accepted, idle connection
+    handle.stop()
+    raw.settimeout(5)
+    assert raw.recv(1) == b"", "an accepted connection stayed open after stop()"
+    raw.close()
+    assert "t.local" not in lab.names()
+    assert port_is_free(int(port))

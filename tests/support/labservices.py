@@ -1,0 +1,96 @@
+"""Services used by the integration tests; imported by daemon child processes too."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+
+from pyrolab_jupyter import Range, Service, Unit, expose
+
+
+class DeviceFault(Exception):
+    """An exception type the client cannot import."""
+
+
+class Mode(enum.Enum):
+    CW = "cw"
+    PULSED = "pulsed"
+
+
+class Dummy(Service):
+    """A test instrument."""
+
+    def __init__(self, power: float = 1.0) -> None:
+        self._power = power
+        self._mode = Mode.CW
+        self.active = 0
+        self.max_active = 0
+        self._count = threading.Lock()
+
+    @expose
+    def set_power(self, mw: Annotated[float, Range(0, 50), Unit("mW")]) -> None:
+        """Set the output power."""
+        self._power = mw
+
+    @expose
+    @property
+    def power(self) -> Annotated[float, Unit("mW")]:
+        """Output power."""
+        return self._power
+
+    @power.setter
+    def power(self, mw: Annotated[float, Range(0, 50)]) -> None:
+        self._power = mw
+
+    @expose
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: Mode) -> None:
+        self._mode = value
+
+    @expose
+    def choose(self, kind: Literal["a", "b"]) -> str:
+        return kind
+
+    @expose(readonly=True)
+    def echo(self, value: Any) -> Any:
+        """Return the value as it arrived."""
+        return value
+
+    @expose(readonly=True)
+    def dtype_of(self, value: np.ndarray) -> str:
+        return f"{value.dtype.str} {value.shape} {'F' if value.flags.f_contiguous and value.ndim > 1 else 'C'}"
+
+    @expose
+    def sleep(self, seconds: float) -> float:
+        """Hold the service busy; reports how many calls ran at once."""
+        with self._count:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(seconds)
+        with self._count:
+            self.active -= 1
+        return seconds
+
+    @expose
+    def overlap(self) -> int:
+        return self.max_active
+
+    @expose
+    def fail_builtin(self) -> None:
+        raise KeyError("no such channel")
+
+    @expose
+    def fail_custom(self) -> None:
+        raise DeviceFault("interlock open")
+
+    @expose
+    def announce(self, value: float) -> None:
+        self.notify("power", value)
