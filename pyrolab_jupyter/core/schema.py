@@ -185,17 +185,18 @@ class _Property:
     def __init__(self, name: str, prop: property) -> None:
         self.name = name
         self.writable = prop.fset is not None
-        hints = typing.get_type_hints(prop.fget, include_extras=True)
-        annotation = hints.get("return", Any)
+        config = pydantic.ConfigDict(arbitrary_types_allowed=True)
+        getter = typing.get_type_hints(prop.fget, include_extras=True).get("return", Any)
+        annotation = getter
         if prop.fset is not None:
             setter_hints = typing.get_type_hints(prop.fset, include_extras=True)
             setter_hints.pop("return", None)
             if setter_hints:
                 annotation = next(iter(setter_hints.values()))
-        self.adapter = pydantic.TypeAdapter(
-            _pydantic_type(annotation), config=pydantic.ConfigDict(arbitrary_types_allowed=True)
-        )
-        self.schema = _json_schema(self.adapter)
+        self.adapter = pydantic.TypeAdapter(_pydantic_type(annotation), config=config)
+        # the getter says what is read (unit), the setter what may be written (bounds): show both
+        read_schema = _json_schema(pydantic.TypeAdapter(_pydantic_type(getter), config=config))
+        self.schema = {**read_schema, **_json_schema(self.adapter)}
         self.description = {
             "description": _doc(prop.fget),
             "readonly": not self.writable,
