@@ -42,7 +42,7 @@ def test_validation_messages_name_parameter_value_and_bound():
     with pytest.raises(InvalidArgument, match="mw='x'"):
         call.validate(("x",), {})
     with pytest.raises(InvalidArgument, match="unexpected keyword"):
-        call.validate((), {"watts": 1})
+        call.validate((1,), {"watts": 1})
     assert call.validate(("3",), {}) == ((3.0,), {})
 
 
