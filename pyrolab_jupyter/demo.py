@@ -74,6 +74,7 @@ def notebooks_dir() -> Path:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers do not count
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
