@@ -19,7 +19,7 @@ from Pyro5.errors import PyroError
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import META_CLASS, META_DESCRIPTION, META_LOCKED_BY, META_SERVICE, nameserver_uri
-from pyrolab_jupyter.core.publish import Publisher
+from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
 
@@ -132,6 +132,9 @@ class LabDaemon(TrackingDaemon):
     # what servants call back into
 
     def locks_changed(self, service: str) -> None:
+        """Tell the nameserver and the service's subscribers who holds the lock now."""
+        lease = self.locks.holder(service)
+        self.publish(service, LOCK_PROPERTY, lease.holder.identity if lease else None)
         self._register([service])
 
     def publish(self, service: str, prop: str, value: Any) -> None:
@@ -147,7 +150,8 @@ class LabDaemon(TrackingDaemon):
         freed = self.locks.release_client(client.client_id)
         if freed:
             log.info("released %s: holder %s disconnected", ", ".join(freed), client.identity)
-            self._register(freed)
+            for name in freed:
+                self.locks_changed(name)
 
     # registration
 
@@ -212,7 +216,8 @@ class LabDaemon(TrackingDaemon):
             freed = self.locks.expire()
             if freed:
                 log.info("lease ended on %s", ", ".join(freed))
-                self._register(freed)
+                for name in freed:
+                    self.locks_changed(name)
             if waited >= self.heartbeat:
                 waited = 0.0
                 self._register()

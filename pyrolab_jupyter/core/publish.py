@@ -19,11 +19,12 @@ from Pyro5.errors import CommunicationError
 
 from pyrolab_jupyter.core.serialization import encode
 
-__all__ = ["Publisher"]
+__all__ = ["LOCK_PROPERTY", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 _DELIVERY_TIMEOUT = 2.0
+LOCK_PROPERTY = "pyrolab.locked_by"  # pseudo-property announced when the lock holder changes (None: unlocked)
 
 
 class Publisher:

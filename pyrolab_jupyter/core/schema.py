@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import types
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -42,14 +43,20 @@ _NDArray = Annotated[
 
 
 def _pydantic_type(annotation: Any) -> Any:
-    """Swap numpy arrays for a type pydantic can validate and describe."""
+    """Swap numpy arrays (also inside unions, lists, dicts and Annotated) for a type pydantic handles."""
     if annotation is inspect.Parameter.empty:
         return Any
-    if annotation is np.ndarray or typing.get_origin(annotation) is np.ndarray:
+    origin = typing.get_origin(annotation)
+    if annotation is np.ndarray or origin is np.ndarray:
         return _NDArray
-    if typing.get_origin(annotation) is Annotated:
-        inner, *metadata = typing.get_args(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        inner, *metadata = args
         return Annotated[(_pydantic_type(inner), *metadata)]  # type: ignore[misc]
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_pydantic_type(a) for a in args)]  # noqa: UP007 (built at run time)
+    if origin in (list, tuple, dict, set, frozenset) and args:
+        return origin[tuple(a if a is Ellipsis else _pydantic_type(a) for a in args)]
     return annotation
 
 

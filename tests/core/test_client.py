@@ -93,6 +93,9 @@ def test_subscription_delivers_pushed_changes(lab, nameserver, daemon_factory):
     other.power = 12  # another client's change
     remote.announce(33.0)  # a value the service announces by itself
     wait_for(lambda: ("power", 12.0) in seen and ("power", 33.0) in seen, timeout=5)
+    with other.lock(lease=10) as held:  # lock changes are announced too
+        wait_for(lambda: ("pyrolab.locked_by", held.holder) in seen, timeout=5)
+    wait_for(lambda: seen[-1] == ("pyrolab.locked_by", None), timeout=5)
     subscription.close()
     count = len(seen)
     other.power = 13

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from pyrolab_jupyter.core.errors import InvalidArgument
@@ -72,3 +73,16 @@ def test_exposure_rules():
     assert set(schema_of(Child).methods) == {"a"}
     with pytest.raises(TypeError):
         expose(42)
+
+
+def test_arrays_inside_unions_and_containers_are_described():
+    class Arrays(Service):
+        @expose
+        def take(self, a: np.ndarray | None = None, many: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+            return {}
+
+    params = schema_of(Arrays).description["methods"]["take"]["parameters"]["properties"]
+    assert {"type": "array", "x-ndarray": True} in params["a"]["anyOf"]
+    call = schema_of(Arrays).methods["take"]
+    (arr, many), _ = call.validate(([1, 2], [[3]]), {})
+    assert isinstance(arr, np.ndarray) and isinstance(many[0], np.ndarray)
