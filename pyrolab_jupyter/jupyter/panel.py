@@ -28,6 +28,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from pyrolab_jupyter.core.publish import LOCK_PROPERTY
 from pyrolab_jupyter.jupyter.plots import error_view, result_view
 from pyrolab_jupyter.jupyter.widget_mapping import HTMLStyle, Control, Field, control_for, shared, unit_of
 
@@ -255,6 +256,9 @@ class Panel(widgets.VBox):
             return dict.fromkeys(names, failed)
 
     def _on_update(self, prop: str, value: Any, _time: float) -> None:
+        if prop == LOCK_PROPERTY and not self._closed.is_set():
+            self._refresh_lock()  # someone (maybe another client) took or released the lock
+            return
         row = self.properties.get(prop)
         if row is None or self._closed.is_set():
             return

@@ -310,3 +310,33 @@ def test_bad_json_input_is_shown_not_raised(opened):
     row.button.click()
     assert "ValueError" in row.result.children[0].value and "not valid JSON" in row.result.children[0].value
     assert not row.busy.locked()
+
+
+_OTHER_HOLDER = """
+import sys
+from pyrolab_jupyter import Lab
+Lab(sys.argv[1]).connect("test.bench").lock(lease=30)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_another_process_taking_the_lock_shows_in_the_open_panel(opened):
+    import subprocess
+    import sys
+
+    _, lab, shown = opened
+    holder = subprocess.Popen([sys.executable, "-c", _OTHER_HOLDER, lab.address],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        wait_for(lambda: f"pid {holder.pid}" in shown.lock_label.value, what="the other holder shown")
+        assert "this kernel" not in shown.lock_label.value
+        holder.kill()
+        holder.wait(10)
+        wait_for(lambda: shown.lock_label.value == "unlocked", what="release when the holder died")
+    finally:
+        holder.kill()
+        holder.wait(10)
+        holder.stdin.close()
+        holder.stdout.close()
