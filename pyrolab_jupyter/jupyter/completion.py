@@ -1,0 +1,162 @@
+"""Tab completion for ``%pyrolab``: subcommands, options, and service names from the nameserver.
+
+Service names are fetched with a short timeout and cached for a few seconds;
+a nameserver that does not answer is remembered for as long, so Tab never
+holds the kernel for more than a moment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from Pyro5.errors import PyroError
+
+from pyrolab_jupyter.core.client import Lab, RemoteService
+from pyrolab_jupyter.core.errors import PyroLabError
+from pyrolab_jupyter.core.service import Service
+
+__all__ = ["NameCache", "candidates", "make_matcher"]
+
+MAGIC = "%pyrolab"
+
+
+@dataclasses.dataclass
+class _Entry:
+    names: list[str]
+    time: float
+    ok: bool
+
+
+class NameCache:
+    """Service names per nameserver address, kept ``ttl`` seconds (failures too)."""
+
+    def __init__(self, ttl: float = 5.0, timeout: float = 0.5) -> None:
+        self.ttl = ttl
+        self.timeout = timeout
+        self._entries: dict[str, _Entry] = {}
+        self._mutex = threading.Lock()
+
+    def names(self, address: str) -> list[str]:
+        """The names registered at ``address``; ``[]`` when it does not answer (remembered for ``ttl``)."""
+        now = time.monotonic()
+        with self._mutex:
+            cached = self._entries.get(address)
+        if cached is not None and now - cached.time < self.ttl:
+            return cached.names
+        try:
+            names, ok = Lab(address, timeout=self.timeout).names(), True
+        except (PyroLabError, PyroError, OSError):
+            names, ok = [], False
+        with self._mutex:
+            self._entries[address] = _Entry(names, time.monotonic(), ok)
+        return names
+
+    def forget(self, address: str | None = None) -> None:
+        """Drop the cache for ``address`` (all when None), e.g. after starting a daemon."""
+        with self._mutex:
+            if address is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(address, None)
+
+
+SUBCOMMANDS = ("nameserver", "daemon", "use", "ls", "connect", "panel", "lock", "unlock", "status", "help")
+ACTIONS = ("start", "stop")
+OPTIONS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("nameserver", "start"): ("--port", "--host", "--check-interval", "--on-offline"),
+    ("nameserver", "stop"): (),
+    ("daemon", "start"): ("--name", "--port", "--host", "--heartbeat", "--restart"),
+    ("daemon", "stop"): ("--all",),
+    ("use",): (),
+    ("ls",): ("--json",),
+    ("connect",): ("--timeout",),
+    ("panel",): (),
+    ("lock",): ("--lease",),
+    ("unlock",): (),
+    ("status",): (),
+    ("help",): (),
+}
+
+
+def _service_classes(namespace: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in namespace.items()
+                  if not k.startswith("_") and isinstance(v, type) and issubclass(v, Service) and v is not Service)
+
+
+def _module_classes(text: str) -> list[str]:
+    """``module:Cls`` completions for a module already imported (never imports anything)."""
+    module_name = text.partition(":")[0]
+    module = sys.modules.get(module_name)
+    if module is None:
+        return []
+    return [f"{module_name}:{k}" for k in _service_classes(vars(module))]
+
+
+def _remote_vars(namespace: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in namespace.items() if not k.startswith("_") and isinstance(v, RemoteService))
+
+
+def candidates(words: list[str], current: str, names: Callable[[], list[str]], namespace: dict[str, Any],
+               hosted: Callable[[], list[str]], addresses: Callable[[], list[str]]) -> list[str]:
+    """Completions for the word being typed (``current``) after the subcommand words before it."""
+    if not words:
+        return list(SUBCOMMANDS)
+    sub = words[0]
+    key: tuple[str, ...] = (sub,)
+    if sub in ("nameserver", "daemon"):
+        if len(words) == 1:
+            return list(ACTIONS)
+        key = (sub, words[1])
+    if current.startswith("-"):
+        return list(OPTIONS.get(key, ()))
+    if words[-1] == "--on-offline":
+        return ["keep", "remove"]
+    if words[-1].startswith("-"):  # the value of an option: nothing to offer
+        return []
+    positional = [w for w in words[len(key):] if not w.startswith("-")]
+    if key == ("daemon", "start") and not positional:
+        if ":" in current:
+            return _module_classes(current)
+        return _service_classes(namespace)
+    if key == ("daemon", "stop"):
+        return hosted()
+    if key == ("connect",):
+        if not positional:
+            return names()
+        return ["as"] if len(positional) == 1 else []
+    if key in (("panel",), ("lock",), ("unlock",)) and not positional:
+        return names() + _remote_vars(namespace)
+    if key == ("use",) and not positional:
+        return addresses()
+    if key == ("help",) and not positional:
+        return list(SUBCOMMANDS)
+    return []
+
+
+def make_matcher(magics: Any) -> Callable[..., Any]:
+    """An IPython (API v2) matcher for lines starting with ``%pyrolab``; it silences the others there."""
+    from IPython.core.completer import SimpleCompletion, completion_matcher
+
+    @completion_matcher(api_version=2, priority=50, identifier="pyrolab")  # type: ignore[untyped-decorator]
+    def pyrolab_matcher(context: Any) -> dict[str, Any]:
+        line = context.text_until_cursor.lstrip()
+        if not line.startswith(MAGIC + " "):
+            return {"completions": [], "suppress": False}
+        words = line[len(MAGIC):].split()
+        if line[-1].isspace():
+            words.append("")
+        current, before = words[-1], words[:-1]
+        found = [c for c in magics.completions(before, current) if c.startswith(current)]
+        return {  # each completion replaces the whole word typed so far
+            "completions": [SimpleCompletion(text=c, type="pyrolab") for c in found],
+            "matched_fragment": current,
+            "suppress": True,
+            "ordered": True,
+        }
+
+    return cast("Callable[..., Any]", pyrolab_matcher)
