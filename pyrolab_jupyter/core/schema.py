@@ -105,6 +105,8 @@ class _Call:
                 continue
             default = ... if p.default is p.empty else p.default
             fields[p.name] = (_pydantic_type(hints.get(p.name, p.empty)), default)
+        simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self.plain_names: dict[str, None] | None = dict.fromkeys(p.name for p in params) if simple else None
         self.model = pydantic.create_model(  # type: ignore[call-overload]
             f"{name}_arguments",
             __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
@@ -130,6 +132,17 @@ class _Call:
         self.readonly = readonly
 
     def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Checked ``(args, kwargs)`` for the method, or ``InvalidArgument`` naming what is wrong."""
+        names = self.plain_names
+        if names is not None and len(args) <= len(names) and kwargs.keys() <= names.keys():
+            data = dict(zip(names, args))
+            if not data.keys() & kwargs.keys():  # the hot path: no signature binding needed
+                data.update(kwargs)
+                try:
+                    model = self.model.model_validate(data)
+                except pydantic.ValidationError as err:
+                    raise InvalidArgument(_explain(self.name, err, data, self.param_schemas)) from None
+                return (), {key: getattr(model, key) for key in data}
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as err:

@@ -12,10 +12,10 @@ import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError, ServiceLocked
+from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
@@ -74,14 +74,14 @@ class _ServantBase:
         if description:
             self._description["description"] = description
 
-    @contextlib.contextmanager
-    def _guard(self, writes: bool) -> Iterator[None]:
+    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run service code under the lock check and the service's mutex; translate its errors."""
         if writes:
             self._host.locks.check(self._name, self._host.current_client())
         try:
             with self._mutex:
-                yield
-        except (InvalidArgument, ServiceLocked):
+                return action(*args, **kwargs)
+        except PyroLabError:
             raise
         except Exception as err:
             translated = _translate(err)
@@ -92,20 +92,20 @@ class _ServantBase:
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
-        with self._guard(writes=not call.readonly):
-            result = getattr(self._service, method)(*args, **kwargs)
+        result = self._run(not call.readonly, getattr(self._service, method), *args, **kwargs)
         return encode(plain(result))
 
     def _get(self, prop: str) -> Any:
-        with self._guard(writes=False):
-            return encode(plain(getattr(self._service, prop)))
+        return encode(plain(self._run(False, getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
-        with self._guard(writes=True):
-            setattr(self._service, prop, value)
-            current = plain(getattr(self._service, prop))
+        current = self._run(True, self._assign, prop, value)
         self._host.publish(self._name, prop, current)
+
+    def _assign(self, prop: str, value: Any) -> Any:
+        setattr(self._service, prop, value)
+        return plain(getattr(self._service, prop))
 
     # control members, reachable remotely under the reserved prefix
 

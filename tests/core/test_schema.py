@@ -44,7 +44,7 @@ def test_validation_messages_name_parameter_value_and_bound():
         call.validate(("x",), {})
     with pytest.raises(InvalidArgument, match="unexpected keyword"):
         call.validate((1,), {"watts": 1})
-    assert call.validate(("3",), {}) == ((3.0,), {})
+    assert call.validate(("3",), {}) == ((), {"mw": 3.0})
 
 
 def test_enums_are_converted_on_the_way_in():
