@@ -84,5 +84,5 @@ def test_arrays_inside_unions_and_containers_are_described():
     params = schema_of(Arrays).description["methods"]["take"]["parameters"]["properties"]
     assert {"type": "array", "x-ndarray": True} in params["a"]["anyOf"]
     call = schema_of(Arrays).methods["take"]
-    (arr, many), _ = call.validate(([1, 2], [[3]]), {})
-    assert isinstance(arr, np.ndarray) and isinstance(many[0], np.ndarray)
+    _, checked = call.validate(([1, 2], [[3]]), {})
+    assert isinstance(checked["a"], np.ndarray) and isinstance(checked["many"][0], np.ndarray)
