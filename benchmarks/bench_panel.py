@@ -20,7 +20,7 @@ import numpy as np
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
 from pyrolab_jupyter.hosting import start_daemon, start_nameserver
-from pyrolab_jupyter.jupyter.panel import panel
+from pyrolab_jupyter.jupyter.panels import panel
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

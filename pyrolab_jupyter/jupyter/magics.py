@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 def _panel_function() -> Callable[[RemoteService], Any] | None:
     """The widget panel builder, or None while ``pyrolab_jupyter.jupyter.panel`` is missing."""
     try:
-        from pyrolab_jupyter.jupyter.panel import panel
+        from pyrolab_jupyter.jupyter.panels import panel
     except ImportError as err:
         log.debug("no widget panel (%s); showing HTML summaries", err)
         return None

@@ -260,15 +260,18 @@ def test_connect_as_var_and_use_from_a_thread(kernel: Kernel) -> None:
 
 
 def test_a_remote_service_as_cell_result_shows_rich_view(kernel: Kernel) -> None:
-    result = ok(kernel.kc, "%pyrolab connect lab.thing")
-    rich = [d for d in result.data if "application/vnd.jupyter.widget-view+json" in d or "text/html" in d]
-    assert rich, result.data
+    result = ok(kernel.kc, "%pyrolab connect lab.thing as thing")
+    panels = [d for d in result.data if "application/vnd.jupyter.widget-view+json" in d]
+    assert panels, f"the widget panel was not displayed: {result.data}"
+    result = ok(kernel.kc, "thing")  # a RemoteService as a cell's result
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in result.data), result.data
 
 
 def test_panel_lock_unlock(kernel: Kernel) -> None:
     ok(kernel.kc, "%pyrolab connect lab.thing as thing")
-    assert ok(kernel.kc, "%pyrolab panel thing").data
-    assert ok(kernel.kc, "%pyrolab panel lab.thing").data
+    for target in ("thing", "lab.thing"):
+        shown = ok(kernel.kc, f"%pyrolab panel {target}").data
+        assert any("application/vnd.jupyter.widget-view+json" in d for d in shown), shown
     locked = ok(kernel.kc, "%pyrolab lock lab.thing --lease 30").stdout
     assert "locked by" in locked
     holder = Lab(kernel.ns_address, timeout=5).entry("lab.thing")["locked_by"]  # type: ignore[index]

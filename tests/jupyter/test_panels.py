@@ -13,7 +13,7 @@ import pytest
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
 from pyrolab_jupyter.hosting import start_daemon, start_nameserver
-from pyrolab_jupyter.jupyter.panel import Panel, panel
+from pyrolab_jupyter.jupyter.panels import Panel, panel
 
 pytestmark = [
     pytest.mark.network,
