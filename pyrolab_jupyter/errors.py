@@ -1,25 +1,4 @@
-"""The exceptions users catch (defined in ``pyrolab_jupyter.core.errors``; see its tree)."""
+"""The exceptions users catch (defined in ``pyrolab_jupyter.core.errors``; its docstring draws the tree)."""
 
-from pyrolab_jupyter.core.errors import (
-    CallTimeout,
-    ConfigError,
-    InvalidArgument,
-    NameserverUnreachable,
-    PyroLabError,
-    RemoteError,
-    ServiceLocked,
-    ServiceOffline,
-    UnknownService,
-)
-
-__all__ = [
-    "CallTimeout",
-    "ConfigError",
-    "InvalidArgument",
-    "NameserverUnreachable",
-    "PyroLabError",
-    "RemoteError",
-    "ServiceLocked",
-    "ServiceOffline",
-    "UnknownService",
-]
+from pyrolab_jupyter.core.errors import *  # noqa: F403 - this module is their public address
+from pyrolab_jupyter.core.errors import __all__  # noqa: F401

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -70,6 +72,20 @@ def _client(address: str, action: str) -> subprocess.Popen[str]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
+@contextlib.contextmanager
+def _holder(address: str) -> Iterator[subprocess.Popen[str]]:
+    """Another client process that holds t.dummy's lock until killed."""
+    holder = _client(address, "hold")
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(10)
+        holder.stdin.close()
+        holder.stdout.close()
+
+
 @pytest.mark.network
 def test_lock_excludes_other_process_until_released(lab, nameserver, daemon_factory):
     daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
@@ -99,9 +115,7 @@ def test_lease_expires(lab, nameserver, daemon_factory):
 @pytest.mark.network
 def test_lock_released_when_holder_process_is_killed(lab, nameserver, daemon_factory):
     daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
-    holder = _client(nameserver.address, "hold")
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _holder(nameserver.address) as holder:
         mine = lab.connect("t.dummy")
         with pytest.raises(ServiceLocked, match=f"pid {holder.pid}"):
             mine.set_power(3)
@@ -110,24 +124,12 @@ def test_lock_released_when_holder_process_is_killed(lab, nameserver, daemon_fac
         wait_for(lambda: mine.lock_info() is None, timeout=10)
         mine.set_power(3)
         assert mine.power == 3
-    finally:
-        holder.kill()
-        holder.wait(10)
-        holder.stdin.close()
-        holder.stdout.close()
 
 
 @pytest.mark.network
 def test_force_unlock(lab, nameserver, daemon_factory):
     daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
-    holder = _client(nameserver.address, "hold")
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _holder(nameserver.address) as holder:
         mine = lab.connect("t.dummy")
         assert f"pid {holder.pid}" in mine.force_unlock()
         mine.set_power(4)
-    finally:
-        holder.kill()
-        holder.wait(10)
-        holder.stdin.close()
-        holder.stdout.close()
