@@ -1,0 +1,268 @@
+"""The ``pyrolab`` command: nameserver, daemon, up, ls, check and demo.
+
+Each subcommand is thin: it parses its options and calls ``hosting``,
+``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
+exit code, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pyrolab_jupyter import supervisor
+from pyrolab_jupyter.core.client import Lab
+from pyrolab_jupyter.core.config import LabConfig, load_lab
+from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
+from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
+from pyrolab_jupyter.labcheck import check_lab_file
+
+__all__ = ["main"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"pyrolab: {message}", file=sys.stderr)
+    return code
+
+
+# --- nameserver / daemon ------------------------------------------------------------------------
+
+
+def _cmd_nameserver(args: argparse.Namespace) -> int:
+    supervisor.configure_child_logging()
+    try:
+        return supervisor.serve_nameserver(args.host, args.port, args.check_interval, args.on_offline,
+                                           args.storage)
+    except (OSError, ValueError) as err:
+        return _fail(str(err))
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    try:
+        ctor_args = json.loads(args.args) if args.args else {}
+    except json.JSONDecodeError as err:
+        return _fail(f"--args is not JSON ({err}); e.g. --args '{{\"wavelength_nm\": 1550}}'", 2)
+    if not isinstance(ctor_args, dict):
+        return _fail("--args must be a JSON object of keyword arguments, e.g. '{\"port\": \"COM3\"}'", 2)
+    supervisor.configure_child_logging()
+    try:
+        nameserver = nameserver_address(args.nameserver)
+        spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
+        return supervisor.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
+    except (ConfigError, OSError, ValueError) as err:
+        return _fail(str(err))
+
+
+# --- up / check ---------------------------------------------------------------------------------
+
+
+def _load_checked(path: str) -> LabConfig | None:
+    problems = check_lab_file(path)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"pyrolab: {path}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
+        return None
+    return load_lab(path)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    lab = _load_checked(args.lab)
+    if lab is None:
+        return 1
+    services = sum(len(d.services) for d in lab.daemons.values())
+    ns = f"external nameserver {lab.nameserver.address}" if lab.nameserver.external else \
+        f"nameserver {lab.nameserver.address}"
+    print(f"{args.lab}: ok ({ns}, {len(lab.daemons)} daemon{'s' * (len(lab.daemons) != 1)}, "
+          f"{services} service{'s' * (services != 1)})")
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    lab = _load_checked(args.lab)
+    if lab is None:
+        return 1
+    children = supervisor.lab_children(lab)
+    if not children:
+        return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")
+    if not lab.nameserver.external and supervisor.answers(lab.nameserver.address):
+        return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
+                     f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
+    sup = supervisor.Supervisor(children, supervisor.logs_folder(lab, args.logs),
+                                wait_for=None if lab.nameserver.external else lab.nameserver.address)
+    return sup.run()
+
+
+# --- ls -----------------------------------------------------------------------------------------
+
+
+def _ago(last_seen: Any) -> str:
+    if last_seen is None or last_seen == "":
+        return "-"
+    if isinstance(last_seen, (int, float)):
+        seconds = time.time() - float(last_seen)
+    else:
+        try:
+            when = datetime.datetime.fromisoformat(str(last_seen))
+        except ValueError:
+            return str(last_seen)
+        if when.tzinfo is None:
+            when = when.astimezone()
+        seconds = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+    seconds = max(seconds, 0.0)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def _address(uri: str) -> str:
+    return uri.rpartition("@")[2] if "@" in uri else uri
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = ("NAME", "STATUS", "LAST SEEN", "LOCKED BY", "CLASS", "ADDRESS")
+    body = [(r["name"], r["status"], _ago(r.get("last_seen")), r.get("locked_by") or "-",
+             r.get("class") or "-", _address(str(r.get("uri", "")))) for r in rows]
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in [head, *body])
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.nameserver, timeout=args.timeout)
+        rows = lab.services()
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    except NameserverUnreachable as err:  # its message names the address and what to do
+        return _fail(str(err))
+    except (PyroLabError, OSError) as err:
+        return _fail(f"cannot list services from the nameserver at {nameserver_address(args.nameserver)}: {err}")
+    if args.json:
+        print(json.dumps({"nameserver": lab.address, "services": rows}))
+    elif not rows:
+        print(f"no services registered at {lab.address}")
+    else:
+        print(_table(rows))
+    return 0
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def _run_demo(argv: list[str]) -> int:
+    """Forward to ``pyrolab_jupyter.demo.main``; imported only here because it pulls in Jupyter."""
+    try:
+        demo = importlib.import_module("pyrolab_jupyter.demo")
+    except ModuleNotFoundError as err:
+        if err.name != "pyrolab_jupyter.demo":
+            return _fail(f"pyrolab demo needs the Jupyter extras ({err}); pip install 'pyrolab-jupyter[jupyter]'")
+        return _fail("pyrolab demo is not available in this installation")
+    return int(demo.main(argv) or 0)
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyrolab", formatter_class=_RAW,
+        description="Run a lab's nameserver and daemons, and see what they serve.",
+        epilog="examples:\n"
+               "  pyrolab up lab.yaml                  # everything in a lab file, supervised\n"
+               "  pyrolab ls                           # what the nameserver knows\n"
+               "  pyrolab check lab.yaml               # validate a lab file\n"
+               "  pyrolab nameserver --port 9090\n"
+               "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
+               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("nameserver", formatter_class=_RAW, help="run a nameserver in the foreground",
+                       description="Run a nameserver with its health monitor until Ctrl-C.",
+                       epilog="examples:\n  pyrolab nameserver\n"
+                              "  pyrolab nameserver --host 0.0.0.0 --port 9090 --check-interval 2\n"
+                              "  pyrolab nameserver --on-offline remove --storage sql:names.sqlite")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9090, help="port (default 9090; 0 picks a free one)")
+    p.add_argument("--check-interval", type=float, default=5.0, metavar="S",
+                   help="seconds between health checks of every daemon (default 5)")
+    p.add_argument("--on-offline", choices=("keep", "remove"), default="keep",
+                   help="keep a vanished service's entry marked offline, or remove it (default keep)")
+    p.add_argument("--storage", default="memory", help="'memory' (default) or 'sql:PATH'")
+    p.set_defaults(handler=_cmd_nameserver)
+
+    p = sub.add_parser("daemon", formatter_class=_RAW, help="host one service in the foreground",
+                       description="Host one service and register it with a nameserver until Ctrl-C. "
+                                   "If the nameserver is not up yet, the daemon keeps retrying.",
+                       epilog="examples:\n"
+                              "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n"
+                              "  pyrolab daemon mylab.stage:Stage --name bench1.stage --nameserver 10.0.0.5:9090 "
+                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'")
+    p.add_argument("class_path", metavar="MODULE:CLASS", help="the Service subclass to host")
+    p.add_argument("--name", required=True, help="the service's name at the nameserver")
+    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    p.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+                   help="seconds between re-registrations (default 5)")
+    p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
+    p.add_argument("--description", help="one line shown in listings")
+    p.set_defaults(handler=_cmd_daemon)
+
+    p = sub.add_parser("up", formatter_class=_RAW, help="run every process of a lab file, supervised",
+                       description="Start the lab file's nameserver, then each daemon in its own process; "
+                                   "restart any that dies; Ctrl-C stops them all (twice: kill).",
+                       epilog="examples:\n  pyrolab up lab.yaml\n  pyrolab up lab.yaml --logs /var/log/pyrolab")
+    p.add_argument("lab", metavar="LAB.yaml")
+    p.add_argument("--logs", metavar="DIR", help="log folder (default: the file's 'logs:' or logs/ beside it)")
+    p.set_defaults(handler=_cmd_up)
+
+    p = sub.add_parser("ls", formatter_class=_RAW, help="list the services a nameserver knows",
+                       description="List services: name, status, last seen, lock holder, class, address.",
+                       epilog="examples:\n  pyrolab ls\n  pyrolab ls --nameserver 10.0.0.5:9090 --json")
+    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--json", action="store_true",
+                   help='print {"nameserver": "host:port", "services": [...]} (the REST payload)')
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    p.set_defaults(handler=_cmd_ls)
+
+    p = sub.add_parser("check", formatter_class=_RAW, help="validate a lab file",
+                       description="Validate a lab file: keys and types, each service's class, its args.",
+                       epilog="examples:\n  pyrolab check lab.yaml")
+    p.add_argument("lab", metavar="LAB.yaml")
+    p.set_defaults(handler=_cmd_check)
+
+    sub.add_parser("demo", formatter_class=_RAW, add_help=False,
+                   help="simulated lab + JupyterLab on the quickstart notebook",
+                   description="pyrolab demo [--no-browser] [--port P] [--nameserver-port N]",
+                   epilog="examples:\n  pyrolab demo\n  pyrolab demo --no-browser --port 8899")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pyrolab`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["demo"]:  # everything after 'demo' belongs to the demo's own parser
+        return _run_demo(args_list[1:])
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

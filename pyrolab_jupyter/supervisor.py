@@ -1,0 +1,424 @@
+"""``pyrolab up``: run a lab file's nameserver and daemons, each in its own process, and keep them running.
+
+The ``Supervisor`` starts the nameserver first, then one child process per
+daemon of the file. A child that dies is restarted (the first time within
+0.5 s, then with exponential backoff); one that keeps crashing is given up on
+with a clear line, and the others keep running. Every child's output goes to
+its own rotated log file and to the console, prefixed ``[name] `` (coloured
+only on a terminal). The first Ctrl-C or SIGTERM stops every child (SIGTERM,
+then a kill after ``stop_timeout``); a second Ctrl-C kills at once.
+
+The children run ``python -m pyrolab_jupyter.supervisor nameserver|daemon JSON``:
+``serve_nameserver`` / ``serve_daemon`` in the foreground until SIGTERM, SIGINT
+or the end of their stdin (the supervisor holds the other end, so a supervisor
+killed with ``kill -9`` leaves no orphan holding a port).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from pyrolab_jupyter import hosting
+from pyrolab_jupyter.core.config import LabConfig, parse_address
+
+__all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children", "logs_folder", "serve_daemon",
+           "serve_nameserver"]
+
+
+CHILD_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_COLOURS = ("36", "33", "35", "32", "34", "31")  # cyan, yellow, magenta, green, blue, red
+_TICK = 0.05
+
+
+# --- the children ------------------------------------------------------------------------------
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _wait_for_stop(watch_stdin: bool) -> None:
+    """Block until SIGTERM or SIGINT (or, when ``watch_stdin``, the end of stdin)."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if watch_stdin:
+        def watch() -> None:
+            try:
+                sys.stdin.read()
+            except (OSError, ValueError):
+                pass
+            stop.set()
+
+        threading.Thread(target=watch, name="pyrolab-parent-watch", daemon=True).start()
+    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
+        pass
+
+
+def serve_nameserver(host: str, port: int, check_interval: float, on_offline: str, storage: str = "memory",
+                     watch_stdin: bool = False, announce: Callable[[str], None] = _say) -> int:
+    """Run a nameserver in the foreground until a signal stops it; 0 on a clean stop."""
+    ns = hosting.start_nameserver(host, port, check_interval, on_offline, storage)  # type: ignore[arg-type]
+    announce(f"nameserver at {ns.address} (check every {check_interval:g} s, on offline: {on_offline}); "
+             "Ctrl-C stops it")
+    try:
+        _wait_for_stop(watch_stdin)
+    finally:
+        ns.stop()
+    announce(f"nameserver at {ns.address} stopped")
+    return 0
+
+
+def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
+                 heartbeat: float = 5.0, watch_stdin: bool = False,
+                 announce: Callable[[str], None] = _say) -> int:
+    """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
+
+    The daemon registers with ``nameserver`` and keeps retrying on its
+    heartbeat while the nameserver is down, so it may start first.
+    """
+    handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
+                                  register_timeout=2.0)
+    daemon = handle.daemon
+    registered = daemon is not None and daemon.wait_registered(0)
+    for name, uri in handle.uris.items():
+        announce(f"serving {name} at {uri}")
+    if nameserver is not None:
+        announce(f"registered with the nameserver at {nameserver}" if registered else
+                 f"the nameserver at {nameserver} does not answer yet; retrying every {heartbeat:g} s")
+    try:
+        _wait_for_stop(watch_stdin)
+    finally:
+        handle.stop()
+    announce(f"daemon at {handle.address} stopped")
+    return 0
+
+
+def configure_child_logging() -> None:
+    """INFO and up to stderr, with time and level: what a foreground nameserver or daemon shows."""
+    logging.basicConfig(level=logging.INFO, format=CHILD_LOG_FORMAT, stream=sys.stderr)
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m pyrolab_jupyter.supervisor nameserver|daemon JSON``: a supervised child's body."""
+    configure_child_logging()
+    kind, order = argv[0], json.loads(argv[1])
+    child_log = logging.getLogger(f"pyrolab.{kind}")
+
+    def announce(text: str) -> None:
+        child_log.info("%s", text)
+
+    try:
+        if kind == "nameserver":
+            return serve_nameserver(order["host"], order["port"], order["check_interval"], order["on_offline"],
+                                    order.get("storage", "memory"), watch_stdin=True, announce=announce)
+        return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
+                            order["heartbeat"], watch_stdin=True, announce=announce)
+    except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
+        child_log.error("cannot start: %s: %s", type(err).__name__, err)
+        return 1
+
+
+# --- the supervisor ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When to restart a dead child: backoff ``first``, doubling up to ``cap``, back to ``first`` after
+    ``stable`` seconds of life; more than ``max_restarts`` within ``window`` seconds is a crash loop."""
+
+    first: float = 0.5
+    cap: float = 8.0
+    stable: float = 10.0
+    max_restarts: int = 5
+    window: float = 60.0
+
+
+@dataclass
+class ChildSpec:
+    """One process to keep running: its name (the log prefix) and the command line."""
+
+    name: str
+    argv: list[str]
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    colour: str
+    logger: logging.Logger
+    process: subprocess.Popen[str] | None = None
+    started: float = 0.0
+    backoff: float = 0.0
+    restart_at: float | None = None
+    restarts: deque[float] = field(default_factory=deque)
+    given_up: bool = False
+    reader: threading.Thread | None = None
+
+
+def lab_children(lab: LabConfig, python: str = sys.executable) -> list[ChildSpec]:
+    """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon."""
+    ns = lab.nameserver
+    specs = []
+    if not ns.external:
+        order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
+                 "on_offline": ns.on_offline, "storage": ns.storage}
+        specs.append(ChildSpec("nameserver", [python, "-m", __name__, "nameserver", json.dumps(order)]))
+    for name, daemon in lab.daemons.items():
+        services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None}
+                    for sname, s in daemon.services.items()}
+        order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
+                 "heartbeat": daemon.heartbeat}
+        specs.append(ChildSpec(name, [python, "-m", __name__, "daemon", json.dumps(order)]))
+    return specs
+
+
+def answers(address: str, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections at ``host:port``."""
+    host, port = parse_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def logs_folder(lab: LabConfig, override: str | Path | None = None) -> Path:
+    """``--logs`` if given, else the file's ``logs:`` key, else ``logs/`` beside the lab file."""
+    if override is not None:
+        return Path(override).expanduser().resolve()
+    return lab.resolve(lab.logs) if lab.logs else lab.base_dir / "logs"
+
+
+class Supervisor:
+    """Starts, watches, restarts and stops a set of child processes.
+
+    Parameters
+    ----------
+    children:
+        What to run, in start order.
+    logs:
+        Folder for one rotated log file per child (``NAME.log``) and ``up.log``.
+    wait_for:
+        ``host:port`` to wait for (bounded) after the first child starts: the
+        nameserver, so daemons find it at once (they would retry anyway).
+    console:
+        Where prefixed lines go; coloured only when it is a terminal.
+    """
+
+    def __init__(self, children: list[ChildSpec], logs: Path, wait_for: str | None = None,
+                 policy: RestartPolicy | None = None, console: TextIO | None = None,
+                 stop_timeout: float = 10.0, env: Mapping[str, str] | None = None) -> None:
+        self.policy = policy or RestartPolicy()
+        self.logs = logs
+        self.wait_for = wait_for
+        self.stop_timeout = stop_timeout
+        self.console = console if console is not None else sys.stdout
+        self.colour = bool(getattr(self.console, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self._print_lock = threading.RLock()  # a signal handler may print while the main thread does
+        self._stop = threading.Event()
+        self._kill = threading.Event()
+        logs.mkdir(parents=True, exist_ok=True)
+        self._own_log = self._file_logger("up")
+        self.children = [_Child(spec, _COLOURS[i % len(_COLOURS)], self._file_logger(spec.name))
+                         for i, spec in enumerate(children)]
+
+    # output
+
+    def _file_logger(self, name: str) -> logging.Logger:
+        logger = logging.getLogger(f"pyrolab.up.{id(self)}.{name}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            old.close()
+        handler = logging.handlers.RotatingFileHandler(self.logs / f"{name}.log", maxBytes=5_000_000,
+                                                       backupCount=3, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        return logger
+
+    def _echo(self, prefix: str, colour: str, line: str) -> None:
+        head = f"\x1b[{colour}m[{prefix}]\x1b[0m " if self.colour else f"[{prefix}] "
+        with self._print_lock:
+            try:
+                self.console.write(head + line + "\n")
+                self.console.flush()
+            except (OSError, ValueError):
+                pass
+
+    def say(self, text: str, child: _Child | None = None) -> None:
+        """A line of the supervisor's own: console (as ``[up]``), ``up.log`` and the child's log."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._own_log.info("%s %s", stamp, text)
+        if child is not None:
+            child.logger.info("%s supervisor: %s", stamp, text)
+        self._echo("up", "1", text)
+
+    def _pump(self, child: _Child, stream: TextIO) -> None:
+        for raw in stream:
+            line = raw.rstrip("\n")
+            child.logger.info("%s", line)
+            self._echo(child.spec.name, child.colour, line)
+        stream.close()
+
+    # lifecycle
+
+    def _spawn(self, child: _Child) -> None:
+        process = subprocess.Popen(child.spec.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, env=self.env,
+                                   start_new_session=True)  # Ctrl-C reaches us; we stop the children
+        child.process, child.started, child.restart_at = process, time.monotonic(), None
+        assert process.stdout is not None
+        child.reader = threading.Thread(target=self._pump, args=(child, process.stdout),
+                                        name=f"pyrolab-up-{child.spec.name}", daemon=True)
+        child.reader.start()
+        self.say(f"{child.spec.name} started (pid {process.pid})", child)
+
+    def _wait_port(self, address: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if answers(address):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _reap(self, child: _Child, code: int) -> None:
+        """A child died on its own: schedule its restart, or give up on a crash loop."""
+        now = time.monotonic()
+        lived = now - child.started
+        self._close_pipes(child)
+        child.process = None
+        while child.restarts and now - child.restarts[0] > self.policy.window:
+            child.restarts.popleft()
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if len(child.restarts) >= self.policy.max_restarts:
+            child.given_up = True
+            self.say(f"{child.spec.name} {how}; it crashed {len(child.restarts) + 1} times in "
+                     f"{self.policy.window:g} s; not restarting it; see {self.logs / (child.spec.name + '.log')}",
+                     child)
+            return
+        child.backoff = (self.policy.first if lived >= self.policy.stable or not child.backoff
+                         else min(child.backoff * 2, self.policy.cap))
+        child.restart_at = now + child.backoff
+        child.restarts.append(now)
+        self.say(f"{child.spec.name} {how} after {lived:.1f} s; restarting in {child.backoff:g} s", child)
+
+    @staticmethod
+    def _close_pipes(child: _Child) -> None:
+        if child.reader is not None:
+            child.reader.join(timeout=2)
+        if child.process is not None and child.process.stdin is not None:
+            try:
+                child.process.stdin.close()
+            except OSError:
+                pass
+
+    def request_stop(self) -> None:
+        """Stop every child (as the first Ctrl-C does); a second call kills them at once."""
+        if self._stop.is_set():
+            self._kill.set()
+        self._stop.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop.is_set():
+            self._kill.set()
+            self._echo("up", "1", "second interrupt: killing every child now")
+        else:
+            self._echo("up", "1", f"{signal.Signals(signum).name}: stopping every child "
+                                  f"(up to {self.stop_timeout:g} s; Ctrl-C again to kill)")
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        """Start everything and supervise until stopped; 0 on a clean stop, 1 if a child had to be killed."""
+        if install_signals:
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+        self.say(f"logs in {self.logs}")
+        try:
+            for i, child in enumerate(self.children):
+                if self._stop.is_set():
+                    break
+                self._spawn(child)
+                if i == 0 and self.wait_for and child.spec.name == "nameserver":
+                    if not self._wait_port(self.wait_for, 15.0) and not self._stop.is_set():
+                        self.say(f"the nameserver does not answer at {self.wait_for} yet; "
+                                 "starting the daemons anyway (they retry)")
+            while not self._stop.wait(_TICK):
+                self._tick()
+        finally:
+            clean = self._stop_all()
+        return 0 if clean else 1
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.given_up:
+                continue
+            if child.process is not None:
+                code = child.process.poll()
+                if code is not None:
+                    self._reap(child, code)
+            elif child.restart_at is not None and now >= child.restart_at:
+                self._spawn(child)
+
+    def _stop_all(self) -> bool:
+        """SIGTERM the daemons, then the nameserver (so daemons can unregister); kill what outlives the deadline."""
+        deadline = time.monotonic() + self.stop_timeout
+        clean = True
+        first_last = [[c for c in self.children if c.spec.name != "nameserver"],
+                      [c for c in self.children if c.spec.name == "nameserver"]]
+        for group in first_last:
+            running = [c for c in group if c.process is not None and c.process.poll() is None]
+            for child in running:
+                try:
+                    assert child.process is not None
+                    child.process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for child in running:
+                clean = self._await_exit(child, deadline) and clean
+        for child in self.children:
+            self._close_pipes(child)
+            child.process = None
+        return clean
+
+    def _await_exit(self, child: _Child, deadline: float) -> bool:
+        process = child.process
+        assert process is not None
+        while process.poll() is None and time.monotonic() < deadline and not self._kill.is_set():
+            try:
+                process.wait(_TICK)
+            except subprocess.TimeoutExpired:
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+            self.say(f"{child.spec.name} did not stop in time; killed", child)
+            return False
+        self.say(f"{child.spec.name} stopped", child)
+        return True
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -1,0 +1,265 @@
+"""``pyrolab up`` in real processes: start, restart after kill -9, repopulate, stop on SIGINT; the restart policy."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pyrolab_jupyter import Lab
+from pyrolab_jupyter.supervisor import ChildSpec, RestartPolicy, Supervisor
+
+from conftest import free_port, port_is_free, wait_for
+
+LAB = """\
+nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}
+daemons:
+  bench1:
+    heartbeat: 0.5
+    services:
+      lab.laser: {{class: "pyrolab_jupyter.instruments.sim:Laser", description: Tunable laser}}
+  bench2:
+    heartbeat: 0.5
+    services:
+      lab.stage: {{class: "pyrolab_jupyter.instruments.sim:Stage"}}
+      lab.meter: {{class: "pyrolab_jupyter.instruments.sim:PowerMeter"}}
+"""
+
+
+class Up:
+    """``pyrolab up`` as a real process; its console lines are collected as they come."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def pids(self, name: str) -> list[int]:
+        """Every pid the supervisor reported for child ``name``, oldest first."""
+        pattern = re.compile(rf"^\[up\] {re.escape(name)} started \(pid (\d+)\)$")
+        return [int(m.group(1)) for line in list(self.lines) if (m := pattern.match(line))]
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def online(address: str) -> dict[str, str]:
+    """name → uri of every service the nameserver lists as online ({} while it is down)."""
+    try:
+        rows = Lab(address, timeout=1.0).services()
+    except (ConnectionError, TimeoutError):
+        return {}
+    return {r["name"]: r["uri"] for r in rows if r["status"] == "online"}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.network
+def test_up_restarts_what_dies_and_stops_everything(tmp_path):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(LAB.format(port=port))
+    logs = tmp_path / "mylogs"
+    up = Up(str(lab_file), "--logs", str(logs))
+    try:
+        services = wait_for(lambda: s if len(s := online(address)) == 3 else None, timeout=30)
+        listing = subprocess.run([sys.executable, "-m", "pyrolab_jupyter.cli", "ls", "--nameserver", address,
+                                  "--json"], capture_output=True, text=True, timeout=30)
+        payload = json.loads(listing.stdout)
+        assert payload["nameserver"] == address
+        assert {r["name"]: r["status"] for r in payload["services"]} == dict.fromkeys(services, "online")
+
+        # kill -9 one daemon: it comes back at a new address, the other is undisturbed
+        (bench1,), (bench2,) = up.pids("bench1"), up.pids("bench2")
+        os.kill(bench1, signal.SIGKILL)
+        died = time.monotonic()
+        wait_for(lambda: len(up.pids("bench1")) == 2, timeout=5)  # restarted within 2 s + spawn
+        respawned = time.monotonic() - died
+        wait_for(lambda: online(address).get("lab.laser") not in (None, services["lab.laser"]), timeout=15,
+                 interval=0.02)
+        daemon_back = time.monotonic() - died
+        after = online(address)
+        assert up.pids("bench2") == [bench2] and alive(bench2)
+        assert after["lab.stage"] == services["lab.stage"] and after["lab.meter"] == services["lab.meter"]
+        print(f"\ndaemon kill -9 -> new process {respawned:.2f} s, services online again {daemon_back:.2f} s")
+
+        # clients reconnect: a RemoteService made before the restart still works after it
+        laser = Lab(address).connect("lab.laser")
+        laser_uri = after["lab.laser"]
+
+        # kill -9 the nameserver: it is restarted and every daemon re-registers
+        (ns_pid,) = up.pids("nameserver")
+        os.kill(ns_pid, signal.SIGKILL)
+        died = time.monotonic()
+        wait_for(lambda: online(address) == {}, timeout=5, interval=0.02)
+        wait_for(lambda: online(address).keys() == services.keys(), timeout=15, interval=0.02)
+        ns_back = time.monotonic() - died
+        assert len(up.pids("nameserver")) == 2
+        assert online(address)["lab.laser"] == laser_uri
+        print(f"nameserver kill -9 -> repopulated with all 3 services {ns_back:.2f} s")
+        assert laser.describe()["description"]
+
+        # the second daemon restart makes the old RemoteService re-look-up its new address
+        (_, bench1_now) = up.pids("bench1")
+        os.kill(bench1_now, signal.SIGKILL)
+        wait_for(lambda: online(address).get("lab.laser") not in (None, laser_uri), timeout=15)
+        assert wait_for(lambda: laser.describe(), timeout=10)
+        laser.close()
+
+        daemon_ports = {int(uri.rpartition(":")[2]) for uri in online(address).values()}
+        every_pid = [p for name in ("nameserver", "bench1", "bench2") for p in up.pids(name)]
+    finally:
+        started = time.monotonic()
+        code = up.stop()
+        stopped = time.monotonic() - started
+    assert code == 0, "\n".join(up.lines)
+    print(f"SIGINT -> everything stopped in {stopped:.2f} s")
+    assert stopped < 10
+    assert not any(alive(p) for p in every_pid)
+    assert port_is_free(port) and all(port_is_free(p) for p in daemon_ports)
+    text = "\n".join(up.lines)
+    assert "\x1b[" not in text  # piped: no colour
+    assert "[bench1] " in text and "[nameserver] " in text
+    assert {p.name for p in logs.iterdir()} >= {"nameserver.log", "bench1.log", "bench2.log", "up.log"}
+    assert "serving lab.laser" in (logs / "bench1.log").read_text()
+    assert "killed by signal 9" in (logs / "bench1.log").read_text()
+
+
+@pytest.mark.network
+def test_daemons_may_start_before_an_external_nameserver(tmp_path):
+    """With ``nameserver: host:port`` (external), ``up`` starts only daemons; they wait for it."""
+    from pyrolab_jupyter import start_nameserver
+
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    text = LAB.format(port=port).replace(f"{{host: 127.0.0.1, port: {port}, check_interval: 0.5}}", address)
+    lab_file.write_text(text)
+    up = Up(str(lab_file))
+    try:
+        wait_for(lambda: up.pids("bench1") and up.pids("bench2"), timeout=15)
+        assert up.pids("nameserver") == []
+        time.sleep(0.5)
+        with start_nameserver("127.0.0.1", port, check_interval=0.5):
+            wait_for(lambda: len(online(address)) == 3, timeout=15)
+    finally:
+        assert up.stop() == 0
+    assert (tmp_path / "logs" / "bench1.log").exists()  # default: logs/ beside the lab file
+
+
+def run_in_thread(sup: Supervisor) -> tuple[threading.Thread, list[int]]:
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(sup.run(install_signals=False)), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_crash_loop_is_given_up_on_and_reported(tmp_path):
+    crash = ChildSpec("flaky", [sys.executable, "-c", "print('about to fail', flush=True); raise SystemExit(3)"])
+    steady = ChildSpec("steady", [sys.executable, "-c", "import time; time.sleep(60)"])
+    console = io.StringIO()
+    policy = RestartPolicy(first=0.05, cap=0.2, stable=10, max_restarts=3, window=60)
+    sup = Supervisor([steady, crash], tmp_path, policy=policy, console=console, stop_timeout=5)
+    thread, result = run_in_thread(sup)
+    try:
+        wait_for(lambda: "not restarting it" in console.getvalue(), timeout=20)
+        out = console.getvalue()
+        assert "flaky exited with code 3" in out
+        assert "flaky exited with code 3; it crashed 4 times in 60 s; not restarting it; see " in out
+        assert str(tmp_path / "flaky.log") in out
+        assert out.count("[up] flaky started") == 4
+        assert "[flaky] about to fail" in out and "\x1b[" not in out
+        assert sup.children[0].process is not None and sup.children[0].process.poll() is None  # untouched
+    finally:
+        sup.request_stop()
+        thread.join(15)
+    assert result == [0]
+    assert "about to fail" in (tmp_path / "flaky.log").read_text()
+
+
+def test_first_restart_is_quick_and_backoff_grows(tmp_path):
+    crash = ChildSpec("flaky", [sys.executable, "-c", "raise SystemExit(1)"])
+    console = io.StringIO()
+    sup = Supervisor([crash], tmp_path, policy=RestartPolicy(max_restarts=100), console=console)
+    thread, result = run_in_thread(sup)
+    try:
+        wait_for(lambda: console.getvalue().count("restarting in") >= 3, timeout=20)
+        delays = [float(d) for d in re.findall(r"restarting in ([\d.]+) s", console.getvalue())]
+        assert delays[:3] == [0.5, 1.0, 2.0]
+    finally:
+        sup.request_stop()
+        thread.join(15)
+    assert result == [0]
+
+
+def test_stop_kills_a_child_that_ignores_sigterm(tmp_path):
+    stubborn = ChildSpec("stubborn", [sys.executable, "-c",
+                                      "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                      "print('ready', flush=True); time.sleep(60)"])
+    console = io.StringIO()
+    sup = Supervisor([stubborn], tmp_path, console=console, stop_timeout=1.0)
+    thread, result = run_in_thread(sup)
+    wait_for(lambda: "[stubborn] ready" in console.getvalue(), timeout=10)
+    started = time.monotonic()
+    sup.request_stop()
+    thread.join(15)
+    assert time.monotonic() - started < 5
+    assert result == [1]
+    assert "stubborn did not stop in time; killed" in console.getvalue()
+
+
+def test_colour_only_on_a_terminal(tmp_path):
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    sup = Supervisor([], Path(tmp_path), console=tty)
+    sup.say("hello")
+    assert ("\x1b[" in tty.getvalue()) == ("NO_COLOR" not in os.environ)
+
+
+@pytest.mark.network
+def test_up_refuses_a_taken_nameserver_port(tmp_path, capsys):
+    from pyrolab_jupyter import cli, start_nameserver
+
+    with start_nameserver("127.0.0.1", 0) as ns:
+        port = int(ns.address.rpartition(":")[2])
+        lab_file = tmp_path / "lab.yaml"
+        lab_file.write_text(LAB.format(port=port))
+        assert cli.main(["up", str(lab_file)]) == 1
+    err = capsys.readouterr().err
+    assert f"already listens at 127.0.0.1:{port}" in err
