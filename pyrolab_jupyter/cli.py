@@ -8,19 +8,17 @@ exit code, so tests call it directly.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import json
 import sys
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from pyrolab_jupyter import supervisor
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
+from pyrolab_jupyter.core.summary import services_text
 from pyrolab_jupyter.labcheck import check_lab_file
 
 __all__ = ["main"]
@@ -104,40 +102,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
 # --- ls -----------------------------------------------------------------------------------------
 
 
-def _ago(last_seen: Any) -> str:
-    if last_seen is None or last_seen == "":
-        return "-"
-    if isinstance(last_seen, (int, float)):
-        seconds = time.time() - float(last_seen)
-    else:
-        try:
-            when = datetime.datetime.fromisoformat(str(last_seen))
-        except ValueError:
-            return str(last_seen)
-        if when.tzinfo is None:
-            when = when.astimezone()
-        seconds = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
-    seconds = max(seconds, 0.0)
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
-
-
-def _address(uri: str) -> str:
-    return uri.rpartition("@")[2] if "@" in uri else uri
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = ("NAME", "STATUS", "LAST SEEN", "LOCKED BY", "CLASS", "ADDRESS")
-    body = [(r["name"], r["status"], _ago(r.get("last_seen")), r.get("locked_by") or "-",
-             r.get("class") or "-", _address(str(r.get("uri", "")))) for r in rows]
-    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
-                     for row in [head, *body])
-
-
 def _cmd_ls(args: argparse.Namespace) -> int:
     try:
         lab = Lab(args.nameserver, timeout=args.timeout)
@@ -153,7 +117,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     elif not rows:
         print(f"no services registered at {lab.address}")
     else:
-        print(_table(rows))
+        print(services_text(rows))
     return 0
 
 

@@ -48,7 +48,7 @@ def import_class(path: str) -> type:
 
 
 def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
-    """Make the service instance a spec asks for: an instance, ``"mod:Cls"`` or ``{"class", "args", "description"}``."""
+    """Make the service a spec asks for: an instance, ``"mod:Cls"`` or ``{"class", "args", "description", "thread_safe"}``."""
     if isinstance(spec, Service):
         return spec, None
     if isinstance(spec, str):
@@ -63,6 +63,8 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
         service = cls(**args)
     except TypeError as err:
         raise ConfigError(f"{name}: cannot construct {spec['class']} with args {args}: {err}") from err
+    if spec.get("thread_safe") is not None:  # the lab file may overrule the class's own setting
+        service.thread_safe = bool(spec["thread_safe"])
     return service, spec.get("description")
 
 

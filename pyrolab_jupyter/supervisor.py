@@ -184,7 +184,8 @@ def lab_children(lab: LabConfig, python: str = sys.executable) -> list[ChildSpec
                  "on_offline": ns.on_offline, "storage": ns.storage}
         specs.append(ChildSpec("nameserver", [python, "-m", __name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
-        services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None}
+        services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
+                             "thread_safe": s.thread_safe}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import functools
 
@@ -124,7 +124,7 @@ class Service:
     ``close()`` runs when the hosting daemon stops: release hardware there.
     """
 
-    thread_safe: ClassVar[bool] = False
+    thread_safe: bool = False  # a class default; a lab file may set it per instance
     _pyrolab_publish: Callable[[str, Any], None] | None = None
 
     def describe(self) -> dict[str, Any]:

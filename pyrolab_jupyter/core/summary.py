@@ -1,11 +1,13 @@
-"""A plain-HTML summary of a service, for notebooks without widgets and for ``_repr_html_``."""
+"""Readable summaries of services: HTML for notebooks and ``_repr_html_``, text tables for terminals."""
 
 from __future__ import annotations
 
+import datetime
 import html
+import time
 from typing import Any
 
-__all__ = ["service_html", "services_html"]
+__all__ = ["ago", "service_html", "services_html", "services_text", "text_table"]
 
 
 def _esc(value: Any) -> str:
@@ -44,3 +46,40 @@ def services_html(rows: list[dict[str, Any]], nameserver: str) -> str:
             f"<td>{_esc(row['description'])}</td></tr>"
         )
     return f"<p>Nameserver {_esc(nameserver)}</p><table>{head}{''.join(body)}</table>"
+
+
+def ago(last_seen: Any) -> str:
+    """``12 s ago`` from epoch seconds or ISO text; ``-`` when never seen."""
+    if last_seen is None or last_seen == "":
+        return "-"
+    if isinstance(last_seen, (int, float)):
+        seconds = time.time() - float(last_seen)
+    else:
+        try:
+            when = datetime.datetime.fromisoformat(str(last_seen))
+        except ValueError:
+            return str(last_seen)
+        if when.tzinfo is None:
+            when = when.astimezone()
+        seconds = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
+    seconds = max(seconds, 0.0)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def text_table(rows: list[list[str]], head: list[str]) -> str:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in [head, *rows])
+
+
+def services_text(rows: list[dict[str, Any]]) -> str:
+    """``lab.services()`` as the table ``pyrolab ls`` prints."""
+    head = ["NAME", "STATUS", "LAST SEEN", "LOCKED BY", "CLASS", "ADDRESS"]
+    body = [[r["name"], r["status"], ago(r.get("last_seen")), r.get("locked_by") or "-",
+             r.get("class") or "-", str(r.get("uri", "")).rpartition("@")[2]] for r in rows]
+    return text_table(body, head)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import html
+import json
 import keyword
 import logging
 import time
@@ -41,7 +42,7 @@ from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.service import Service
-from pyrolab_jupyter.core.summary import service_html, services_html
+from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
 from pyrolab_jupyter.jupyter.kernel_hosting import KernelHosting, hosting
@@ -91,19 +92,6 @@ def show_remote(remote: RemoteService) -> None:
             _show(widget)
             return
     _show(_summary_bundle(remote), raw=True)
-
-
-def _when(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-    return str(value)
-
-
-def _text_table(rows: list[list[str]], head: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows])
 
 
 def _html_table(rows: list[list[str]], head: list[str]) -> str:
@@ -316,7 +304,7 @@ class PyroLab(Magics):
             text = f"{intro}\nthis kernel hosts nothing"
             page = f"<p>{html.escape(intro)}</p><p>This kernel hosts nothing.</p>"
         else:
-            text = f"{intro}\n{_text_table(rows, head)}"
+            text = f"{intro}\n{text_table(rows, head)}"
             page = f"<p>{html.escape(intro)}</p>{_html_table(rows, head)}"
         recent = list(self.hosting.log.lines)[-10:]
         if recent:
@@ -349,14 +337,9 @@ class PyroLab(Magics):
     def _do_ls(self, args: argparse.Namespace) -> None:
         rows = self.lab().services()
         if args.json:
-            import json
-
             print(json.dumps({"nameserver": self.address, "services": rows}, indent=1))
             return
-        head = ["name", "status", "last seen", "locked by", "class", "description"]
-        table = [[r["name"], r["status"], _when(r["last_seen"]), r["locked_by"] or "", r["class"] or "",
-                  r["description"] or ""] for r in rows]
-        text = (f"nameserver {self.address}\n{_text_table(table, head)}" if rows
+        text = (f"nameserver {self.address}\n{services_text(rows)}" if rows
                 else f"the nameserver at {self.address} has no services registered")
         _show({"text/plain": text, "text/html": services_html(rows, self.address)}, raw=True)
 
