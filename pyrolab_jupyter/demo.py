@@ -67,9 +67,13 @@ def demo_daemons(nameserver: str) -> dict[str, dict[str, Any]]:
 
 
 def notebooks_dir() -> Path:
-    """Where the notebooks are: the source tree's ``notebooks/``, else the current directory."""
-    source = Path(__file__).resolve().parent.parent / "notebooks"
-    return source if (source / QUICKSTART).is_file() else Path.cwd()
+    """Where the notebooks are: the source tree's ``notebooks/``, else ones installed with the
+    package (``pyrolab_jupyter/notebooks``), else the current directory."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "notebooks", here / "notebooks"):
+        if (candidate / QUICKSTART).is_file():
+            return candidate
+    return Path.cwd()
 
 
 def _port_free(port: int) -> bool:
