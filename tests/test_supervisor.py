@@ -137,7 +137,7 @@ def test_up_restarts_what_dies_and_stops_everything(tmp_path):
         os.kill(bench1_now, signal.SIGKILL)
         wait_for(lambda: online(address).get("lab.laser") not in (None, laser_uri), timeout=15)
         assert wait_for(lambda: laser.describe(), timeout=10)
-        laser.close()
+        laser.disconnect()
 
         daemon_ports = {int(uri.rpartition(":")[2]) for uri in online(address).values()}
         every_pid = [p for name in ("nameserver", "bench1", "bench2") for p in up.pids(name)]

@@ -265,15 +265,17 @@ class Subscription:
             pass
 
 
-_RESERVED = ("describe", "lock", "unlock", "force_unlock", "lock_info", "read", "subscribe", "close")
+CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_info", "read_properties",
+                            "subscribe", "disconnect"})
 
 
 class RemoteService:
     """A service on a daemon, usable from any thread.
 
     Exposed methods and properties are attributes. Its own API
-    (``describe``, ``lock``, ``unlock``, ``force_unlock``, ``lock_info``, ``read``,
-    ``subscribe``, ``close``) is reserved; its state lives under ``_pyrolab_``.
+    (``describe``, ``lock``, ``unlock``, ``force_unlock``, ``lock_info``,
+    ``read_properties``, ``subscribe``, ``disconnect``) is reserved: a daemon
+    refuses a service that exposes one of those names. Its state lives under ``_pyrolab_``.
     """
 
     def __init__(self, lab: Lab, name: str, uri: str, timeout: float) -> None:
@@ -387,7 +389,7 @@ class RemoteService:
 
     def __dir__(self) -> list[str]:
         desc = self._pyrolab_description
-        return sorted(set(desc.get("methods", {})) | set(desc.get("properties", {})) | set(_RESERVED))
+        return sorted(set(desc.get("methods", {})) | set(desc.get("properties", {})) | CLIENT_MEMBERS)
 
     def __repr__(self) -> str:
         return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
@@ -402,7 +404,7 @@ class RemoteService:
         description: dict[str, Any] = self._pyrolab_call("control", "describe", (), {})
         return description
 
-    def read(self, *names: str) -> dict[str, Any]:
+    def read_properties(self, *names: str) -> dict[str, Any]:
         """Several property values in one round trip (all of them when none is named)."""
         values: dict[str, Any] = self._pyrolab_call("control", "pyrolab_read", (list(names) or None,), {})
         return values
@@ -438,7 +440,7 @@ class RemoteService:
             raise
         return Subscription(self, token, host)
 
-    def close(self) -> None:
+    def disconnect(self) -> None:
         """Close the connections this object holds (a lock it holds ends with the last one)."""
         self._pyrolab_pool.reset(self._pyrolab_pool.uri)
 

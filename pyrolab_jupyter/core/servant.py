@@ -24,7 +24,7 @@ from pyrolab_jupyter.core.service import Service, schema_of
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
 
-__all__ = ["CONTROL_MEMBERS", "Host", "make_servant"]
+__all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "make_servant"]
 
 
 class Host(Protocol):
@@ -43,6 +43,9 @@ CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
     "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
 })
+# what RemoteService offers of its own; a service exposing these would be hidden behind them
+RESERVED_NAMES = CONTROL_MEMBERS | {"lock", "unlock", "force_unlock", "lock_info", "read_properties", "subscribe",
+                                    "disconnect"}
 
 
 def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,9 +189,10 @@ def _property(name: str, writable: bool) -> property:
 def make_servant(name: str, service: Service, host: Host, description: str | None = None) -> _ServantBase:
     """Build the Pyro5-facing object for ``service`` registered as ``name``."""
     schema = schema_of(type(service))
-    clash = CONTROL_MEMBERS.intersection(schema.methods).union(CONTROL_MEMBERS.intersection(schema.properties))
+    clash = RESERVED_NAMES.intersection(schema.methods).union(RESERVED_NAMES.intersection(schema.properties))
     if clash:
-        raise ValueError(f"{type(service).__qualname__} exposes reserved name(s) {sorted(clash)}; rename them")
+        raise ValueError(f"{type(service).__qualname__} exposes {', '.join(sorted(clash))}, reserved for "
+                         "the client's own API (RemoteService); rename them")
     members: dict[str, Any] = {n: _method(n) for n in schema.methods}
     members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
     cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)

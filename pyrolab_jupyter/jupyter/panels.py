@@ -11,7 +11,7 @@ so the kernel stays responsive and nothing a panel starts keeps a process
 alive; what a panel shows is widget state only (never ``with out:`` printing);
 errors are shown in the panel with their type and message, never raised into
 the kernel. Values arrive by push (``remote.subscribe``) or, where that is
-unavailable or refused, by polling ``remote.read()``. ``Panel.close()`` ends
+unavailable or refused, by polling ``remote.read_properties()``. ``Panel.close()`` ends
 both, and open panels are closed when the interpreter exits.
 """
 
@@ -249,7 +249,7 @@ class Panel(widgets.VBox):
         if not names:
             return {}
         try:
-            values: dict[str, Any] = self.remote.read(*names)
+            values: dict[str, Any] = self.remote.read_properties(*names)
             return values
         except Exception as err:  # shown per property
             failed = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
@@ -269,7 +269,7 @@ class Panel(widgets.VBox):
         names = list(self.properties)
         while not self._closed.wait(self.poll_interval):
             try:
-                values = self.remote.read(*names)
+                values = self.remote.read_properties(*names)
             except Exception as err:
                 self._set_status(err)
                 continue

@@ -131,7 +131,7 @@ def opened(bench):
         yield service, lab, shown
     finally:
         shown.close()
-        remote.close()
+        remote.disconnect()
 
 
 def _text_of(widget) -> str:
@@ -250,7 +250,7 @@ def test_another_clients_change_appears_in_the_open_panel(opened):
         other.mode = "pulsed"
         wait_for(lambda: shown.properties["mode"].control.get() == "pulsed", timeout=2, what="the pushed mode")
     finally:
-        other.close()
+        other.disconnect()
     service.drift(25.5)  # a value that changes by itself, announced with notify()
     wait_for(lambda: shown.properties["temperature"].control.get() == 25.5, timeout=2, what="notify")
 
@@ -265,7 +265,7 @@ def test_polling_when_push_is_off(bench):
         wait_for(lambda: shown.properties["temperature"].control.get() == 30.0, timeout=2, what="the poll")
     finally:
         shown.close()
-        remote.close()
+        remote.disconnect()
     assert not shown._poller.is_alive() or (shown._poller.join(1) is None and not shown._poller.is_alive())
 
 
@@ -281,7 +281,7 @@ def test_close_ends_live_updates(bench):
     service.drift(99.0)
     time.sleep(0.2)  # nothing should arrive; a short, bounded wait for a negative
     assert shown.updates == before
-    remote.close()
+    remote.disconnect()
 
 
 def test_lock_and_unlock_buttons(opened):
@@ -293,7 +293,7 @@ def test_lock_and_unlock_buttons(opened):
     try:
         assert other.lock_info()["mine"] is True  # a lock belongs to the process
     finally:
-        other.close()
+        other.disconnect()
     shown.unlock_button.click()
     wait_for(lambda: shown.lock_label.value == "unlocked", what="unlock")
 
