@@ -76,7 +76,7 @@ def test_laser_power_above_max_is_refused_by_validation():
         validator.validate((99,), {})
     with pytest.raises(InvalidArgument, match="below the minimum"):
         validator.validate((-1,), {})
-    assert validator.validate((3,), {}) == ((3.0,), {})
+    assert validator.validate((3,), {}) == ((), {"mw": 3.0})
     with pytest.raises(InvalidArgument, match="wavelength"):
         schema_of(Laser).properties["wavelength"].validate(1700)
     with pytest.raises(InvalidArgument, match="not one of"):
