@@ -189,7 +189,7 @@ def run_in_thread(sup: Supervisor) -> tuple[threading.Thread, list[int]]:
 
 def test_crash_loop_is_given_up_on_and_reported(tmp_path):
     crash = ChildSpec("flaky", [sys.executable, "-c", "print('about to fail', flush=True); raise SystemExit(3)"])
-    steady = ChildSpec("steady", [sys.executable, "-c", "import time; time.sleep(60)"])
+    steady = ChildSpec("steady", [sys.executable, "-c", "import signal; signal.pause()"])  # until stopped
     console = io.StringIO()
     policy = RestartPolicy(first=0.05, cap=0.2, stable=10, max_restarts=3, window=60)
     sup = Supervisor([steady, crash], tmp_path, policy=policy, console=console, stop_timeout=5)
@@ -227,8 +227,8 @@ def test_first_restart_is_quick_and_backoff_grows(tmp_path):
 
 def test_stop_kills_a_child_that_ignores_sigterm(tmp_path):
     stubborn = ChildSpec("stubborn", [sys.executable, "-c",
-                                      "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                                      "print('ready', flush=True); time.sleep(60)"])
+                                      "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                      "print('ready', flush=True); signal.pause()"])
     console = io.StringIO()
     sup = Supervisor([stubborn], tmp_path, console=console, stop_timeout=1.0)
     thread, result = run_in_thread(sup)
