@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import threading
 import time
 from typing import Any
@@ -33,6 +34,8 @@ from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.wire import register_error_types
 
 __all__ = ["DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 _IDLE_PROXIES = 4
@@ -254,11 +257,17 @@ class Subscription:
         self._host = host
         self.closed = False
 
+    def renew(self) -> None:
+        """Subscribe again (the daemon restarted and forgot us); the token and callback stay."""
+        inbox = receiver(self._host)
+        self.service._pyrolab_call("control", "pyrolab_subscribe", (inbox.uri, self.token), {})
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         receiver(self._host).remove(self.token)
+        self.service._pyrolab_subscriptions.pop(self.token, None)
         try:
             self.service._pyrolab_call("control", "pyrolab_unsubscribe", (self.token,), {})
         except Exception:  # the daemon may be gone; its publisher drops us on the next update
@@ -284,6 +293,7 @@ class RemoteService:
         set_(self, "_pyrolab_name", name)
         set_(self, "_pyrolab_pool", _ProxyPool(uri, timeout))
         set_(self, "_pyrolab_methods", {})
+        set_(self, "_pyrolab_subscriptions", {})
         description = self._pyrolab_call("control", "describe", (), {})
         set_(self, "_pyrolab_description", description)
         methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
@@ -336,8 +346,17 @@ class RemoteService:
                 pool.release(proxy)
                 raise _with_remote_traceback(err, where)
             pool.release(proxy)
+            if attempt == 2 and name != "pyrolab_subscribe":
+                self._pyrolab_renew_subscriptions()  # a daemon that came back has forgotten them
             return decode(result)
         raise AssertionError("unreachable")
+
+    def _pyrolab_renew_subscriptions(self) -> None:
+        for subscription in list(self._pyrolab_subscriptions.values()):
+            try:
+                subscription.renew()
+            except Exception as err:  # the caller's own call succeeded; a stale panel is the lesser harm
+                log.warning("could not renew a subscription to %s: %s", self._pyrolab_name, err)
 
     def _pyrolab_relookup(self) -> bool:
         """Ask the nameserver where the service is now; True if worth one more try."""
@@ -438,7 +457,9 @@ class RemoteService:
         except BaseException:
             inbox.remove(token)
             raise
-        return Subscription(self, token, host)
+        subscription = Subscription(self, token, host)
+        self._pyrolab_subscriptions[token] = subscription
+        return subscription
 
     def disconnect(self) -> None:
         """Close the connections this object holds (a lock it holds ends with the last one)."""

@@ -37,6 +37,7 @@ __all__ = ["MethodRow", "Panel", "PropertyRow", "panel"]
 log = logging.getLogger(__name__)
 
 _OPEN_SECTION_MAX = 24  # a section with more members than this starts collapsed
+KEEPALIVE_S = 5.0  # with push, still read every value this often (at least)
 _open_panels: weakref.WeakSet[Panel] = weakref.WeakSet()
 
 
@@ -235,11 +236,15 @@ class Panel(widgets.VBox):
             try:
                 self._subscription = self.remote.subscribe(self._on_update)
                 self.mode = "push"
+                # a slow safety poll: finds a restarted daemon (which renews the subscription)
+                # and shows what a lost push missed
+                self._poller = _spawn(self._poll, max(KEEPALIVE_S, 5 * self.poll_interval),
+                                      name=f"pyrolab-panel-keepalive-{self._name}")
                 return
             except Exception as err:  # an older daemon, a firewall: fall back to polling
                 log.info("push unavailable for %s (%s); polling every %g s", self._name, err, self.poll_interval)
         self.mode = "poll"
-        self._poller = _spawn(self._poll, name=f"pyrolab-panel-poll-{self._name}")
+        self._poller = _spawn(self._poll, self.poll_interval, name=f"pyrolab-panel-poll-{self._name}")
 
     @property
     def _name(self) -> str:
@@ -265,9 +270,9 @@ class Panel(widgets.VBox):
         row.show(value)
         self.updates += 1
 
-    def _poll(self) -> None:
+    def _poll(self, interval: float) -> None:
         names = list(self.properties)
-        while not self._closed.wait(self.poll_interval):
+        while not self._closed.wait(interval):
             try:
                 values = self.remote.read_properties(*names)
             except Exception as err:

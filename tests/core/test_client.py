@@ -110,3 +110,16 @@ def test_lab_defaults_to_env_then_localhost(monkeypatch):
     assert Lab().address == "127.0.0.1:9090"
     port = free_port()
     assert Lab(f"PYRO:Pyro.NameServer@127.0.0.1:{port}").address == f"127.0.0.1:{port}"
+
+
+def test_subscription_survives_a_daemon_restart(lab, nameserver, daemon_factory):
+    first = daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    remote = lab.connect("t.dummy")
+    seen: list[tuple[str, object]] = []
+    remote.subscribe(lambda prop, value, t: seen.append((prop, value)))
+    first.process.kill()
+    first.process.wait(10)
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    assert remote.echo("reconnect") == "reconnect"  # the call that finds the new daemon renews it
+    Lab(nameserver.address).connect("t.dummy").power = 21
+    wait_for(lambda: ("power", 21.0) in seen, timeout=5)

@@ -340,3 +340,29 @@ def test_another_process_taking_the_lock_shows_in_the_open_panel(opened):
         holder.wait(10)
         holder.stdin.close()
         holder.stdout.close()
+
+
+def test_open_panel_follows_a_restarted_daemon(monkeypatch):
+    """The keepalive read finds the daemon at its new address; values show again (push renewal: tests/core)."""
+    from pyrolab_jupyter.jupyter import panels
+
+    monkeypatch.setattr(panels, "KEEPALIVE_S", 0.2)
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    handles = [start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=ns.uri, spawn=True)]
+    try:
+        lab = Lab(ns.uri)
+        shown = panel(lab.connect("t.dummy"), poll_interval=0.01)
+        assert shown.mode == "push"
+        handles[0].process.kill()
+        handles[0].process.wait(10)
+        handles.append(start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=ns.uri, spawn=True))
+        other = Lab(ns.uri).connect("t.dummy")
+        wait_for(lambda: shown.remote._pyrolab_uri == other._pyrolab_uri, what="the panel reconnected")
+        other.power = 42
+        wait_for(lambda: shown.properties["power"].last_value == 42.0, what="a push from the new daemon")
+        shown.close()
+        other.disconnect()
+    finally:
+        for handle in handles:
+            handle.stop()
+        ns.stop()
