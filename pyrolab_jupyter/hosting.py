@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pyrolab_jupyter import labcheck
 from pyrolab_jupyter.core.daemon import LabDaemon
@@ -172,7 +172,8 @@ def start_daemon(
     for name, spec in services.items():
         if isinstance(spec, Service):
             raise ValueError(f"{name}: spawn=True needs 'module:Class' or a mapping, not an instance")
-    order = {"services": {n: ({"class": s} if isinstance(s, str) else dict(s)) for n, s in services.items()},
+    specs = {n: {"class": s} if isinstance(s, str) else dict(cast(Mapping[str, Any], s)) for n, s in services.items()}
+    order = {"services": specs,
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
              "register_timeout": register_timeout}
     process = subprocess.Popen(

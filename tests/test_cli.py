@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, port_is_free, wait_for
 
 from pyrolab_jupyter import cli
-
-from conftest import free_port, port_is_free, wait_for
 
 GOOD = """\
 nameserver: {host: 127.0.0.1, port: 19090, check_interval: 0.5}

@@ -11,11 +11,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import free_port, port_is_free, wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.demo import main
-
-from conftest import free_port, port_is_free, wait_for
 
 pytest.importorskip("jupyterlab")
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from labservices import Dummy
 
 from pyrolab_jupyter.errors import ConfigError
 from pyrolab_jupyter.hosting import build_service, import_class, start_daemon
-
-from labservices import Dummy
 
 
 def test_spec_forms():

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, port_is_free, wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.supervisor import ChildSpec, RestartPolicy, Supervisor
-
-from conftest import free_port, port_is_free, wait_for
 
 LAB = """\
 nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}

@@ -287,6 +287,13 @@ class RemoteService:
     refuses a service that exposes one of those names. Its state lives under ``_pyrolab_``.
     """
 
+    _pyrolab_lab: Lab
+    _pyrolab_name: str
+    _pyrolab_pool: _ProxyPool
+    _pyrolab_methods: dict[str, RemoteMethod]
+    _pyrolab_subscriptions: dict[str, Subscription]
+    _pyrolab_description: dict[str, Any]
+
     def __init__(self, lab: Lab, name: str, uri: str, timeout: float) -> None:
         set_ = object.__setattr__
         set_(self, "_pyrolab_lab", lab)

@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
-from pydantic import ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from pyrolab_jupyter.core.errors import ConfigError
@@ -219,7 +227,7 @@ def _name_problems(daemons: Any) -> list[_Problem]:
 class LabConfig(_Model):
     """A whole lab file. Without ``nameserver:``, a local one on 127.0.0.1:9090 is meant."""
 
-    nameserver: NameserverConfig = Field(default_factory=NameserverConfig)
+    nameserver: NameserverConfig = Field(default_factory=lambda: NameserverConfig())
     daemons: dict[str, DaemonConfig] = Field(default_factory=dict)
     security: SecurityConfig | None = None
     logs: str | None = None

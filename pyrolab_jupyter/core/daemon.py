@@ -18,7 +18,13 @@ from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
-from pyrolab_jupyter.core.naming import META_CLASS, META_DESCRIPTION, META_LOCKED_BY, META_SERVICE, nameserver_uri
+from pyrolab_jupyter.core.naming import (
+    META_CLASS,
+    META_DESCRIPTION,
+    META_LOCKED_BY,
+    META_SERVICE,
+    nameserver_uri,
+)
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service

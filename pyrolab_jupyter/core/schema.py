@@ -52,7 +52,7 @@ def _pydantic_type(annotation: Any) -> Any:
     args = typing.get_args(annotation)
     if origin is Annotated:
         inner, *metadata = args
-        return Annotated[(_pydantic_type(inner), *metadata)]  # type: ignore[misc]
+        return Annotated[(_pydantic_type(inner), *metadata)]
     if origin in (typing.Union, types.UnionType):
         return typing.Union[tuple(_pydantic_type(a) for a in args)]  # noqa: UP007 (built at run time)
     if origin in (list, tuple, dict, set, frozenset) and args:
@@ -81,7 +81,8 @@ def _inline_refs(schema: Any, defs: Mapping[str, Any]) -> Any:
 
 def _json_schema(adapter: pydantic.TypeAdapter[Any]) -> dict[str, Any]:
     schema = adapter.json_schema()
-    return _inline_refs(schema, schema.get("$defs", {}))
+    inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
+    return inlined
 
 
 def _doc(obj: Any) -> str:
@@ -107,7 +108,7 @@ class _Call:
             fields[p.name] = (_pydantic_type(hints.get(p.name, p.empty)), default)
         simple = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
         self.plain_names: dict[str, None] | None = dict.fromkeys(p.name for p in params) if simple else None
-        self.model = pydantic.create_model(  # type: ignore[call-overload]
+        self.model = pydantic.create_model(
             f"{name}_arguments",
             __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
             **fields,

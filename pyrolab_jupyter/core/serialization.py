@@ -10,7 +10,7 @@ which ``decode`` accepts too.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def _encode_array(arr: np.ndarray) -> dict[str, Any]:
     if arr.dtype.hasobject:
         return {_TAG: "object-array", "shape": list(arr.shape), "items": [encode(x) for x in arr.ravel()]}
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
-    order = "F" if fortran else "C"
+    order: Literal["C", "F"] = "F" if fortran else "C"
     return {
         _TAG: "ndarray",
         "dtype": _descr(arr.dtype),

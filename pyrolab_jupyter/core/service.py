@@ -9,10 +9,9 @@ the method body runs, so a bad argument never reaches the instrument.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, overload
-
-import functools
 
 import annotated_types
 
@@ -111,7 +110,7 @@ class Unit:
     symbol: str
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
-        schema = handler(core_schema)
+        schema: dict[str, Any] = handler(core_schema)
         schema["x-unit"] = self.symbol
         return schema
 
@@ -129,7 +128,8 @@ class Service:
 
     def describe(self) -> dict[str, Any]:
         """The service's description: JSON Schema of every exposed member."""
-        return schema_of(type(self)).description
+        description: dict[str, Any] = schema_of(type(self)).description
+        return description
 
     def notify(self, name: str, value: Any) -> None:
         """Announce that property ``name`` now has ``value`` to subscribed clients.
@@ -146,7 +146,14 @@ class Service:
         """Release resources; called once when the hosting daemon stops."""
 
 
-@functools.cache
+_schemas: dict[type, ServiceSchema] = {}
+_schemas_mutex = threading.Lock()
+
+
 def schema_of(cls: type) -> ServiceSchema:
-    """The (cached) schema and call validators of a service class."""
-    return ServiceSchema(cls, exposed_members(cls))
+    """The schema and call validators of a service class, built once per class."""
+    with _schemas_mutex:
+        found = _schemas.get(cls)
+        if found is None:
+            found = _schemas[cls] = ServiceSchema(cls, exposed_members(cls))
+        return found

@@ -228,7 +228,7 @@ class Stage(Service):
 
     # The motion state is guarded by a condition, so the daemon may serve
     # `position` and `stop()` while another call sits in `wait()`.
-    thread_safe: ClassVar[bool] = True
+    thread_safe = True
 
     def __init__(self, min_mm: float = 0.0, max_mm: float = 100.0, velocity_mm_s: float = 10.0) -> None:
         if not min_mm < max_mm:
@@ -455,8 +455,8 @@ class Scope(Service):
         if self._mode == "single":
             if self._held is None:
                 self._held = self._capture()
-            return self._held[channel - 1].copy()
-        return self._capture()[channel - 1]
+            return np.array(self._held[channel - 1])
+        return np.asarray(self._capture()[channel - 1])
 
 
 class Camera(Service):

@@ -142,7 +142,7 @@ def make_matcher(magics: Any) -> Callable[..., Any]:
     """An IPython (API v2) matcher for lines starting with ``%pyrolab``; it silences the others there."""
     from IPython.core.completer import SimpleCompletion, completion_matcher
 
-    @completion_matcher(api_version=2, priority=50, identifier="pyrolab")  # type: ignore[untyped-decorator]
+    @completion_matcher(api_version=2, priority=50, identifier="pyrolab")
     def pyrolab_matcher(context: Any) -> dict[str, Any]:
         line = context.text_until_cursor.lstrip()
         if not line.startswith(MAGIC + " "):

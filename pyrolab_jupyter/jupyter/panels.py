@@ -21,7 +21,6 @@ import atexit
 import html
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +29,7 @@ import ipywidgets as widgets
 
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY
 from pyrolab_jupyter.jupyter.plots import error_view, result_view
-from pyrolab_jupyter.jupyter.widget_mapping import HTMLStyle, Control, Field, control_for, shared, unit_of
+from pyrolab_jupyter.jupyter.widget_mapping import Control, Field, HTMLStyle, control_for, shared, unit_of
 
 __all__ = ["MethodRow", "Panel", "PropertyRow", "panel"]
 
@@ -161,7 +160,7 @@ def _section(title: str, rows: list[widgets.Widget], css: str) -> widgets.Accord
     return section
 
 
-class Panel(widgets.VBox):
+class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """The widget ``panel()`` returns; ``close()`` ends its live updates and closes its widgets."""
 
     def __init__(self, remote: Any, *, poll_interval: float = 1.0, push: bool = True,
@@ -222,7 +221,7 @@ class Panel(widgets.VBox):
     def _wire(self) -> None:
         for row in self.properties.values():
             if not row.readonly:
-                row.control.on_commit(lambda _raw, row=row: self._commit(row))
+                row.control.on_commit(lambda _raw, row=row: self._commit(row))  # type: ignore[misc]
         for method in self.methods.values():
             method.button.on_click(lambda _b, method=method: self.call(method.name))
         self.lock_button.on_click(lambda _b: self._lock_action(True))

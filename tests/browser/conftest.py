@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-
 CHROMIUM = Path(os.environ.get("PYROLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]

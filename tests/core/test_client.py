@@ -6,11 +6,10 @@ import inspect
 import time
 
 import pytest
+from conftest import free_port, wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.errors import CallTimeout, ServiceOffline, UnknownService
-
-from conftest import free_port, wait_for
 
 pytestmark = pytest.mark.network
 

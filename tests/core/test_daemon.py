@@ -9,12 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import port_is_free
 from Pyro5.api import Proxy
 
 from pyrolab_jupyter import Lab, start_daemon
 from pyrolab_jupyter.errors import InvalidArgument, RemoteError
-
-from conftest import port_is_free
 
 pytestmark = pytest.mark.network
 

@@ -10,11 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import wait_for
 
 from pyrolab_jupyter.core.errors import ServiceLocked
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
-
-from conftest import wait_for
 
 ALICE = ClientInfo("a", "alice@pc (pid 1)")
 BOB = ClientInfo("b", "bob@pc (pid 2)")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import free_port, wait_for
 from Pyro5.api import Proxy, locate_ns
 
 from pyrolab_jupyter import Lab, start_nameserver
 from pyrolab_jupyter.errors import NameserverUnreachable
-
-from conftest import free_port, wait_for
 
 pytestmark = pytest.mark.network
 

@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from labservices import Dummy, Mode
 
 from pyrolab_jupyter.core.errors import InvalidArgument
 from pyrolab_jupyter.core.schema import JSON_SCHEMA_DIALECT
 from pyrolab_jupyter.core.service import Service, expose, schema_of
-
-from labservices import Dummy, Mode
 
 
 def test_description_is_json_schema_from_annotations():

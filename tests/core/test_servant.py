@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pyrolab_jupyter.core.service import Service, expose
 from pyrolab_jupyter.core.servant import make_servant
+from pyrolab_jupyter.core.service import Service, expose
 
 
 class Clashing(Service):
