@@ -209,7 +209,7 @@ def _annotation(schema: dict[str, Any]) -> str:
         kind = "ndarray"
     bounds = ""
     if "minimum" in schema or "maximum" in schema:
-        bounds = f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+        bounds = f" [{schema.get('minimum', '-inf')}, {schema.get('maximum', 'inf')}]"
     unit = f" {schema['x-unit']}" if "x-unit" in schema else ""
     return f"{kind}{bounds}{unit}"
 
