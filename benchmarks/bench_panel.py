@@ -8,6 +8,7 @@ without blocking the kernel's (here: the main) thread.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import threading
 import time
@@ -149,7 +150,7 @@ def bench_updates(service: Any, remote: Any, seconds: float = 2.0) -> None:
         latencies.append((time.perf_counter() - t0) * 1e3)
     print(f"  another client's set → open panel shows it: median {statistics.median(latencies):.1f} ms, "
           f"max {max(latencies):.1f} ms")
-    other.close()
+    other.disconnect()
     shown.close()
 
 
@@ -196,16 +197,20 @@ def bench_plots(repeat: int = 10) -> None:
           f"256x256 image {mpl(z):.1f} ms")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Panel build time, live updates per second, plot widgets.")
+    parser.add_argument("--repeat", type=int, default=15, help="panel builds to time")
+    parser.add_argument("--seconds", type=float, default=2.0, help="how long to stream live updates")
+    args = parser.parse_args(argv)
     service = _service_class()()
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5.0)
     try:
         daemon = start_daemon({"bench.forty": service}, nameserver=ns.uri)
         try:
             remote = Lab(ns.uri).connect("bench.forty")
-            bench_build(remote)
-            bench_updates(service, remote)
-            remote.close()
+            bench_build(remote, args.repeat)
+            bench_updates(service, remote, args.seconds)
+            remote.disconnect()
         finally:
             daemon.stop()
     finally:

@@ -1,0 +1,26 @@
+"""The benchmark scripts still run and still print their comparisons (figures are not judged here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+pytestmark = pytest.mark.network
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("bench_calls.py", ["--calls", "10"], ["raw Pyro5", "ratio", "method call set_power", "16 MiB array"]),
+    ("bench_health.py", ["--repeat", "1", "--interval", "0.3"], ["offline detection", "repopulated"]),
+    ("bench_panel.py", ["--repeat", "2", "--seconds", "0.3"], ["panel build, 40 members", "live updates"]),
+], ids=["calls", "health", "panel"])
+def test_benchmark_script_runs(script, args, expected):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in expected:
+        assert text in done.stdout, done.stdout
