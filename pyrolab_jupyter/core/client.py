@@ -14,6 +14,7 @@ import inspect
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from Pyro5.api import Proxy
@@ -33,7 +34,9 @@ from pyrolab_jupyter.core.subscriptions import Callback, receiver
 from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.wire import register_error_types
 
-__all__ = ["DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription"]
+__all__ = [
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
+]
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +277,16 @@ class Subscription:
             pass
 
 
+ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
+_view_hooks: list[ViewHook] = []
+
+
+def add_view_hook(hook: ViewHook) -> None:
+    """Let an upper layer show a ``RemoteService`` its own way (the widget panel); core imports none."""
+    if hook not in _view_hooks:
+        _view_hooks.insert(0, hook)
+
+
 CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_info", "read_properties",
                             "subscribe", "disconnect"})
 
@@ -420,8 +433,14 @@ class RemoteService:
     def __repr__(self) -> str:
         return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
 
-    def _repr_html_(self) -> str:
-        return service_html(self._pyrolab_name, self.describe(), self.lock_info())
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """A registered view (the widget panel, once the Jupyter side is imported), else an HTML summary."""
+        for hook in _view_hooks:
+            bundle = hook(self)
+            if bundle is not None:
+                return bundle
+        return {"text/plain": repr(self),
+                "text/html": service_html(self._pyrolab_name, self.describe(), self.lock_info())}
 
     # the service's own API
 

@@ -1,4 +1,4 @@
-"""Readable summaries of services: HTML for notebooks and ``_repr_html_``, text tables for terminals."""
+"""Readable summaries of services: HTML for notebooks and ``RemoteService``'s own display, text tables for terminals."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from pyrolab_jupyter.core.client import RemoteService, add_view_hook
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY
 from pyrolab_jupyter.jupyter.plots import error_view, result_view
 from pyrolab_jupyter.jupyter.widget_mapping import Control, Field, HTMLStyle, control_for, shared, unit_of
@@ -423,6 +424,15 @@ def _descendants(root: widgets.Widget) -> list[widgets.Widget]:
         for mark in getattr(widget, "marks", ()):  # bqplot figures
             found.append(mark)
     return found
+
+
+def _panel_view(remote: RemoteService) -> dict[str, Any] | None:
+    """A RemoteService shown as a cell's result displays its panel."""
+    bundle: dict[str, Any] = panel(remote)._repr_mimebundle_()
+    return bundle
+
+
+add_view_hook(_panel_view)  # our own registry (no IPython or Pyro5 state): imported panels take over display
 
 
 def panel(remote: Any, *, poll_interval: float = 1.0, push: bool = True,

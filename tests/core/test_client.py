@@ -122,3 +122,21 @@ def test_subscription_survives_a_daemon_restart(lab, nameserver, daemon_factory)
     assert remote.echo("reconnect") == "reconnect"  # the call that finds the new daemon renews it
     Lab(nameserver.address).connect("t.dummy").power = 21
     wait_for(lambda: ("power", 21.0) in seen, timeout=5)
+
+
+_SUMMARY = """
+import sys
+from pyrolab_jupyter import Lab
+bundle = Lab(sys.argv[1]).connect("t.dummy")._repr_mimebundle_()
+print(sorted(bundle), "ipywidgets" in sys.modules)
+"""
+
+
+def test_without_the_jupyter_side_a_service_shows_an_html_summary(nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    out = subprocess.run([sys.executable, "-c", _SUMMARY, nameserver.address], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "['text/html', 'text/plain'] False", out.stderr

@@ -366,3 +366,13 @@ def test_open_panel_follows_a_restarted_daemon(monkeypatch):
         for handle in handles:
             handle.stop()
         ns.stop()
+
+
+def test_a_remote_service_as_a_result_displays_its_panel(opened):
+    _, lab, _ = opened
+    remote = lab.connect("test.bench")
+    try:
+        bundle = remote._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+    finally:
+        remote.disconnect()
