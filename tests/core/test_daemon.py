@@ -114,14 +114,14 @@ def test_calls_to_one_service_are_serialised(dummy):
 
 def test_slow_call_does_not_block_another_service(lab, dummy):
     other = lab.connect("t.other")
-    slow = threading.Thread(target=dummy.sleep, args=(2.0,))
+    slow = threading.Thread(target=dummy.sleep, args=(5.0,))
     slow.start()
     time.sleep(0.2)
     start = time.monotonic()
     assert other.echo(1) == 1
     fast = time.monotonic() - start
     slow.join(10)
-    assert fast < 1.5, f"t.other waited {fast:.2f} s behind t.dummy's slow call"
+    assert fast < 4.0, f"t.other waited {fast:.2f} s behind t.dummy's 5 s call"
 
 
 def test_plain_pyro5_proxy_still_works(dummy, nameserver):

@@ -144,16 +144,14 @@ def test_power_meter_reads_any_object_with_emitted_power():
 
 
 def test_stage_move_takes_time_and_wait_ends_it():
-    stage = Stage(velocity_mm_s=100)
+    stage = Stage(velocity_mm_s=20)
     assert stage.position == 0 and stage.limits == (0.0, 100.0)
     t0 = time.monotonic()
-    stage.move_to(20, wait=False)
-    assert time.monotonic() - t0 < 0.15  # returned before the 0.2 s move ended
-    assert stage.moving is True
+    stage.move_to(20, wait=False)  # 20 mm at 20 mm/s: one second
+    assert stage.moving is True  # returned while the move runs
     assert 0 <= stage.position < 20
-    assert stage.wait(timeout_s=2) == 20
-    elapsed = time.monotonic() - t0
-    assert 0.19 <= elapsed < 1.0  # 20 mm at 100 mm/s
+    assert stage.wait(timeout_s=10) == 20
+    assert time.monotonic() - t0 >= 0.99  # the move took its real time
     assert stage.moving is False and stage.position == 20
     stage.move_by(-5)  # waits by default
     assert stage.position == 15 and stage.moving is False

@@ -219,7 +219,7 @@ def test_calls_run_off_the_main_thread_and_a_second_press_is_refused(opened):
     row = shown.methods["slow"]
     started = time.monotonic()
     row.button.click()
-    assert time.monotonic() - started < 0.5  # the kernel's thread is free at once
+    assert time.monotonic() - started < 5  # the call waits for service.release: returning proves it runs elsewhere
     assert "pyrolab-Panel-busy" in row.button._dom_classes and row.button.icon == "spinner"
     row.button.click()  # refused visibly
     assert "Busy" in row.note.value and "refused" in row.note.value
