@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"port {port} for {what} is taken; choose another with "
                  f"{'--port' if what == 'JupyterLab' else '--nameserver-port'}")
             return 1
-    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _raise_interrupt)
+    # both explicitly: a shell starts background jobs with SIGINT ignored, and `kill -INT` must still stop us
+    previous = signal.signal(signal.SIGINT, _raise_interrupt), signal.signal(signal.SIGTERM, _raise_interrupt)
     ns = None
     daemons: list[DaemonHandle] = []
     jupyter: subprocess.Popen[bytes] | None = None
