@@ -10,18 +10,14 @@ failing call.
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError, NamingError, PyroError
 from Pyro5.errors import TimeoutError as PyroTimeout
 
-from pyrolab_jupyter.core.connections import client_handshake
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
@@ -29,10 +25,11 @@ from pyrolab_jupyter.core.errors import (
     UnknownService,
 )
 from pyrolab_jupyter.core.naming import entry, nameserver_address, nameserver_uri
+from pyrolab_jupyter.core.proxies import ProxyPool
 from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.signatures import help_text, signature_of
 from pyrolab_jupyter.core.subscriptions import Callback, receiver
 from pyrolab_jupyter.core.summary import service_html
-from pyrolab_jupyter.core.wire import register_error_types
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
@@ -41,66 +38,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-_IDLE_PROXIES = 4
-_SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
-
-
-def _new_proxy(uri: str, timeout: float) -> Proxy:
-    register_error_types()
-    proxy = Proxy(uri)
-    proxy._pyroTimeout = timeout
-    proxy._pyroSerializer = _SERIALIZER
-    proxy._pyroHandshake = client_handshake()
-    return proxy
-
-
-class _ProxyPool:
-    """Proxies lent to one thread at a time; idle ones keep their connection."""
-
-    def __init__(self, uri: str, timeout: float) -> None:
-        self.uri = uri
-        self.timeout = timeout
-        self._idle: list[Proxy] = []
-        self._mutex = threading.Lock()
-
-    def acquire(self) -> Proxy:
-        with self._mutex:
-            proxy = self._idle.pop() if self._idle else None
-        if proxy is None:
-            return _new_proxy(self.uri, self.timeout)
-        proxy._pyroClaimOwnership()
-        if proxy._pyroTimeout != self.timeout:
-            proxy._pyroTimeout = self.timeout
-        return proxy
-
-    def release(self, proxy: Proxy) -> None:
-        with self._mutex:
-            if str(proxy._pyroUri) == self.uri and len(self._idle) < _IDLE_PROXIES:
-                self._idle.append(proxy)
-                return
-        self.discard(proxy)
-
-    @staticmethod
-    def discard(proxy: Proxy) -> None:
-        proxy._pyroClaimOwnership()
-        proxy._pyroRelease()
-
-    def reset(self, uri: str) -> None:
-        with self._mutex:
-            idle, self._idle = self._idle, []
-            self.uri = uri
-        for proxy in idle:
-            self.discard(proxy)
-
-    @property
-    def local_host(self) -> str:
-        """The local address this process uses to reach the daemon (for callbacks)."""
-        proxy = self.acquire()
-        try:
-            proxy._pyroBind()
-            return str(proxy._pyroConnection.sock.getsockname()[0])
-        finally:
-            self.release(proxy)
 
 
 def _with_remote_traceback(err: Exception, where: str) -> Exception:
@@ -128,7 +65,7 @@ class Lab:
         self.address = nameserver_address(nameserver)
         self.uri = nameserver_uri(self.address)
         self.timeout = timeout
-        self._pool = _ProxyPool(self.uri, timeout)
+        self._pool = ProxyPool(self.uri, timeout)
 
     def __repr__(self) -> str:
         return f"Lab({self.address!r})"
@@ -195,39 +132,13 @@ class RemoteMethod:
         self.__name__ = name
         self.__qualname__ = f"{service._pyrolab_name}.{name}"
         self.__doc__ = description.get("description") or None
-        self.__signature__ = _signature(description)
+        self.__signature__ = signature_of(description)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._service._pyrolab_call("call", self.__name__, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<remote method {self.__qualname__}{self.__signature__}>"
-
-
-def _annotation(schema: dict[str, Any]) -> str:
-    kind = schema.get("type", "any")
-    if "enum" in schema:
-        kind = " | ".join(repr(x) for x in schema["enum"])
-    elif schema.get("x-ndarray"):
-        kind = "ndarray"
-    bounds = ""
-    if "minimum" in schema or "maximum" in schema:
-        bounds = f" [{schema.get('minimum', '-inf')}, {schema.get('maximum', 'inf')}]"
-    unit = f" {schema['x-unit']}" if "x-unit" in schema else ""
-    return f"{kind}{bounds}{unit}"
-
-
-def _signature(description: dict[str, Any]) -> inspect.Signature:
-    params_schema = description.get("parameters", {})
-    required = set(params_schema.get("required", []))
-    params = []
-    for pname, schema in params_schema.get("properties", {}).items():
-        default = inspect.Parameter.empty if pname in required else schema.get("default")
-        params.append(inspect.Parameter(pname, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default=default, annotation=_annotation(schema)))
-    returns = description.get("returns", {})
-    ret = "None" if returns.get("type") == "null" else _annotation(returns)
-    return inspect.Signature(params, return_annotation=ret)
 
 
 class LockHandle:
@@ -302,7 +213,7 @@ class RemoteService:
 
     _pyrolab_lab: Lab
     _pyrolab_name: str
-    _pyrolab_pool: _ProxyPool
+    _pyrolab_pool: ProxyPool
     _pyrolab_methods: dict[str, RemoteMethod]
     _pyrolab_subscriptions: dict[str, Subscription]
     _pyrolab_description: dict[str, Any]
@@ -311,14 +222,14 @@ class RemoteService:
         set_ = object.__setattr__
         set_(self, "_pyrolab_lab", lab)
         set_(self, "_pyrolab_name", name)
-        set_(self, "_pyrolab_pool", _ProxyPool(uri, timeout))
+        set_(self, "_pyrolab_pool", ProxyPool(uri, timeout))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
         description = self._pyrolab_call("control", "describe", (), {})
         set_(self, "_pyrolab_description", description)
         methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
-        set_(self, "__doc__", _help_text(description))
+        set_(self, "__doc__", help_text(description))
 
     # timeouts
 
@@ -490,18 +401,3 @@ class RemoteService:
     def disconnect(self) -> None:
         """Close the connections this object holds (a lock it holds ends with the last one)."""
         self._pyrolab_pool.reset(self._pyrolab_pool.uri)
-
-
-def _help_text(description: dict[str, Any]) -> str:
-    lines = [f"{description.get('name')} ({description.get('class')})", "", description.get("description", "")]
-    methods: dict[str, Any] = description.get("methods", {})
-    props: dict[str, Any] = description.get("properties", {})
-    if methods:
-        lines += ["", "Methods:"]
-        lines += [f"  {n}{_signature(d)}  {d.get('description', '').splitlines()[0] if d.get('description') else ''}"
-                  for n, d in methods.items()]
-    if props:
-        lines += ["", "Properties:"]
-        lines += [f"  {n}: {_annotation(d.get('schema', {}))}{' (read-only)' if d.get('readonly') else ''}"
-                  for n, d in props.items()]
-    return "\n".join(lines)

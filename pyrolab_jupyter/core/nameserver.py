@@ -199,6 +199,11 @@ class NameserverHost:
         """``host:port`` of this nameserver."""
         return str(self.daemon.locationStr)
 
+    @property
+    def alive(self) -> bool:
+        """Serving right now (started and not stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> NameserverHost:
         self._thread = threading.Thread(target=self.daemon.requestLoop, name=f"pyrolab-ns-{self.address}",
                                         daemon=True)

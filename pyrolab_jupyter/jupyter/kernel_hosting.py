@@ -62,8 +62,7 @@ class HostedNameserver:
 
     @property
     def alive(self) -> bool:
-        thread = self.host._thread
-        return thread is not None and thread.is_alive()
+        return self.host.alive
 
 
 @dataclasses.dataclass
