@@ -76,6 +76,9 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
 
 def _check_security(lab: LabConfig) -> list[str]:
     problems = []
+    if lab.security is not None:  # refuse rather than run unencrypted behind the user's back
+        problems.append(f"{lab.locate(('security',))}: TLS is not available in this version of pyrolab-jupyter; "
+                        "remove the section to run this lab without TLS")
     for key in ("certfile", "keyfile", "cafile"):
         value = getattr(lab.security, key, None)
         if value is not None and not lab.resolve(value).is_file():
