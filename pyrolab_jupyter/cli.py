@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from pyrolab_jupyter import supervisor
+from pyrolab_jupyter import serving, supervisor
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
@@ -35,9 +35,9 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _cmd_nameserver(args: argparse.Namespace) -> int:
-    supervisor.configure_child_logging()
+    serving.configure_child_logging()
     try:
-        return supervisor.serve_nameserver(args.host, args.port, args.check_interval, args.on_offline,
+        return serving.serve_nameserver(args.host, args.port, args.check_interval, args.on_offline,
                                            args.storage)
     except (OSError, ValueError) as err:
         return _fail(str(err))
@@ -50,11 +50,11 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         return _fail(f"--args is not JSON ({err}); e.g. --args '{{\"wavelength_nm\": 1550}}'", 2)
     if not isinstance(ctor_args, dict):
         return _fail("--args must be a JSON object of keyword arguments, e.g. '{\"port\": \"COM3\"}'", 2)
-    supervisor.configure_child_logging()
+    serving.configure_child_logging()
     try:
         nameserver = nameserver_address(args.nameserver)
         spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
-        return supervisor.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
+        return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
 

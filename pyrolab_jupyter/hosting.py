@@ -1,7 +1,7 @@
 """Start and stop nameservers and daemons: in this process (background threads) or in a child process.
 
 ``start_daemon(..., spawn=True)`` runs the daemon in its own Python process
-(``python -m pyrolab_jupyter._spawned``) that exits when its parent's pipe
+(``python -m pyrolab_jupyter.serving spawned ...``) that exits when its parent's pipe
 closes, so a crashed parent leaves no orphan holding a port.
 """
 
@@ -24,7 +24,7 @@ from pyrolab_jupyter.core.nameserver import NameserverHost
 from pyrolab_jupyter.core.service import Service
 
 __all__ = [
-    "DaemonHandle", "ServiceSpec", "build_service", "host_services", "import_class", "start_daemon",
+    "DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon",
     "start_nameserver",
 ]
 
@@ -133,8 +133,8 @@ class DaemonHandle:
         return f"<daemon {self.address} ({where}) hosting {', '.join(self.uris)}>"
 
 
-def host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-                  heartbeat: float) -> LabDaemon:
+def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
+                   heartbeat: float) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
     daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat)
@@ -166,7 +166,7 @@ def start_daemon(
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = host_services(services, nameserver, host, port, heartbeat)
+        daemon = _host_services(services, nameserver, host, port, heartbeat)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -177,7 +177,7 @@ def start_daemon(
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
              "register_timeout": register_timeout}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pyrolab_jupyter._spawned", json.dumps(order)],
+        [sys.executable, "-m", "pyrolab_jupyter.serving", "spawned", json.dumps(order)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     ready = _read_ready(process)

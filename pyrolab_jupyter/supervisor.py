@@ -8,9 +8,8 @@ its own rotated log file and to the console, prefixed ``[name] `` (coloured
 only on a terminal). The first Ctrl-C or SIGTERM stops every child (SIGTERM,
 then a kill after ``stop_timeout``); a second Ctrl-C kills at once.
 
-The children run ``python -m pyrolab_jupyter.supervisor nameserver|daemon JSON``:
-``serve_nameserver`` / ``serve_daemon`` in the foreground until SIGTERM, SIGINT
-or the end of their stdin (the supervisor holds the other end, so a supervisor
+The children run ``python -m pyrolab_jupyter.serving nameserver|daemon JSON``
+(see ``serving``): in the foreground until SIGTERM, SIGINT or the end of their stdin (the supervisor holds the other end, so a supervisor
 killed with ``kill -9`` leaves no orphan holding a port).
 """
 
@@ -27,115 +26,23 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
-from pyrolab_jupyter import hosting
+from pyrolab_jupyter import serving
 from pyrolab_jupyter.core.config import LabConfig, parse_address
 
-__all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children", "logs_folder", "serve_daemon",
-           "serve_nameserver"]
+__all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children", "logs_folder"]
 
 
-CHILD_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _COLOURS = ("36", "33", "35", "32", "34", "31")  # cyan, yellow, magenta, green, blue, red
 _TICK = 0.05
 
 
 # --- the children ------------------------------------------------------------------------------
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
-def _wait_for_stop(watch_stdin: bool) -> None:
-    """Block until SIGTERM or SIGINT (or, when ``watch_stdin``, the end of stdin)."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if watch_stdin:
-        def watch() -> None:
-            try:
-                sys.stdin.read()
-            except (OSError, ValueError):
-                pass
-            stop.set()
-
-        threading.Thread(target=watch, name="pyrolab-parent-watch", daemon=True).start()
-    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
-        pass
-
-
-def serve_nameserver(host: str, port: int, check_interval: float, on_offline: str, storage: str = "memory",
-                     watch_stdin: bool = False, announce: Callable[[str], None] = _say) -> int:
-    """Run a nameserver in the foreground until a signal stops it; 0 on a clean stop."""
-    ns = hosting.start_nameserver(host, port, check_interval, on_offline, storage)  # type: ignore[arg-type]
-    announce(f"nameserver at {ns.address} (check every {check_interval:g} s, on offline: {on_offline}); "
-             "Ctrl-C stops it")
-    try:
-        _wait_for_stop(watch_stdin)
-    finally:
-        ns.stop()
-    announce(f"nameserver at {ns.address} stopped")
-    return 0
-
-
-def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat: float = 5.0, watch_stdin: bool = False,
-                 announce: Callable[[str], None] = _say) -> int:
-    """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
-
-    The daemon registers with ``nameserver`` and keeps retrying on its
-    heartbeat while the nameserver is down, so it may start first.
-    """
-    handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
-                                  register_timeout=2.0)
-    daemon = handle.daemon
-    registered = daemon is not None and daemon.wait_registered(0)
-    for name, uri in handle.uris.items():
-        announce(f"serving {name} at {uri}")
-    if nameserver is not None:
-        announce(f"registered with the nameserver at {nameserver}" if registered else
-                 f"the nameserver at {nameserver} does not answer yet; retrying every {heartbeat:g} s")
-    try:
-        _wait_for_stop(watch_stdin)
-    finally:
-        handle.stop()
-    announce(f"daemon at {handle.address} stopped")
-    return 0
-
-
-def configure_child_logging() -> None:
-    """INFO and up to stderr, with time and level: what a foreground nameserver or daemon shows."""
-    logging.basicConfig(level=logging.INFO, format=CHILD_LOG_FORMAT, stream=sys.stderr)
-
-
-def _child_main(argv: list[str]) -> int:
-    """``python -m pyrolab_jupyter.supervisor nameserver|daemon JSON``: a supervised child's body."""
-    configure_child_logging()
-    kind, order = argv[0], json.loads(argv[1])
-    child_log = logging.getLogger(f"pyrolab.{kind}")
-
-    def announce(text: str) -> None:
-        child_log.info("%s", text)
-
-    try:
-        if kind == "nameserver":
-            return serve_nameserver(order["host"], order["port"], order["check_interval"], order["on_offline"],
-                                    order.get("storage", "memory"), watch_stdin=True, announce=announce)
-        return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
-                            order["heartbeat"], watch_stdin=True, announce=announce)
-    except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
-        child_log.error("cannot start: %s: %s", type(err).__name__, err)
-        return 1
 
 
 # --- the supervisor ----------------------------------------------------------------------------
@@ -182,14 +89,14 @@ def lab_children(lab: LabConfig, python: str = sys.executable) -> list[ChildSpec
     if not ns.external:
         order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
                  "on_offline": ns.on_offline, "storage": ns.storage}
-        specs.append(ChildSpec("nameserver", [python, "-m", __name__, "nameserver", json.dumps(order)]))
+        specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
                              "thread_safe": s.thread_safe}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat}
-        specs.append(ChildSpec(name, [python, "-m", __name__, "daemon", json.dumps(order)]))
+        specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
     return specs
 
 
@@ -419,7 +326,3 @@ class Supervisor:
             return False
         self.say(f"{child.spec.name} stopped", child)
         return True
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
