@@ -24,7 +24,7 @@ from pyrolab_jupyter.core.errors import (
     ServiceOffline,
     UnknownService,
 )
-from pyrolab_jupyter.core.naming import entry, nameserver_address, nameserver_uri
+from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.signatures import help_text, signature_of
@@ -172,7 +172,7 @@ class Subscription:
         self.closed = False
 
     def renew(self) -> None:
-        """Subscribe again (the daemon restarted and forgot us); the token and callback stay."""
+        """(Re)subscribe with the daemon, e.g. after it restarted and forgot us; token and callback stay."""
         inbox = receiver(self._host)
         self.service._pyrolab_call("control", "pyrolab_subscribe", (inbox.uri, self.token), {})
 
@@ -196,10 +196,6 @@ def add_view_hook(hook: ViewHook) -> None:
     """Let an upper layer show a ``RemoteService`` its own way (the widget panel); core imports none."""
     if hook not in _view_hooks:
         _view_hooks.insert(0, hook)
-
-
-CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_info", "read_properties",
-                            "subscribe", "disconnect"})
 
 
 class RemoteService:
@@ -351,7 +347,7 @@ class RemoteService:
             if bundle is not None:
                 return bundle
         return {"text/plain": repr(self),
-                "text/html": service_html(self._pyrolab_name, self.describe(), self.lock_info())}
+                "text/html": service_html(self._pyrolab_name, self.describe())}
 
     # the service's own API
 
@@ -387,15 +383,13 @@ class RemoteService:
     def subscribe(self, callback: Callback) -> Subscription:
         """Call ``callback(prop, value, time)`` whenever the service announces a change."""
         host = self._pyrolab_pool.local_host
-        inbox = receiver(host)
-        token = inbox.add(callback)
+        subscription = Subscription(self, receiver(host).add(callback), host)
         try:
-            self._pyrolab_call("control", "pyrolab_subscribe", (inbox.uri, token), {})
+            subscription.renew()
         except BaseException:
-            inbox.remove(token)
+            receiver(host).remove(subscription.token)
             raise
-        subscription = Subscription(self, token, host)
-        self._pyrolab_subscriptions[token] = subscription
+        self._pyrolab_subscriptions[subscription.token] = subscription
         return subscription
 
     def disconnect(self) -> None:

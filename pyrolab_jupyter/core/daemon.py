@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from Pyro5.api import Proxy
 from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
@@ -25,7 +25,9 @@ from pyrolab_jupyter.core.naming import (
     META_SERVICE,
     nameserver_uri,
 )
+from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
+from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
 
@@ -72,7 +74,8 @@ class LabDaemon(TrackingDaemon):
         self._publisher = Publisher()
         self._stop = threading.Event()
         self._dirty = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._serve_thread: threading.Thread | None = None
+        self._beat_thread: threading.Thread | None = None
         self._registered_once = threading.Event()
         self._ns_warned = False
 
@@ -91,7 +94,7 @@ class LabDaemon(TrackingDaemon):
         service._pyrolab_publish = lambda prop, value: self.publish(name, prop, value)
         text = description or _first_line(servant._description.get("description", ""))
         self._hosted[name] = (service, uri, text)
-        if self._threads:
+        if self._beat_thread is not None:
             self._dirty.set()
         return uri
 
@@ -106,11 +109,12 @@ class LabDaemon(TrackingDaemon):
 
     def start(self) -> None:
         """Serve in background threads and register with the nameserver."""
-        serve = threading.Thread(target=self.requestLoop, name=f"pyrolab-daemon-{self.address}", daemon=True)
-        beat = threading.Thread(target=self._beat, name=f"pyrolab-heartbeat-{self.address}", daemon=True)
-        self._threads = [serve, beat]
-        serve.start()
-        beat.start()
+        self._serve_thread = threading.Thread(target=self.requestLoop, name=f"pyrolab-daemon-{self.address}",
+                                              daemon=True)
+        self._beat_thread = threading.Thread(target=self._beat, name=f"pyrolab-heartbeat-{self.address}",
+                                             daemon=True)
+        self._serve_thread.start()
+        self._beat_thread.start()
 
     def wait_registered(self, timeout: float) -> bool:
         """Block until the first registration succeeded (True) or ``timeout`` passed."""
@@ -122,12 +126,14 @@ class LabDaemon(TrackingDaemon):
             return
         self._stop.set()
         self._dirty.set()
+        if self._beat_thread is not None:  # first, so no registration lands after _unregister
+            self._beat_thread.join(timeout=5)
         self._unregister()
         self.shutdown()
         self.close_connections()
         self._publisher.stop()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        if self._serve_thread is not None:
+            self._serve_thread.join(timeout=5)
         for name, (service, _, _) in self._hosted.items():
             service._pyrolab_publish = None
             try:
@@ -137,11 +143,12 @@ class LabDaemon(TrackingDaemon):
 
     # what servants call back into
 
-    def locks_changed(self, service: str) -> None:
-        """Tell the nameserver and the service's subscribers who holds the lock now."""
-        lease = self.locks.holder(service)
-        self.publish(service, LOCK_PROPERTY, lease.holder.identity if lease else None)
-        self._register([service])
+    def locks_changed(self, *services: str) -> None:
+        """Tell the services' subscribers and the nameserver (one connection) who holds each lock now."""
+        for service in services:
+            lease = self.locks.holder(service)
+            self.publish(service, LOCK_PROPERTY, lease.holder.identity if lease else None)
+        self._register(services)
 
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
@@ -156,14 +163,13 @@ class LabDaemon(TrackingDaemon):
         freed = self.locks.release_client(client.client_id)
         if freed:
             log.info("released %s: holder %s disconnected", ", ".join(freed), client.identity)
-            for name in freed:
-                self.locks_changed(name)
+            self.locks_changed(*freed)
 
     # registration
 
     def _metadata(self, name: str) -> set[str]:
         service, _, description = self._hosted[name]
-        meta = {META_SERVICE, META_CLASS + f"{type(service).__module__}:{type(service).__qualname__}"}
+        meta = {META_SERVICE, META_CLASS + class_path(type(service))}
         if description:
             meta.add(META_DESCRIPTION + description)
         lease = self.locks.holder(name)
@@ -176,8 +182,7 @@ class LabDaemon(TrackingDaemon):
             return True
         names = list(self._hosted if names is None else names)
         try:
-            with Proxy(self.nameserver) as ns:
-                ns._pyroTimeout = _NS_TIMEOUT
+            with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
                 for name in names:
                     ns.register(name, self._hosted[name][1], safe=False, metadata=self._metadata(name))
         except (PyroError, OSError) as err:
@@ -196,8 +201,7 @@ class LabDaemon(TrackingDaemon):
         if self.nameserver is None:
             return
         try:
-            with Proxy(self.nameserver) as ns:
-                ns._pyroTimeout = 1.0
+            with new_proxy(self.nameserver, 1.0) as ns:
                 for name, (_, uri, _) in self._hosted.items():
                     try:  # only our own entry: another daemon may have taken the name since
                         if str(ns.lookup(name)) == uri:
@@ -208,23 +212,16 @@ class LabDaemon(TrackingDaemon):
             log.info("could not unregister from %s: %s", self.nameserver, err)
 
     def _beat(self) -> None:
-        self._register()
-        waited = 0.0
+        """Register now and every heartbeat (sooner when a service was added); end expired leases."""
+        next_beat = 0.0
         while not self._stop.is_set():
-            if self._dirty.wait(_TICK):
+            if self._dirty.is_set() or time.monotonic() >= next_beat:
                 self._dirty.clear()
-                if self._stop.is_set():
-                    break
                 self._register()
-                waited = 0.0
-                continue
-            waited += _TICK
+                next_beat = time.monotonic() + self.heartbeat
             freed = self.locks.expire()
             if freed:
                 log.info("lease ended on %s", ", ".join(freed))
-                for name in freed:
-                    self.locks_changed(name)
-            if waited >= self.heartbeat:
-                waited = 0.0
-                self._register()
+                self.locks_changed(*freed)
+            self._dirty.wait(_TICK)
 

@@ -15,13 +15,14 @@ import threading
 import time
 from typing import Any, Literal
 
-from Pyro5.api import Proxy, expose
+from Pyro5.api import expose
 from Pyro5.core import URI
 from Pyro5.errors import PyroError
 from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
+from pyrolab_jupyter.core.proxies import new_proxy
 
 __all__ = ["LabNameServer", "NameserverHost"]
 
@@ -128,8 +129,7 @@ class _Monitor:
 
     def _ping(self, location: str) -> bool:
         try:
-            with Proxy(f"PYRO:Pyro.Daemon@{location}") as daemon:
-                daemon._pyroTimeout = self.timeout
+            with new_proxy(f"PYRO:Pyro.Daemon@{location}", self.timeout) as daemon:
                 daemon.ping()
             return True
         except (PyroError, OSError):

@@ -13,6 +13,7 @@ from typing import Any
 from pyrolab_jupyter.core.config import parse_address
 
 __all__ = [
+    "CLIENT_MEMBERS",
     "DEFAULT_NAMESERVER",
     "ENV_NAMESERVER",
     "ENTRY_KEYS",
@@ -32,6 +33,10 @@ META_DESCRIPTION = "pyrolab.description="
 META_LOCKED_BY = "pyrolab.locked_by="
 META_STATUS = "pyrolab.status="
 META_LAST_SEEN = "pyrolab.last_seen="
+
+# RemoteService's own API; a daemon refuses a service exposing one of these (it would be hidden)
+CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_info", "read_properties",
+                            "subscribe", "disconnect"})
 
 ENTRY_KEYS = ("name", "uri", "status", "last_seen", "class", "description", "locked_by")
 

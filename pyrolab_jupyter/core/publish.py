@@ -17,6 +17,7 @@ from typing import Any
 from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError
 
+from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.serialization import encode
 
 __all__ = ["LOCK_PROPERTY", "Publisher"]
@@ -48,10 +49,6 @@ class Publisher:
         with self._mutex:
             self._subscribers.pop(token, None)
 
-    def subscriber_count(self) -> int:
-        with self._mutex:
-            return len(self._subscribers)
-
     def publish(self, service: str, prop: str, value: Any) -> None:
         """Queue a change; never blocks the caller (the instrument's thread)."""
         with self._mutex:
@@ -68,34 +65,30 @@ class Publisher:
             thread.join(timeout=_DELIVERY_TIMEOUT + 1)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
+        running = True
+        while running:
+            batch = [self._queue.get()]
             while True:  # coalesce whatever queued up meanwhile
                 try:
-                    nxt = self._queue.get_nowait()
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                if nxt is None:
-                    self._deliver(batch)
-                    return self._close_proxies()
-                batch.append(nxt)
-            self._deliver(batch)
+            running = None not in batch  # None: stop() was called
+            self._deliver([item for item in batch if item is not None])
         self._close_proxies()
 
     def _deliver(self, batch: list[tuple[str, str, Any, float]]) -> None:
         latest: dict[str, dict[str, tuple[Any, float]]] = {}
         for service, prop, value, stamp in batch:
             latest.setdefault(service, {})[prop] = (value, stamp)
+        payloads = {service: {prop: {"value": encode(v), "time": t} for prop, (v, t) in changes.items()}
+                    for service, changes in latest.items()}  # encoded once, however many listen
         with self._mutex:
             subscribers = list(self._subscribers.items())
         for token, (service, uri) in subscribers:
-            changes = latest.get(service)
-            if not changes:
+            payload = payloads.get(service)
+            if payload is None:
                 continue
-            payload = {prop: {"value": encode(v), "time": t} for prop, (v, t) in changes.items()}
             try:
                 self._proxy(uri).pyrolab_update(token, service, payload)
             except (CommunicationError, OSError) as err:
@@ -108,10 +101,7 @@ class Publisher:
     def _proxy(self, uri: str) -> Proxy:
         proxy = self._proxies.get(uri)
         if proxy is None:
-            proxy = Proxy(uri)
-            proxy._pyroTimeout = _DELIVERY_TIMEOUT
-            proxy._pyroSerializer = "marshal"
-            self._proxies[uri] = proxy
+            proxy = self._proxies[uri] = new_proxy(uri, _DELIVERY_TIMEOUT)
         return proxy
 
     def _close_proxies(self) -> None:

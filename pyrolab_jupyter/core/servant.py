@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
+from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
@@ -43,9 +44,7 @@ CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
     "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
 })
-# what RemoteService offers of its own; a service exposing these would be hidden behind them
-RESERVED_NAMES = CONTROL_MEMBERS | {"lock", "unlock", "force_unlock", "lock_info", "read_properties", "subscribe",
-                                    "disconnect"}
+RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
 
 def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,8 +133,10 @@ class _ServantBase:
     @_exposed
     def pyrolab_force_unlock(self) -> str | None:
         lease = self._host.locks.force_release(self._name)
+        if lease is None:
+            return None
         self._host.locks_changed(self._name)
-        return lease.holder.identity if lease else None
+        return lease.holder.identity
 
     @_exposed
     def pyrolab_lock_info(self) -> dict[str, Any] | None:

@@ -14,9 +14,10 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def service_html(name: str, description: dict[str, Any], lock: dict[str, Any] | None) -> str:
-    """Methods, properties and lock state of one service as an HTML fragment."""
-    holder = "unlocked" if lock is None else f"locked by {_esc(lock['holder'])}"
+def service_html(name: str, description: dict[str, Any]) -> str:
+    """Methods, properties and lock holder of one service (all in its ``describe()``) as HTML."""
+    locked_by = description.get("locked_by")
+    holder = "unlocked" if locked_by is None else f"locked by {_esc(locked_by)}"
     rows = [f"<b>{_esc(name)}</b> <code>{_esc(description.get('class'))}</code> — {holder}",
             f"<p>{_esc(description.get('description'))}</p>", "<table>"]
     for pname, prop in description.get("properties", {}).items():

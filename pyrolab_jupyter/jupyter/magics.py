@@ -72,7 +72,7 @@ def _show(obj: Any, raw: bool = False) -> None:
 
 def _summary_bundle(remote: RemoteService) -> dict[str, str]:
     try:
-        page = service_html(remote._pyrolab_name, remote.describe(), remote.lock_info())
+        page = service_html(remote._pyrolab_name, remote.describe())
     except (PyroLabError, PyroError) as err:
         page = f"<b>{html.escape(remote._pyrolab_name)}</b>: <span role=\"alert\">{html.escape(str(err))}</span>"
     return {"text/plain": repr(remote), "text/html": page}

@@ -28,8 +28,8 @@ def test_html_escapes_and_marks_rows():
     page = services_html([ROW], "127.0.0.1:9090")
     assert 'data-service="lab.laser" data-status="offline"' in page
     assert "<b>bench</b>" not in page and "&lt;b&gt;bench&lt;/b&gt;" in page
-    description = {"class": "sim:Laser", "description": "A laser.",
+    description = {"class": "sim:Laser", "description": "A laser.", "locked_by": "a@pc (pid 1)",
                    "properties": {"power": {"readonly": True, "schema": {"x-unit": "mW"}, "description": ""}},
                    "methods": {"set_power": {"parameters": {"properties": {"mw": {}}}, "description": ""}}}
-    view = service_html("lab.laser", description, {"holder": "a@pc (pid 1)"})
+    view = service_html("lab.laser", description)
     assert "locked by a@pc (pid 1)" in view and "set_power(mw)" in view and "mW" in view
