@@ -99,6 +99,14 @@ class Lab:
             return [entry(n, u, m, "online", None) for n, (u, m) in sorted(listing.items())
                     if n != "Pyro.NameServer"]
 
+    def answers(self) -> bool:
+        """Whether a nameserver answers at this address (within this Lab's timeout)."""
+        try:
+            self._ask("ping")
+        except (NameserverUnreachable, CallTimeout):
+            return False
+        return True
+
     def names(self) -> list[str]:
         return sorted(n for n in self._ask("list") if n != "Pyro.NameServer")
 

@@ -314,12 +314,9 @@ class PyroLab(Magics):
 
     # using the lab
 
-    def _answers(self, address: str) -> bool:
-        try:
-            Lab(address, timeout=1.0).names()
-        except (PyroLabError, PyroError, OSError):
-            return False
-        return True
+    @staticmethod
+    def _answers(address: str) -> bool:
+        return Lab(address, timeout=1.0).answers()
 
     def _do_use(self, args: argparse.Namespace) -> None:
         if args.address is None:

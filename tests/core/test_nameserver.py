@@ -117,3 +117,8 @@ def test_sql_storage_survives_restart(tmp_path, nameserver_factory, daemon_facto
     ns.stop()
     ns.start()
     assert "t.persist" in Lab(ns.address).names()  # back before any heartbeat
+
+
+def test_lab_answers(nameserver):
+    assert Lab(nameserver.address).answers()
+    assert not Lab(f"127.0.0.1:{free_port()}", timeout=1).answers()
