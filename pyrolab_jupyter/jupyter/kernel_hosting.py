@@ -73,11 +73,16 @@ class HostedDaemon:
     args: dict[str, Any]
     source: str  # how the user named it: "module:Class" or a notebook name
     nameserver: str | None
-    registered: bool
 
     @property
     def address(self) -> str:
         return self.handle.address
+
+    @property
+    def registered(self) -> bool:
+        """Registered by now (the daemon keeps retrying while its nameserver is away)."""
+        daemon = self.handle.daemon
+        return self.nameserver is None or (daemon is not None and daemon.wait_registered(0))
 
     @property
     def uri(self) -> str:
@@ -142,8 +147,7 @@ class KernelHosting:
             self._install()
             handle = start_daemon({name: service}, nameserver=nameserver, host=host, port=port,
                                   heartbeat=heartbeat, register_timeout=register_timeout)
-            registered = nameserver is None or (handle.daemon is not None and handle.daemon.wait_registered(0))
-            hosted = HostedDaemon(name, handle, origin, dict(args), source, nameserver, registered)
+            hosted = HostedDaemon(name, handle, origin, dict(args), source, nameserver)
             self.daemons[name] = hosted
             log.info("daemon for %s started at %s", name, handle.address)
             return hosted
