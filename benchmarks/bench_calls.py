@@ -14,13 +14,16 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 from Pyro5.api import Proxy
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
+
+# our side serves the test suite's Dummy (set_power, power, echo: the same members as Raw below)
+SUPPORT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "support"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])
 
 _RAW_SERVER = """
 import sys
@@ -46,25 +49,6 @@ sys.stdin.read()
 daemon.shutdown()
 """
 
-_OURS = """
-from typing import Annotated, Any
-from pyrolab_jupyter import Range, Service, Unit, expose
-
-class Bench(Service):
-    def __init__(self):
-        self._power = 1.0
-    @expose
-    def set_power(self, mw: Annotated[float, Range(0, 50), Unit("mW")]) -> None:
-        self._power = mw
-    @expose
-    @property
-    def power(self) -> Annotated[float, Unit("mW")]:
-        return self._power
-    @expose
-    def echo(self, value: Any) -> Any:
-        return value
-"""
-
 
 def _timed(raw, ours, n: int) -> tuple[float, float]:
     """Median seconds per call of each, over 7 batches of n calls, the two interleaved batch by batch."""
@@ -85,12 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
-    module = "bench_service"
-    tmp = tempfile.mkdtemp()  # the service module goes where the daemon process finds it
-    pathlib.Path(tmp, f"{module}.py").write_text(_OURS)
-    os.environ["PYTHONPATH"] = tmp + os.pathsep + os.environ.get("PYTHONPATH", "")
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
-    daemon = start_daemon({"bench": f"{module}:Bench"}, nameserver=ns.uri, spawn=True)
+    daemon = start_daemon({"bench": "labservices:Dummy"}, nameserver=ns.uri, spawn=True)
     try:
         raw = Proxy(raw_proc.stdout.readline().strip())
         raw._pyroSerializer = "marshal"

@@ -109,8 +109,8 @@ def main(argv: list[str]) -> int:
     kind, order = argv[0], json.loads(argv[1])
     child_log = logging.getLogger(f"pyrolab.{kind}")
 
-    def announce(text: str) -> None:
-        child_log.info("%s", text)
+    def announce(text: str) -> None:  # a spawned daemon's parent already says where it serves
+        child_log.log(logging.DEBUG if kind == "spawned" else logging.INFO, "%s", text)
 
     def report(handle: hosting.DaemonHandle) -> None:
         print(json.dumps({"uris": handle.uris, "address": handle.address}), flush=True)
