@@ -5,6 +5,10 @@ Every class also inherits the builtin it means, so callers may catch either::
     PyroLabError(Exception)
     ├── InvalidArgument(ValueError)      a call's argument broke its annotation
     ├── ServiceLocked(PermissionError)   another client process holds the lock
+    ├── LockLost(PermissionError)        your lock did not survive (lease ended, daemon restarted)
+    ├── AccessDenied(PermissionError)    the caller's role or identity may not do this
+    ├── InterlockError(PermissionError)  a safety rule refused the call; names the rule and the value
+    ├── ServiceBusy(TimeoutError)        a non-thread-safe service stayed busy past the wait
     ├── ServiceOffline(ConnectionError)  the service's daemon cannot be reached
     ├── CallTimeout(TimeoutError)        a call, lookup or connect ran out of time
     ├── ConfigError(ValueError)          a lab file or setting is wrong
@@ -16,12 +20,16 @@ Every class also inherits the builtin it means, so callers may catch either::
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "CallTimeout",
     "ConfigError",
+    "InterlockError",
     "InvalidArgument",
+    "LockLost",
     "NameserverUnreachable",
     "PyroLabError",
     "RemoteError",
+    "ServiceBusy",
     "ServiceLocked",
     "ServiceOffline",
     "UnknownService",
@@ -42,6 +50,22 @@ class InvalidArgument(PyroLabError, ValueError):
 
 class ServiceLocked(PyroLabError, PermissionError):
     """Another client process holds the service's lock; the message names it."""
+
+
+class LockLost(PyroLabError, PermissionError):
+    """The lock this process held is gone (its lease ended, or its daemon could not keep it)."""
+
+
+class AccessDenied(PyroLabError, PermissionError):
+    """The caller's role (certificate OU) or identity may not do this; the message says who may."""
+
+
+class InterlockError(PyroLabError, PermissionError):
+    """A declared safety rule refused the call; the message names the rule and the value that broke it."""
+
+
+class ServiceBusy(PyroLabError, TimeoutError):
+    """A service that runs one call at a time stayed busy past the caller's wait; names the call in progress."""
 
 
 class ServiceOffline(PyroLabError, ConnectionError):

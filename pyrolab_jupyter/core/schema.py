@@ -92,7 +92,8 @@ def _doc(obj: Any) -> str:
 class _Call:
     """Validator and description of one exposed method."""
 
-    def __init__(self, name: str, func: Any, readonly: bool) -> None:
+    def __init__(self, name: str, func: Any, exposure: Any) -> None:
+        readonly: bool = exposure.readonly
         self.name = name
         self.signature = inspect.signature(func)
         hints = typing.get_type_hints(func, include_extras=True)
@@ -129,8 +130,12 @@ class _Call:
             "readonly": readonly,
             "parameters": params_schema,
             "returns": {"type": "null"} if returns is type(None) else _json_schema(self.returns),
+            "changes": None if exposure.changes is None else list(exposure.changes),
+            "stop": exposure.stop,
         }
         self.readonly = readonly
+        self.changes: tuple[str, ...] | None = exposure.changes
+        self.stop: bool = exposure.stop
 
     def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Checked ``(args, kwargs)`` for the method, or ``InvalidArgument`` naming what is wrong."""
@@ -203,9 +208,11 @@ def _explain(
 class _Property:
     """Validator and description of one exposed property."""
 
-    def __init__(self, name: str, prop: property) -> None:
+    def __init__(self, name: str, prop: property, exposure: Any) -> None:
         self.name = name
         self.writable = prop.fset is not None
+        self.changes: tuple[str, ...] | None = exposure.changes
+        self.poll: float | None = exposure.poll
         config = pydantic.ConfigDict(arbitrary_types_allowed=True)
         getter = typing.get_type_hints(prop.fget, include_extras=True).get("return", Any)
         annotation = getter
@@ -222,6 +229,8 @@ class _Property:
             "description": _doc(prop.fget),
             "readonly": not self.writable,
             "schema": self.schema,
+            "changes": None if exposure.changes is None else list(exposure.changes),
+            "poll": exposure.poll,
         }
 
     def validate(self, value: Any) -> Any:
@@ -235,14 +244,16 @@ class _Property:
 class ServiceSchema:
     """Everything the daemon needs to describe and guard one service class."""
 
-    def __init__(self, cls: type, members: Mapping[str, tuple[Any, bool]]) -> None:
+    def __init__(self, cls: type, members: Mapping[str, tuple[Any, Any]]) -> None:
+        """``members``: ``{name: (method_or_property, Exposure)}`` as ``exposed_members`` gives."""
         self.methods: dict[str, _Call] = {}
         self.properties: dict[str, _Property] = {}
-        for name, (member, readonly) in members.items():
+        for name, (member, exposure) in members.items():
             if isinstance(member, property):
-                self.properties[name] = _Property(name, member)
+                self.properties[name] = _Property(name, member, exposure)
             else:
-                self.methods[name] = _Call(name, member, readonly)
+                self.methods[name] = _Call(name, member, exposure)
+        self.stop_method: str | None = next((n for n, c in self.methods.items() if c.stop), None)
         self.description: dict[str, Any] = {
             "$schema": JSON_SCHEMA_DIALECT,
             "class": class_path(cls),

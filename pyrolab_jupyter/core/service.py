@@ -17,7 +17,7 @@ import annotated_types
 
 from pyrolab_jupyter.core.schema import ServiceSchema
 
-__all__ = ["Range", "Service", "Unit", "expose", "exposed_members", "schema_of"]
+__all__ = ["Exposure", "Range", "Service", "Unit", "expose", "exposed_members", "schema_of"]
 
 _EXPOSE_ATTR = "__pyrolab_expose__"
 
@@ -25,8 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
-class _Exposure:
+class Exposure:
+    """What ``expose`` said about one member.
+
+    ``changes``: the properties a method or setter may change (``None``: any of
+    them). ``poll``: seconds between daemon-side reads of a property that
+    changes by itself, while someone subscribes. ``stop``: the service's stop
+    action, callable by anyone, locked or not.
+    """
+
     readonly: bool = False
+    changes: tuple[str, ...] | None = None
+    poll: float | None = None
+    stop: bool = False
 
 
 @overload
@@ -34,22 +45,53 @@ def expose(member: F) -> F: ...
 @overload
 def expose(member: property) -> property: ...
 @overload
-def expose(*, readonly: bool = False) -> Callable[[F], F]: ...
+def expose(
+    *,
+    readonly: bool = False,
+    changes: list[str] | tuple[str, ...] | None = None,
+    poll: float | None = None,
+    stop: bool = False,
+) -> Callable[[F], F]: ...
 
 
-def expose(member: Any = None, *, readonly: bool = False) -> Any:
+def expose(
+    member: Any = None,
+    *,
+    readonly: bool = False,
+    changes: list[str] | tuple[str, ...] | None = None,
+    poll: float | None = None,
+    stop: bool = False,
+) -> Any:
     """Make a method or property reachable by clients.
 
     ``@expose`` on a method, or above ``@property`` (setters defined later with
     ``@name.setter`` stay exposed). ``expose(readonly=True)`` marks a method
     that changes nothing, so clients may call it while another holds the lock.
+    ``changes=[...]`` names the properties a call may change (clients re-read
+    just those), ``poll=0.2`` makes the daemon read a property that changes by
+    itself while someone subscribes, and ``stop=True`` marks the method that
+    halts whatever the service is doing (anyone may call it, locked or not).
     """
+    if poll is not None and not poll > 0:
+        raise ValueError(f"expose(poll={poll!r}): the poll period must be a positive number of seconds")
+    if isinstance(changes, str):
+        raise TypeError(f"expose(changes={changes!r}): give a list of property names")
+    exposure = Exposure(
+        readonly=readonly,
+        changes=None if changes is None else tuple(changes),
+        poll=poll,
+        stop=stop,
+    )
 
     def mark(target: Any) -> Any:
         func = target.fget if isinstance(target, property) else target
         if func is None or not callable(func):
             raise TypeError(f"expose() takes a method or a property, not {target!r}")
-        setattr(func, _EXPOSE_ATTR, _Exposure(readonly=readonly))
+        if poll is not None and not isinstance(target, property):
+            raise TypeError(f"expose(poll=...) applies to properties, not to the method {func.__name__}()")
+        if stop and isinstance(target, property):
+            raise TypeError(f"expose(stop=True) applies to a method, not to the property {func.__name__}")
+        setattr(func, _EXPOSE_ATTR, exposure)
         return target
 
     if member is None:
@@ -57,25 +99,25 @@ def expose(member: Any = None, *, readonly: bool = False) -> Any:
     return mark(member)
 
 
-def _exposure(member: Any) -> _Exposure | None:
+def _exposure(member: Any) -> Exposure | None:
     func = member.fget if isinstance(member, property) else member
     return getattr(func, _EXPOSE_ATTR, None)
 
 
-def exposed_members(cls: type) -> dict[str, tuple[Any, bool]]:
-    """Exposed members of a service class: ``{name: (method_or_property, readonly)}``.
+def exposed_members(cls: type) -> dict[str, tuple[Any, Exposure]]:
+    """Exposed members of a service class: ``{name: (method_or_property, exposure)}``.
 
     Walks the MRO so subclasses inherit exposure; names starting with ``_`` are
     never exposed.
     """
-    found: dict[str, tuple[Any, bool]] = {}
+    found: dict[str, tuple[Any, Exposure]] = {}
     for klass in reversed(cls.__mro__):
         for name, member in vars(klass).items():
             if name.startswith("_"):
                 continue
             mark = _exposure(member)
             if mark is not None:
-                found[name] = (member, mark.readonly)
+                found[name] = (member, mark)
             elif name in found:
                 del found[name]  # overridden without expose: no longer public
     return found
