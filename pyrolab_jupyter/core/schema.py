@@ -89,6 +89,18 @@ def _doc(obj: Any) -> str:
     return inspect.cleandoc(obj.__doc__) if obj.__doc__ else ""
 
 
+def _exposure_keys(exposure: Any) -> dict[str, Any]:
+    """The ``expose`` keywords a description carries, only where set (so plain members stay plain)."""
+    keys: dict[str, Any] = {}
+    if exposure.changes is not None:
+        keys["changes"] = list(exposure.changes)
+    if exposure.poll is not None:
+        keys["poll"] = exposure.poll
+    if exposure.stop:
+        keys["stop"] = True
+    return keys
+
+
 class _Call:
     """Validator and description of one exposed method."""
 
@@ -130,8 +142,7 @@ class _Call:
             "readonly": readonly,
             "parameters": params_schema,
             "returns": {"type": "null"} if returns is type(None) else _json_schema(self.returns),
-            "changes": None if exposure.changes is None else list(exposure.changes),
-            "stop": exposure.stop,
+            **_exposure_keys(exposure),
         }
         self.readonly = readonly
         self.changes: tuple[str, ...] | None = exposure.changes
@@ -229,8 +240,7 @@ class _Property:
             "description": _doc(prop.fget),
             "readonly": not self.writable,
             "schema": self.schema,
-            "changes": None if exposure.changes is None else list(exposure.changes),
-            "poll": exposure.poll,
+            **_exposure_keys(exposure),
         }
 
     def validate(self, value: Any) -> Any:
