@@ -11,6 +11,7 @@ from typing import Any
 
 from pyrolab_jupyter import errors
 from pyrolab_jupyter.core.client import Lab, RemoteService
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
 from pyrolab_jupyter.hosting import start_daemon, start_nameserver
 
@@ -18,6 +19,7 @@ __all__ = [
     "Lab",
     "Range",
     "RemoteService",
+    "Security",
     "Service",
     "Unit",
     "errors",

@@ -121,6 +121,24 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- certs --------------------------------------------------------------------------------------
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from pyrolab_jupyter import certs  # needs cryptography only here
+
+    try:
+        if args.certs_command == "init":
+            path = certs.make_ca(args.dir, force=args.force)
+            print(f"lab CA: {path} (its key {path.with_name(certs.CA_KEY)} stays private: it signs every certificate)")
+        else:
+            cert, key = certs.make_cert(args.dir, args.name, args.role, out=args.out, force=args.force)
+            print(f"{args.role} certificate for {args.name}: {cert} (key {key}, readable by you only)")
+    except (OSError, ValueError) as err:
+        return _fail(str(err))
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -205,6 +223,25 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  pyrolab check lab.yaml")
     p.add_argument("lab", metavar="LAB.yaml")
     p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("certs", formatter_class=_RAW, help="make the lab CA and certificates (mutual TLS)",
+                       description="Create a lab CA, then a certificate per daemon PC, user and admin. "
+                                   "The OU of a certificate is its role: daemon (may register names), "
+                                   "user (may call), admin (may also force_unlock).",
+                       epilog="examples:\n  pyrolab certs init lab-ca\n"
+                              "  pyrolab certs new bench1 --role daemon --dir lab-ca\n"
+                              "  pyrolab certs new alice --role user --dir lab-ca --out ~/.pyrolab")
+    certs_sub = p.add_subparsers(dest="certs_command", metavar="ACTION", required=True)
+    q = certs_sub.add_parser("init", help="create the lab CA (lab-ca.pem, lab-ca.key)")
+    q.add_argument("dir", metavar="DIR", help="folder for the CA (made private, 0700)")
+    q.add_argument("--force", action="store_true", help="replace an existing CA (invalidates every certificate)")
+    q = certs_sub.add_parser("new", help="sign a certificate (NAME.pem, NAME.key) with the lab CA")
+    q.add_argument("name", metavar="NAME", help="who holds it: a daemon PC, a user or an admin (the CN)")
+    q.add_argument("--role", required=True, choices=("daemon", "user", "admin"), help="the OU: what it may do")
+    q.add_argument("--dir", default=".", metavar="DIR", help="the CA's folder (default .)")
+    q.add_argument("--out", metavar="DIR", help="where to write NAME.pem and NAME.key (default: the CA's folder)")
+    q.add_argument("--force", action="store_true", help="replace existing files of that name")
+    p.set_defaults(handler=_cmd_certs)
 
     sub.add_parser("demo", formatter_class=_RAW, add_help=False,
                    help="simulated lab + JupyterLab on the quickstart notebook",

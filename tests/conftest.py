@@ -150,3 +150,40 @@ def daemon_factory() -> Iterator[Callable[..., object]]:
 @pytest.fixture
 def lab(nameserver: NameserverProcess) -> Lab:
     return Lab(nameserver.address, timeout=10)
+
+
+# --- TLS: a lab CA made by `pyrolab certs`, once per session ---------------------------------------
+
+
+class LabCA:
+    """A lab CA and its certificates, made by ``pyrolab certs`` in a temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        from pyrolab_jupyter.cli import main
+
+        self.folder = folder
+        self._main = main
+        assert main(["certs", "init", str(folder)]) == 0
+
+    @property
+    def cafile(self) -> Path:
+        return self.folder / "lab-ca.pem"
+
+    def security(self, name: str, role: str = "user") -> object:
+        """A ``Security`` for ``name`` with ``role``, its certificate made on first use."""
+        from pyrolab_jupyter import Security
+
+        if not (self.folder / f"{name}.pem").exists():
+            assert self._main(["certs", "new", name, "--role", role, "--dir", str(self.folder)]) == 0
+        return Security(self.folder / f"{name}.pem", self.folder / f"{name}.key", self.cafile)
+
+
+@pytest.fixture(scope="session")
+def lab_ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
+    return LabCA(tmp_path_factory.mktemp("lab-ca"))
+
+
+@pytest.fixture(scope="session")
+def foreign_ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
+    """Another lab's CA: its certificates must be refused by ours."""
+    return LabCA(tmp_path_factory.mktemp("foreign-ca"))

@@ -1,0 +1,132 @@
+"""TlsProxy and accept_tls against a tiny TLS Pyro5 server started here, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from Pyro5.api import Daemon, Proxy, expose
+from Pyro5.errors import CommunicationError, PyroError
+
+from pyrolab_jupyter.core.tls import TlsProxy, accept_tls, peer_of
+
+pytestmark = pytest.mark.network
+
+
+@expose
+class Echo:
+    def echo(self, value: Any) -> Any:
+        return value
+
+
+class TinyTlsServer(Daemon):  # type: ignore[misc]
+    """A Pyro5 daemon that does the TLS handshake on its worker thread, and records who connected."""
+
+    def __init__(self, security: Any) -> None:
+        super().__init__(host="127.0.0.1", port=0)
+        self.security = security
+        self.peers: list[Any] = []
+        self.failures: list[str] = []
+
+    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
+        try:
+            conn.sock = accept_tls(conn.sock, self.security)
+        except (ssl.SSLError, OSError) as err:
+            self.failures.append(type(err).__name__)
+            return False
+        self.peers.append(peer_of(conn.sock))
+        ok: bool = super()._handshake(conn, denied_reason)
+        return ok
+
+
+@pytest.fixture
+def tls_server(lab_ca: Any) -> Iterator[TinyTlsServer]:
+    server = TinyTlsServer(lab_ca.security("tiny-daemon", "daemon"))
+    server.uri = server.register(Echo, "echo")
+    thread = threading.Thread(target=server.requestLoop, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_call_over_mutual_tls_names_both_ends(tls_server: TinyTlsServer, lab_ca: Any) -> None:
+    with TlsProxy(tls_server.uri, lab_ca.security("alice", "user")) as proxy:
+        proxy._pyroTimeout = 10
+        proxy._pyroSerializer = "marshal"
+        assert proxy.echo(b"\x00\x01") == b"\x00\x01"
+        assert proxy.echo([1, "two"]) == [1, "two"]
+        assert isinstance(proxy._pyroConnection.sock, ssl.SSLSocket)
+        assert peer_of(proxy._pyroConnection.sock).name == "tiny-daemon"
+    assert [(p.name, p.role) for p in tls_server.peers] == [("alice", "user")]
+
+
+def test_reconnects_after_release(tls_server: TinyTlsServer, lab_ca: Any) -> None:
+    with TlsProxy(tls_server.uri, lab_ca.security("alice", "user")) as proxy:
+        proxy._pyroTimeout = 10
+        assert proxy.echo(1) == 1
+        proxy._pyroRelease()
+        assert proxy.echo(2) == 2
+    assert len(tls_server.peers) == 2
+
+
+def test_plain_pyro_client_is_refused(tls_server: TinyTlsServer) -> None:
+    with Proxy(tls_server.uri) as proxy:
+        proxy._pyroTimeout = 5
+        with pytest.raises(PyroError):
+            proxy.echo(1)
+    assert tls_server.peers == []
+
+
+def test_foreign_ca_client_is_refused(tls_server: TinyTlsServer, foreign_ca: Any) -> None:
+    with TlsProxy(tls_server.uri, foreign_ca.security("mallory", "admin")) as proxy:
+        proxy._pyroTimeout = 5
+        with pytest.raises(CommunicationError):
+            proxy.echo(1)
+    assert tls_server.peers == []
+
+
+def test_certless_tls_client_is_refused(tls_server: TinyTlsServer, lab_ca: Any) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(cafile=str(lab_ca.cafile))  # trusts the server but shows no certificate
+    host, port = tls_server.locationStr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with pytest.raises((ssl.SSLError, OSError)):
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"PYRO")
+                assert tls.recv(1) == b""  # TLS 1.3 reports the refusal on the first read
+                raise OSError("closed by the server")
+    assert tls_server.peers == []
+
+
+def test_server_with_a_user_certificate_is_not_trusted_as_a_daemon(lab_ca: Any) -> None:
+    server = TinyTlsServer(lab_ca.security("bob", "user"))
+    uri = server.register(Echo, "echo")
+    thread = threading.Thread(target=server.requestLoop, daemon=True)
+    thread.start()
+    try:
+        with TlsProxy(uri, lab_ca.security("alice", "user")) as proxy:
+            proxy._pyroTimeout = 5
+            with pytest.raises(CommunicationError, match="not a lab daemon"):
+                proxy.echo(1)
+        with TlsProxy(uri, lab_ca.security("alice", "user"), daemon_only=False) as proxy:  # a callback receiver
+            proxy._pyroTimeout = 5
+            assert proxy.echo(3) == 3
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_silent_peer_does_not_stall_tls_clients(tls_server: TinyTlsServer, lab_ca: Any) -> None:
+    host, port = tls_server.locationStr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5):  # connects, then says nothing
+        time.sleep(0.2)
+        with TlsProxy(tls_server.uri, lab_ca.security("alice", "user")) as proxy:
+            proxy._pyroTimeout = 10
+            assert proxy.echo("still served") == "still served"
