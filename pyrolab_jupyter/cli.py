@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 from pyrolab_jupyter import serving, supervisor
@@ -18,6 +19,7 @@ from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.summary import services_text
 from pyrolab_jupyter.labcheck import check_lab_file
 
@@ -104,7 +106,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.nameserver, timeout=args.timeout)
+        lab = Lab(args.nameserver, timeout=args.timeout, security=Security.from_env())
         rows = lab.services()
     except ConfigError as err:
         return _fail(str(err), 2)
@@ -118,6 +120,36 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         print(f"no services registered at {lab.address}")
     else:
         print(services_text(rows))
+    return 0
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+def _history_line(record: dict[str, object]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time") or 0)))  # type: ignore[arg-type]
+    args = json.dumps(record.get("args"), default=str)
+    cell = ""
+    if record.get("notebook"):
+        cell = f"  [{record['notebook']}:{record.get('execution_count', '?')}]"
+    return f"{when}  {record.get('who')}  {record.get('kind')} {record.get('member')} {args} -> " \
+           f"{record.get('outcome')}{cell}"
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.nameserver, timeout=args.timeout, security=Security.from_env())
+        records = lab.connect(args.name).history(args.n)
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    except (PyroLabError, OSError) as err:
+        return _fail(f"cannot read the history of {args.name}: {err}")
+    if args.json:
+        print(json.dumps(records, default=str))
+    elif not records:
+        print(f"no recorded changes of {args.name}")
+    else:
+        print("\n".join(_history_line(r) for r in records))
     return 0
 
 
@@ -217,6 +249,19 @@ def _parser() -> argparse.ArgumentParser:
                    help='print {"nameserver": "host:port", "services": [...]} (the REST payload)')
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
     p.set_defaults(handler=_cmd_ls)
+
+    p = sub.add_parser("history", formatter_class=_RAW, help="who changed a service, and how",
+                       description="Print a service's last state changes from its daemon's audit trail: "
+                                   "time, who, call/set/lock/unlock/force_unlock, arguments, outcome.",
+                       epilog="examples:\n  pyrolab history lab.laser\n"
+                              "  pyrolab history lab.laser -n 200 --json --nameserver 10.0.0.5:9090\n\n"
+                              "With $PYROLAB_CERT/$PYROLAB_KEY/$PYROLAB_CA set, connects over TLS.")
+    p.add_argument("name", metavar="NAME", help="the service")
+    p.add_argument("-n", type=int, default=50, help="how many records (default 50)")
+    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--json", action="store_true", help="print the records as a JSON list")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    p.set_defaults(handler=_cmd_history)
 
     p = sub.add_parser("check", formatter_class=_RAW, help="validate a lab file",
                        description="Validate a lab file: keys and types, each service's class, its args.",

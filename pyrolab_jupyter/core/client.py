@@ -10,14 +10,18 @@ failing call.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from Pyro5.callcontext import current_context
 from Pyro5.errors import CommunicationError, NamingError, PyroError
 from Pyro5.errors import TimeoutError as PyroTimeout
 
+from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
@@ -26,6 +30,7 @@ from pyrolab_jupyter.core.errors import (
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.signatures import help_text, signature_of
 from pyrolab_jupyter.core.subscriptions import Callback, receiver
@@ -33,6 +38,7 @@ from pyrolab_jupyter.core.summary import service_html
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
+    "set_call_context",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,15 +63,19 @@ class Lab:
         ``host:port`` or a Pyro URI; else ``$PYROLAB_NAMESERVER``; else ``127.0.0.1:9090``.
     timeout:
         Default seconds for lookups and for calls on services connected through this Lab.
+    security:
+        ``Security`` for a TLS lab: every connection (nameserver and services) is mutual TLS.
     """
 
-    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 security: Security | None = None) -> None:
         if timeout is None or timeout <= 0:
             raise ValueError(f"timeout={timeout!r}: must be a positive number of seconds")
         self.address = nameserver_address(nameserver)
         self.uri = nameserver_uri(self.address)
         self.timeout = timeout
-        self._pool = ProxyPool(self.uri, timeout)
+        self.security = security
+        self._pool = ProxyPool(self.uri, timeout, security)
 
     def __repr__(self) -> str:
         return f"Lab({self.address!r})"
@@ -130,6 +140,21 @@ class Lab:
     def connect(self, name: str, timeout: float | None = None) -> RemoteService:
         """A ``RemoteService`` for ``name``; one lookup and one ``describe()`` round trip."""
         return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
+
+    def snapshot(self, path: str | Path | None = None) -> dict[str, Any]:
+        """Every online service's class and properties, read in one round trip per daemon.
+
+        Returns ``{"time", "nameserver", "taken_by", "fingerprint", "services": {name: {"class",
+        "version", "locked_by", "properties"}}, "unreachable": {name: reason}}``; ``fingerprint`` is
+        a git-like hash of every class's version, equal for two labs running the same code. With
+        ``path``, also writes it there as JSON (beside the measurement's data).
+        """
+        from pyrolab_jupyter.core.snapshot import take_snapshot  # its own module: one concern
+
+        snap = take_snapshot(self)
+        if path is not None:
+            Path(path).write_text(json.dumps(snap, indent=1, default=str), encoding="utf-8")
+        return snap
 
 
 class RemoteMethod:
@@ -196,6 +221,28 @@ class Subscription:
             pass
 
 
+CallContext = Callable[[], "dict[str, Any] | None"]
+_call_context: list[CallContext] = []
+
+
+def set_call_context(provider: CallContext | None) -> None:
+    """Let an upper layer (the kernel) say, with each call, which notebook cell made it; for the audit trail.
+
+    ``provider()`` returns ``{"notebook": path, "execution_count": n}`` or None.
+    """
+    _call_context[:] = [provider] if provider is not None else []
+
+
+def _context_annotation() -> bytes | None:
+    if not _call_context:
+        return None
+    try:
+        context = _call_context[0]()
+    except Exception:  # the audit detail is never worth failing a call
+        return None
+    return json.dumps(context, default=str).encode()[:1024] if context else None
+
+
 ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
 _view_hooks: list[ViewHook] = []
 
@@ -226,7 +273,7 @@ class RemoteService:
         set_ = object.__setattr__
         set_(self, "_pyrolab_lab", lab)
         set_(self, "_pyrolab_name", name)
-        set_(self, "_pyrolab_pool", ProxyPool(uri, timeout))
+        set_(self, "_pyrolab_pool", ProxyPool(uri, timeout, lab.security))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
         description = self._pyrolab_call("control", "describe", (), {})
@@ -256,8 +303,12 @@ class RemoteService:
     def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
+        note = _context_annotation() if kind != "get" else None
         for attempt in (1, 2):
             proxy = pool.acquire()
+            saved = current_context.annotations
+            if note is not None:
+                current_context.annotations = {**saved, NOTEBOOK_ANNOTATION: note}
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
@@ -280,6 +331,8 @@ class RemoteService:
             except Exception as err:
                 pool.release(proxy)
                 raise _with_remote_traceback(err, where)
+            finally:
+                current_context.annotations = saved
             pool.release(proxy)
             if attempt == 2 and name != "pyrolab_subscribe":
                 self._pyrolab_renew_subscriptions()  # a daemon that came back has forgotten them
@@ -387,6 +440,16 @@ class RemoteService:
         """``{"holder", "since", "expires", "mine"}`` or None when unlocked."""
         info: dict[str, Any] | None = self._pyrolab_call("control", "pyrolab_lock_info", (), {})
         return info
+
+    def history(self, n: int = 50) -> list[dict[str, Any]]:
+        """The service's last ``n`` state changes from its daemon's audit trail, newest last.
+
+        Each is a dict with ``time``, ``who``, ``service``, ``member``, ``kind`` (call, set, lock,
+        unlock, force_unlock), ``args``, ``outcome`` (``"ok"`` or the error's type) and, for calls
+        from a notebook, ``notebook`` and ``execution_count``.
+        """
+        records: list[dict[str, Any]] = self._pyrolab_call("control", "pyrolab_history", (n,), {})
+        return records
 
     def subscribe(self, callback: Callback) -> Subscription:
         """Call ``callback(prop, value, time)`` whenever the service announces a change."""

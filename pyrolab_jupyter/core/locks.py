@@ -18,10 +18,12 @@ __all__ = ["ClientInfo", "Lease", "LockTable"]
 
 @dataclasses.dataclass(frozen=True)
 class ClientInfo:
-    """Who is calling: a per-process id and a readable identity."""
+    """Who is calling: a per-process id, a readable identity and, under TLS, the certificate's role."""
 
     client_id: str
     identity: str
+    role: str | None = None  # the certificate's OU; None without TLS
+    verified: bool = False  # identity from a certificate (TLS) rather than self-declared
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Pyro5 proxies lent to whichever thread calls: Pyro5 ties a proxy to the thread that made it.
 
 Every proxy this library makes carries the client's identity in the handshake,
-a finite timeout and the marshal serializer (raw bytes on the wire).
+a finite timeout and the marshal serializer (raw bytes on the wire); given a
+``Security``, it connects over mutual TLS (``TlsProxy``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 from Pyro5.api import Proxy
 
 from pyrolab_jupyter.core.connections import client_handshake
+from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.tls import TlsProxy
 from pyrolab_jupyter.core.wire import register_error_types
 
 __all__ = ["ProxyPool", "new_proxy"]
@@ -19,9 +22,10 @@ _IDLE_PROXIES = 4
 _SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
 
 
-def new_proxy(uri: str, timeout: float) -> Proxy:
+def new_proxy(uri: str, timeout: float, security: Security | None = None, daemon_only: bool = True) -> Proxy:
+    """A proxy for ``uri``; over TLS with ``security`` (to a ``daemon`` certificate unless ``daemon_only=False``)."""
     register_error_types()
-    proxy = Proxy(uri)
+    proxy = Proxy(uri) if security is None else TlsProxy(uri, security, daemon_only)
     proxy._pyroTimeout = timeout
     proxy._pyroSerializer = _SERIALIZER
     proxy._pyroHandshake = client_handshake()
@@ -31,9 +35,10 @@ def new_proxy(uri: str, timeout: float) -> Proxy:
 class ProxyPool:
     """Proxies lent to one thread at a time; idle ones keep their connection."""
 
-    def __init__(self, uri: str, timeout: float) -> None:
+    def __init__(self, uri: str, timeout: float, security: Security | None = None) -> None:
         self.uri = uri
         self.timeout = timeout
+        self.security = security
         self._idle: list[Proxy] = []
         self._mutex = threading.Lock()
 
@@ -41,7 +46,7 @@ class ProxyPool:
         with self._mutex:
             proxy = self._idle.pop() if self._idle else None
         if proxy is None:
-            return new_proxy(self.uri, self.timeout)
+            return new_proxy(self.uri, self.timeout, self.security)
         proxy._pyroClaimOwnership()
         if proxy._pyroTimeout != self.timeout:
             proxy._pyroTimeout = self.timeout

@@ -15,12 +15,16 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
+from Pyro5.callcontext import current_context
+
+from pyrolab_jupyter.core.audit import AuditLog, call_context
+from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
+from pyrolab_jupyter.core.snapshot import class_version
 
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
@@ -32,6 +36,8 @@ class Host(Protocol):
     """What a servant needs from the daemon hosting it."""
 
     locks: LockTable
+    audit: AuditLog
+    objectsById: dict[str, Any]  # noqa: N815 (Pyro5's name): every object the daemon serves
 
     def current_client(self) -> ClientInfo: ...
     def locks_changed(self, service: str) -> None: ...
@@ -42,7 +48,8 @@ class Host(Protocol):
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
-    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_history",
+    "pyrolab_snapshot",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -91,18 +98,39 @@ class _ServantBase:
                 raise
             raise translated from err
 
+    @contextlib.contextmanager
+    def _audited(self, kind: str, member: str, args: Any = ()) -> Any:
+        """Record a state-changing request in the daemon's audit log, with its outcome."""
+        client = self._host.current_client()
+        outcome, error = "ok", None
+        try:
+            yield
+        except BaseException as err:
+            outcome, error = type(err).__name__, str(err)
+            raise
+        finally:
+            self._host.audit.record(client.identity, self._name, member, kind, args, outcome, error,
+                                    call_context(current_context.annotations))
+
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
-        args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
-        result = self._run(not call.readonly, getattr(self._service, method), *args, **kwargs)
+        if call.readonly:
+            args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
+            return encode(plain(self._run(False, getattr(self._service, method), *args, **kwargs)))
+        raw_args, raw_kwargs = decode(list(args)), decode(kwargs)
+        with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
+            args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
+            result = self._run(True, getattr(self._service, method), *args, **kwargs)
         return encode(plain(result))
 
     def _get(self, prop: str) -> Any:
         return encode(plain(self._run(False, getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
-        value = self._schema.properties[prop].validate(decode(value))
-        current = self._run(True, self._assign, prop, value)
+        value = decode(value)
+        with self._audited("set", prop, [value]):
+            value = self._schema.properties[prop].validate(value)
+            current = self._run(True, self._assign, prop, value)
         self._host.publish(self._name, prop, current)
 
     def _assign(self, prop: str, value: Any) -> Any:
@@ -119,24 +147,39 @@ class _ServantBase:
 
     @_exposed
     def pyrolab_lock(self, lease: float | None = 60.0) -> dict[str, Any]:
-        held = self._host.locks.acquire(self._name, self._host.current_client(), lease)
+        with self._audited("lock", "lock", [lease]):
+            held = self._host.locks.acquire(self._name, self._host.current_client(), lease)
         self._host.locks_changed(self._name)
         return {"holder": held.holder.identity, "since": held.since, "expires": held.expires}
 
     @_exposed
     def pyrolab_unlock(self) -> bool:
-        released = self._host.locks.release(self._name, self._host.current_client())
+        with self._audited("unlock", "unlock"):
+            released = self._host.locks.release(self._name, self._host.current_client())
         if released:
             self._host.locks_changed(self._name)
         return released
 
     @_exposed
     def pyrolab_force_unlock(self) -> str | None:
-        lease = self._host.locks.force_release(self._name)
+        """Break anyone's lock; under TLS only an ``admin`` certificate may."""
+        with self._audited("force_unlock", "force_unlock"):
+            client = self._host.current_client()
+            if client.verified and client.role != "admin":
+                raise AccessDenied(f"force_unlock of {self._name} refused: {client.identity} has role "
+                                   f"{client.role or 'none'}; only an admin certificate (OU=admin) may break a lock")
+            lease = self._host.locks.force_release(self._name)
         if lease is None:
             return None
         self._host.locks_changed(self._name)
         return lease.holder.identity
+
+    @_exposed
+    def pyrolab_history(self, n: int = 50) -> list[dict[str, Any]]:
+        """The last ``n`` audit records of this service, oldest first."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgument(f"history(n={n!r}): n must be a non-negative whole number")
+        return self._host.audit.history(self._name, n)
 
     @_exposed
     def pyrolab_lock_info(self) -> dict[str, Any] | None:
@@ -159,6 +202,21 @@ class _ServantBase:
                 values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
         values["__time__"] = time.time()
         return values
+
+    @_exposed
+    def pyrolab_snapshot(self) -> dict[str, Any]:
+        """Class, version, lock holder and properties of every service of this daemon: one round trip."""
+        states: dict[str, Any] = {}
+        for servant in list(self._host.objectsById.values()):
+            if isinstance(servant, _ServantBase):
+                lease = servant._host.locks.holder(servant._name)
+                states[servant._name] = {
+                    "class": servant._description.get("class"),
+                    "version": class_version(type(servant._service)),
+                    "locked_by": lease.holder.identity if lease else None,
+                    "properties": servant.pyrolab_read(),
+                }
+        return states
 
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
@@ -194,6 +252,8 @@ def make_servant(name: str, service: Service, host: Host, description: str | Non
     if clash:
         raise ValueError(f"{type(service).__qualname__} exposes {', '.join(sorted(clash))}, reserved for "
                          "the client's own API (RemoteService); rename them")
+    if getattr(host, "audit", None) is None:  # a host without its own trail keeps one in memory
+        host.audit = AuditLog()
     members: dict[str, Any] = {n: _method(n) for n in schema.methods}
     members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
     cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)
