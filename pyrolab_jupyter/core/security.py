@@ -24,7 +24,7 @@ from pyrolab_jupyter.core.errors import ConfigError
 
 __all__ = [
     "ENV_CA", "ENV_CERT", "ENV_KEY", "ROLES", "ROLE_ADMIN", "ROLE_DAEMON", "ROLE_USER", "Peer", "Security",
-    "peer_from_cert",
+    "env_security", "peer_from_cert",
 ]
 
 ENV_CERT = "PYROLAB_CERT"
@@ -165,3 +165,21 @@ class Security:
             raise ConfigError(f"cannot load the lab CA {str(self.cafile)!r} ({err}); expected a PEM "
                               "certificate (lab-ca.pem from `pyrolab certs`)") from err
         return context
+
+
+_from_env: dict[tuple[str, str, str], Security] = {}
+_from_env_mutex = threading.Lock()
+
+
+def env_security() -> Security | None:
+    """``Security.from_env()``, made once per distinct setting (the magics and the CLI ask often)."""
+    key = (os.environ.get(ENV_CERT, ""), os.environ.get(ENV_KEY, ""), os.environ.get(ENV_CA, ""))
+    if not any(key):
+        return None
+    with _from_env_mutex:
+        found = _from_env.get(key)
+        if found is None:
+            found = Security.from_env()
+            assert found is not None
+            _from_env[key] = found
+        return found

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any

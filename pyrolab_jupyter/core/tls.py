@@ -90,7 +90,8 @@ class TlsProxy(Proxy):  # type: ignore[misc]
         return copy
 
     def _Proxy__pyroCreateConnection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:  # noqa: N802
-        if connected_socket is not None or self._pyroConnection is not None:
+        connection: Any = getattr(self, "_pyroConnection", None)
+        if connected_socket is not None or connection is not None:
             result: bool = super()._Proxy__pyroCreateConnection(replaceUri, connected_socket)
             return result
         self._Proxy__check_owner()
@@ -131,7 +132,7 @@ class TlsProxy(Proxy):  # type: ignore[misc]
             raise
         except (OSError, errors.ProtocolError) as err:
             raise errors.CommunicationError(f"cannot connect to {uri.location}: {err}") from err
-        answer = serializers.serializers_by_id[reply.serializer_id].loads(reply.data) if reply.data else "?"
+        answer: Any = serializers.serializers_by_id[reply.serializer_id].loads(reply.data) if reply.data else "?"
         if reply.type == protocol.MSG_CONNECTFAIL:
             raise errors.CommunicationError(f"connection to {uri.location} rejected: {answer}")
         self._Proxy__processMetadata(answer["meta"])

@@ -18,6 +18,7 @@ from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import PyroLabError
+from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.service import Service
 
 __all__ = ["NameCache", "candidates", "make_matcher"]
@@ -49,7 +50,7 @@ class NameCache:
         if cached is not None and now - cached.time < self.ttl:
             return cached.names
         try:
-            names, ok = Lab(address, timeout=self.timeout).names(), True
+            names, ok = Lab(address, timeout=self.timeout, security=env_security()).names(), True
         except (PyroLabError, PyroError, OSError):
             names, ok = [], False
         with self._mutex:

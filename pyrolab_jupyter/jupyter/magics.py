@@ -28,6 +28,7 @@ import html
 import json
 import keyword
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,9 @@ from Pyro5.errors import PyroError
 from traitlets import Float, TraitError, Unicode, validate
 
 from pyrolab_jupyter.core import naming
-from pyrolab_jupyter.core.client import Lab, RemoteService
+from pyrolab_jupyter.core.client import Lab, RemoteService, set_call_context
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
+from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
@@ -142,7 +144,7 @@ class PyroLab(Magics):
         return naming.nameserver_address(self.nameserver)
 
     def lab(self, timeout: float | None = None) -> Lab:
-        return Lab(self.address, timeout=timeout or self.timeout)
+        return Lab(self.address, timeout=timeout or self.timeout, security=env_security())
 
     @line_magic
     def pyrolab(self, line: str) -> Any:
@@ -316,7 +318,7 @@ class PyroLab(Magics):
 
     @staticmethod
     def _answers(address: str) -> bool:
-        return Lab(address, timeout=1.0).answers()
+        return Lab(address, timeout=1.0, security=env_security()).answers()
 
     def _do_use(self, args: argparse.Namespace) -> None:
         if args.address is None:
@@ -427,10 +429,22 @@ def _format_remote(remote: RemoteService) -> None:
     show_remote(remote)
 
 
+def _cell_context() -> dict[str, Any] | None:
+    """The notebook and execution count of the cell running now, sent with each call for the audit trail."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return None
+    notebook = shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME") or None
+    return {"notebook": notebook, "execution_count": shell.execution_count}
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%pyrolab``, its Tab completion and the rich display of ``RemoteService``; starts nothing."""
     if id(ipython) in _LOADED:
         return
+    set_call_context(_cell_context)
     magics = PyroLab(shell=ipython)
     ipython.register_magics(magics)
     matcher = completion.make_matcher(magics)
@@ -446,6 +460,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     if loaded is None:
         return
     magics, matcher, previous = loaded
+    set_call_context(None)
     ipython.magics_manager.magics["line"].pop("pyrolab", None)
     ipython.magics_manager.registry.pop(type(magics).__name__, None)
     if magics in ipython.configurables:
