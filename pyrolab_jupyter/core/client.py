@@ -202,18 +202,19 @@ class Subscription:
         self.service = service
         self.token = token
         self._host = host
+        self._security = service._pyrolab_lab.security
         self.closed = False
 
     def renew(self) -> None:
         """(Re)subscribe with the daemon, e.g. after it restarted and forgot us; token and callback stay."""
-        inbox = receiver(self._host)
+        inbox = receiver(self._host, self._security)
         self.service._pyrolab_call("control", "pyrolab_subscribe", (inbox.uri, self.token), {})
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        receiver(self._host).remove(self.token)
+        receiver(self._host, self._security).remove(self.token)
         self.service._pyrolab_subscriptions.pop(self.token, None)
         try:
             self.service._pyrolab_call("control", "pyrolab_unsubscribe", (self.token,), {})
@@ -454,11 +455,12 @@ class RemoteService:
     def subscribe(self, callback: Callback) -> Subscription:
         """Call ``callback(prop, value, time)`` whenever the service announces a change."""
         host = self._pyrolab_pool.local_host
-        subscription = Subscription(self, receiver(host).add(callback), host)
+        inbox = receiver(host, self._pyrolab_lab.security)
+        subscription = Subscription(self, inbox.add(callback), host)
         try:
             subscription.renew()
         except BaseException:
-            receiver(host).remove(subscription.token)
+            inbox.remove(subscription.token)
             raise
         self._pyrolab_subscriptions[subscription.token] = subscription
         return subscription

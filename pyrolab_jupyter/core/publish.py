@@ -18,6 +18,7 @@ from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError
 
 from pyrolab_jupyter.core.proxies import new_proxy
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import encode
 
 __all__ = ["LOCK_PROPERTY", "Publisher"]
@@ -31,7 +32,8 @@ LOCK_PROPERTY = "pyrolab.locked_by"  # pseudo-property announced when the lock h
 class Publisher:
     """Queue of changes and the subscribers each service has."""
 
-    def __init__(self) -> None:
+    def __init__(self, security: Security | None = None) -> None:
+        self._security = security  # a TLS daemon calls its subscribers back over TLS too
         self._queue: queue.SimpleQueue[tuple[str, str, Any, float] | None] = queue.SimpleQueue()
         self._subscribers: dict[str, tuple[str, str]] = {}  # token -> (service, callback uri)
         self._mutex = threading.Lock()
@@ -101,7 +103,7 @@ class Publisher:
     def _proxy(self, uri: str) -> Proxy:
         proxy = self._proxies.get(uri)
         if proxy is None:
-            proxy = self._proxies[uri] = new_proxy(uri, _DELIVERY_TIMEOUT)
+            proxy = self._proxies[uri] = new_proxy(uri, _DELIVERY_TIMEOUT, self._security, daemon_only=False)
         return proxy
 
     def _close_proxies(self) -> None:

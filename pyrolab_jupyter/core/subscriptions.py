@@ -16,7 +16,9 @@ from typing import Any
 
 from Pyro5.api import Daemon, expose
 
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode
+from pyrolab_jupyter.core.tls import TlsThreadDaemon
 
 __all__ = ["Callback", "receiver"]
 
@@ -44,9 +46,9 @@ class _Inbox:
 
 
 class _Receiver:
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, security: Security | None) -> None:
         self.inbox = _Inbox()
-        self.daemon = Daemon(host=host, port=0)
+        self.daemon = Daemon(host=host, port=0) if security is None else TlsThreadDaemon(host, 0, security)
         self.uri = str(self.daemon.register(self.inbox, "pyrolab.inbox"))
         self.thread = threading.Thread(target=self.daemon.requestLoop, name="pyrolab-inbox", daemon=True)
         self.thread.start()
@@ -62,14 +64,15 @@ class _Receiver:
             self.inbox.callbacks.pop(token, None)
 
 
-_receivers: dict[str, _Receiver] = {}
+_receivers: dict[tuple[str, int], _Receiver] = {}
 _receivers_mutex = threading.Lock()
 
 
-def receiver(host: str) -> _Receiver:
-    """The process's receiver reachable at ``host`` (started on first use)."""
+def receiver(host: str, security: Security | None = None) -> _Receiver:
+    """The process's receiver reachable at ``host`` (over TLS with ``security``; started on first use)."""
+    key = (host, id(security))
     with _receivers_mutex:
-        found = _receivers.get(host)
+        found = _receivers.get(key)
         if found is None:
-            found = _receivers[host] = _Receiver(host)
+            found = _receivers[key] = _Receiver(host, security)
         return found

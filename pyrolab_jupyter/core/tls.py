@@ -10,17 +10,20 @@ loop), with a deadline, so a silent TCP peer holds up nobody but itself.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from typing import Any
 
 from Pyro5 import config, core, errors, protocol, serializers, socketutil
-from Pyro5.api import Proxy
+from Pyro5.api import Daemon, Proxy
 from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.security import Peer, Security, peer_from_cert
 
-__all__ = ["TlsProxy", "accept_tls", "peer_of"]
+__all__ = ["TlsProxy", "TlsThreadDaemon", "accept_tls", "peer_of"]
+
+log = logging.getLogger(__name__)
 
 
 def peer_of(sock: Any) -> Peer | None:
@@ -139,3 +142,24 @@ class TlsProxy(Proxy):  # type: ignore[misc]
         if reply.annotations:
             current_context.response_annotations = reply.annotations
         return answer["handshake"]
+
+
+class TlsThreadDaemon(Daemon):  # type: ignore[misc]
+    """A plain Pyro5 daemon (thread server) that only speaks mutual TLS: the client's callback receiver.
+
+    The TLS handshake runs in the connection's worker thread, before Pyro5's
+    own, with ``security.handshake_timeout``: never in the accept loop.
+    """
+
+    def __init__(self, host: str, port: int, security: Security) -> None:
+        super().__init__(host=host, port=port)
+        self._pyrolab_security = security
+
+    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
+        try:
+            conn.sock = accept_tls(conn.sock, self._pyrolab_security)
+        except (ssl.SSLError, OSError) as err:
+            log.info("refused a connection to %s: TLS handshake failed: %s", self.locationStr, err)
+            return False
+        ok: bool = super()._handshake(conn, denied_reason)
+        return ok

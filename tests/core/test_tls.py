@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from Pyro5.api import Daemon, Proxy, expose
+from Pyro5.api import Proxy, expose
 from Pyro5.errors import CommunicationError, PyroError
 
-from pyrolab_jupyter.core.tls import TlsProxy, accept_tls, peer_of
+from pyrolab_jupyter.core.tls import TlsProxy, TlsThreadDaemon, peer_of
 
 pytestmark = pytest.mark.network
 
@@ -24,24 +24,16 @@ class Echo:
         return value
 
 
-class TinyTlsServer(Daemon):  # type: ignore[misc]
-    """A Pyro5 daemon that does the TLS handshake on its worker thread, and records who connected."""
+class TinyTlsServer(TlsThreadDaemon):
+    """The callback receiver's TLS daemon, recording who got through the handshake."""
 
     def __init__(self, security: Any) -> None:
-        super().__init__(host="127.0.0.1", port=0)
-        self.security = security
+        super().__init__("127.0.0.1", 0, security)
         self.peers: list[Any] = []
-        self.failures: list[str] = []
 
-    def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
-        try:
-            conn.sock = accept_tls(conn.sock, self.security)
-        except (ssl.SSLError, OSError) as err:
-            self.failures.append(type(err).__name__)
-            return False
+    def validateHandshake(self, conn: Any, data: Any) -> Any:  # noqa: N802
         self.peers.append(peer_of(conn.sock))
-        ok: bool = super()._handshake(conn, denied_reason)
-        return ok
+        return super().validateHandshake(conn, data)
 
 
 @pytest.fixture
