@@ -90,6 +90,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
         return 1
+    if lab.security is not None:  # TEMPORARY until the servers speak TLS (phase B): never run plain silently
+        return _fail(f"{args.lab}: 'security:' is checked but pyrolab up cannot serve TLS yet in this build")
     children = supervisor.lab_children(lab)
     if not children:
         return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")

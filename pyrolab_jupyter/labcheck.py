@@ -15,8 +15,9 @@ from typing import Any
 
 from pyrolab_jupyter.core.config import LabConfig, ServiceConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.security import Security
 
-__all__ = ["check_lab_file", "import_class"]
+__all__ = ["check_lab_file", "import_class", "lab_security"]
 
 
 def import_class(class_path: str) -> Any:
@@ -75,15 +76,33 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
 
 
 def _check_security(lab: LabConfig) -> list[str]:
+    """The ``security:`` section names three files that exist and load together (else TLS would be off)."""
+    if lab.security is None:
+        return []
     problems = []
-    if lab.security is not None:  # refuse rather than run unencrypted behind the user's back
-        problems.append(f"{lab.locate(('security',))}: TLS is not available in this version of pyrolab-jupyter; "
-                        "remove the section to run this lab without TLS")
     for key in ("certfile", "keyfile", "cafile"):
         value = getattr(lab.security, key, None)
-        if value is not None and not lab.resolve(value).is_file():
+        if value is None:
+            problems.append(f"{lab.locate(('security',))}: '{key}' is missing; TLS needs certfile, keyfile and "
+                            "cafile (make them with `pyrolab certs`)")
+        elif not lab.resolve(value).is_file():
             problems.append(f"{lab.locate(('security', key))}: no such file {str(lab.resolve(value))!r}")
+    if not problems:
+        try:
+            lab_security(lab)
+        except ConfigError as err:
+            problems.append(f"{lab.locate(('security',))}: {err}")
     return problems
+
+
+def lab_security(lab: LabConfig) -> Security | None:
+    """The ``Security`` of a lab file's ``security:`` section (paths relative to the file); None without one."""
+    sec = lab.security
+    if sec is None:
+        return None
+    if sec.certfile is None or sec.keyfile is None or sec.cafile is None:
+        raise ConfigError(f"{lab.locate(('security',))}: needs certfile, keyfile and cafile")
+    return Security(lab.resolve(sec.certfile), lab.resolve(sec.keyfile), lab.resolve(sec.cafile))
 
 
 def check_lab_file(path: str | Path) -> list[str]:

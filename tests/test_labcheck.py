@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,4 +142,16 @@ def test_security_files_must_exist(tmp_path: Path) -> None:
     path.write_text("security: {certfile: me.pem, cafile: ca.pem}\n", encoding="utf-8")
     problems = check_lab_file(path)
     assert f"{path}, line 1: security.cafile: no such file {str((tmp_path / 'ca.pem').resolve())!r}" in problems
-    assert any("TLS is not available in this version" in p for p in problems), problems
+    assert any("'keyfile' is missing" in p for p in problems), problems
+
+
+def test_security_section_with_lab_certificates_is_accepted(tmp_path: Path, lab_ca: Any) -> None:
+    lab_ca.security("lab-bench", "daemon")
+    path = tmp_path / "lab.yaml"
+    f = lab_ca.folder
+    path.write_text(f"security: {{certfile: {f}/lab-bench.pem, keyfile: {f}/lab-bench.key, "
+                    f"cafile: {f}/lab-ca.pem}}\n", encoding="utf-8")
+    assert check_lab_file(path) == []
+    path.write_text(f"security: {{certfile: {f}/lab-bench.pem, keyfile: {f}/lab-ca.key, "
+                    f"cafile: {f}/lab-ca.pem}}\n", encoding="utf-8")
+    assert any("belong together" in p for p in check_lab_file(path))
