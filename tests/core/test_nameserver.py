@@ -122,3 +122,32 @@ def test_sql_storage_survives_restart(tmp_path, nameserver_factory, daemon_facto
 def test_lab_answers(nameserver):
     assert Lab(nameserver.address).answers()
     assert not Lab(f"127.0.0.1:{free_port()}", timeout=1).answers()
+
+
+def test_hijacking_a_live_name_is_refused_and_logged(daemon_factory, caplog):
+    caplog.set_level("INFO", logger="pyrolab_jupyter.core.nameserver")
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=60)
+    try:
+        victim = daemon_factory({"t.victim": "labservices:Dummy"}, ns.address, heartbeat=60)
+        lab = Lab(ns.address)
+        real = lab.lookup("t.victim")
+        evil = f"PYRO:t.victim@127.0.0.1:{free_port()}"
+        with Proxy(ns.uri) as stock:  # what any process on the network can do with plain Pyro5
+            for _ in range(5):
+                with pytest.raises(Exception, match="live daemon"):
+                    stock.register("t.victim", evil, safe=False)
+        assert lab.lookup("t.victim") == real
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 5 and all("127.0.0.1" in m and "t.victim" in m for m in refusals)
+
+        victim.process.kill()  # the owner no longer answers: a replacement (a restarted daemon) is taken at once
+        victim.process.wait(10)
+        with Proxy(ns.uri) as stock:
+            stock.register("t.victim", evil, safe=False)
+            assert str(stock.lookup("t.victim")) == evil
+            stock.remove("t.victim")
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("replaced" in m and "t.victim" in m and "127.0.0.1" in m for m in messages)
+        assert any("removed" in m and "t.victim" in m and "127.0.0.1" in m for m in messages)
+    finally:
+        ns.stop()
