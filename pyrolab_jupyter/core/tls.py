@@ -21,7 +21,7 @@ from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.security import Peer, Security, peer_from_cert
 
-__all__ = ["TlsProxy", "TlsThreadDaemon", "accept_tls", "peer_of"]
+__all__ = ["TlsProxy", "TlsThreadDaemon", "accept_tls", "handshake_step", "peer_of", "start_server_tls"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,23 @@ def accept_tls(sock: socket.socket, security: Security) -> ssl.SSLSocket:
         raise
     tls.settimeout(previous)
     return tls
+
+
+def start_server_tls(sock: socket.socket, security: Security) -> ssl.SSLSocket:
+    """Wrap a non-blocking accepted socket for a handshake driven by ``handshake_step`` (a selector's server)."""
+    return security.server_context().wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+
+
+def handshake_step(tls: ssl.SSLSocket) -> bool:
+    """Advance a non-blocking server handshake: True once done, False while the peer owes bytes.
+
+    Raises ``ssl.SSLError``/``OSError`` when it fails (no certificate, another CA, not TLS at all).
+    """
+    try:
+        tls.do_handshake()
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False
+    return True
 
 
 def _connect_tls(host: str, port: int, security: Security, timeout: float | None,

@@ -122,3 +122,52 @@ def test_silent_peer_does_not_stall_tls_clients(tls_server: TinyTlsServer, lab_c
         with TlsProxy(tls_server.uri, lab_ca.security("alice", "user")) as proxy:
             proxy._pyroTimeout = 10
             assert proxy.echo("still served") == "still served"
+
+
+def test_non_blocking_handshake_driven_by_a_selector(lab_ca: Any, foreign_ca: Any) -> None:
+    import selectors
+
+    from pyrolab_jupyter.core.tls import handshake_step, start_server_tls
+
+    server_sec = lab_ca.security("tiny-daemon", "daemon")
+    for client_sec, ok in ((lab_ca.security("alice", "user"), True), (foreign_ca.security("mallory", "user"), False)):
+        listener = socket.create_server(("127.0.0.1", 0))
+        result: dict[str, Any] = {}
+
+        def client() -> None:
+            try:
+                with socket.create_connection(listener.getsockname(), timeout=5) as raw:
+                    with client_sec.client_context().wrap_socket(raw) as tls:
+                        tls.sendall(b"ping")
+                        result["reply"] = tls.recv(4)
+            except OSError as err:
+                result["error"] = err
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        accepted, _ = listener.accept()
+        accepted.setblocking(False)
+        tls = start_server_tls(accepted, server_sec)
+        with selectors.DefaultSelector() as sel:
+            sel.register(tls, selectors.EVENT_READ)
+            done, failed = False, None
+            for _ in range(200):  # bounded
+                try:
+                    done = handshake_step(tls)
+                except OSError as err:
+                    failed = err
+                    break
+                if done:
+                    break
+                sel.select(0.05)
+        if ok:
+            assert done and peer_of(tls).name == "alice"
+            tls.setblocking(True)
+            assert tls.recv(4) == b"ping"
+            tls.sendall(b"pong")
+        else:
+            assert failed is not None and not done
+        thread.join(10)
+        tls.close()
+        listener.close()
+        assert (result.get("reply") == b"pong") if ok else ("error" in result)
