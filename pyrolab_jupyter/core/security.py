@@ -13,6 +13,8 @@ A certificate's subject names its holder: CN is the identity, OU the role
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import logging
 import os
 import ssl
 import threading
@@ -24,8 +26,10 @@ from pyrolab_jupyter.core.errors import ConfigError
 
 __all__ = [
     "ENV_CA", "ENV_CERT", "ENV_KEY", "ROLES", "ROLE_ADMIN", "ROLE_DAEMON", "ROLE_USER", "Peer", "Security",
-    "env_security", "peer_from_cert",
+    "env_security", "peer_from_cert", "warn_if_exposed",
 ]
+
+log = logging.getLogger(__name__)
 
 ENV_CERT = "PYROLAB_CERT"
 ENV_KEY = "PYROLAB_KEY"
@@ -183,3 +187,19 @@ def env_security() -> Security | None:
             assert found is not None
             _from_env[key] = found
         return found
+
+
+def warn_if_exposed(host: str, security: Security | None, what: str) -> bool:
+    """Log a prominent warning when ``what`` listens beyond this PC without TLS; True if it did."""
+    if security is not None:
+        return False
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return False
+    log.warning("*** %s listens on %s WITHOUT TLS: anyone who reaches this port can call its services, "
+                "re-register names and read every value; give it a Security (see `pyrolab certs`) "
+                "or bind 127.0.0.1 ***", what, host or "every interface")
+    return True

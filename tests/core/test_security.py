@@ -55,3 +55,15 @@ def test_from_env(lab_ca: Any) -> None:
     assert sec is not None and sec.identity.name == "envy"
     with pytest.raises(ConfigError, match=r"\$PYROLAB_KEY"):
         Security.from_env({**env, "PYROLAB_KEY": ""})
+
+
+def test_binding_beyond_loopback_without_tls_warns(lab_ca: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from pyrolab_jupyter.core.security import warn_if_exposed
+
+    caplog.set_level("WARNING")
+    assert not warn_if_exposed("127.0.0.1", None, "a daemon")
+    assert not warn_if_exposed("localhost", None, "a daemon")
+    assert not warn_if_exposed("0.0.0.0", lab_ca.security("sec-a", "daemon"), "a daemon")
+    assert caplog.records == []
+    assert warn_if_exposed("0.0.0.0", None, "the nameserver")
+    assert "WITHOUT TLS" in caplog.text and "the nameserver" in caplog.text
