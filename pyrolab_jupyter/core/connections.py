@@ -1,9 +1,12 @@
 """Who is connected: client identity in the handshake, and a Pyro5 daemon that can close its connections.
 
-Pyro5's thread server keeps serving connections it already accepted after
-``shutdown()``; ``TrackingDaemon.close_connections`` ends them. Each client
-process sends its identity once per connection, in Pyro5's handshake, so the
-daemon knows who holds a lock without any per-call overhead.
+The daemon serves through ``core.transport.GuardedServer`` (bounded threads,
+connection caps, message limits) instead of Pyro5's thread server;
+``TrackingDaemon.close_connections`` ends accepted connections on stop. Each
+client process sends its identity once per connection, in Pyro5's handshake,
+so the daemon knows who holds a lock without any per-call overhead. A plain
+Pyro5 client cannot rebuild this library's error types, so it is sent them as
+a ``Pyro5.errors.PyroError`` with the same message (``pyrolab_type`` names the original).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from typing import Any
 
 from Pyro5.api import Daemon
 from Pyro5.callcontext import current_context
+from Pyro5.errors import PyroError
 
+from pyrolab_jupyter.core.errors import PyroLabError
 from pyrolab_jupyter.core.locks import ClientInfo
+from pyrolab_jupyter.core.transport import GuardedServer, Limits
 
 __all__ = ["TrackingDaemon", "client_handshake"]
 
@@ -63,8 +69,17 @@ def _client_from(data: Any, conn: Any) -> ClientInfo:
 class TrackingDaemon(Daemon):  # type: ignore[misc]
     """A Pyro5 daemon that knows each connection's client and can close them all."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, limits: Limits | None = None) -> None:
         super().__init__(host=host, port=port)
+        self.limits = limits or Limits()
+        threaded = self.transportServer  # Pyro5 bound the socket; we serve it (its pool never gets work)
+        listener, threaded.sock = threaded.sock, None
+        threaded.housekeeper.stop.set()
+        for worker in threaded.pool.idle:
+            worker.process(None)
+        threaded.pool.closed = True
+        threaded.housekeeper = None
+        self.transportServer = GuardedServer(self, listener, self.locationStr, self.limits)
         self._conns: dict[Any, ClientInfo] = {}
         self._conns_mutex = threading.Lock()
 
@@ -91,6 +106,24 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
     def client_gone(self, client: ClientInfo) -> None:
         """Called when a client process's last connection closed; override to react."""
 
+    def keeps_connection(self, conn: Any) -> bool:
+        """Whether an idle connection must stay open: a session instance lives on it (overridden for locks)."""
+        return bool(getattr(conn, "pyroInstances", None))
+
+    def is_ours(self, conn: Any) -> bool:
+        """Whether the peer is this library's client (it can rebuild our error types)."""
+        with self._conns_mutex:
+            client = self._conns.get(conn)
+        return client is not None and not client.client_id.startswith("anonymous-")
+
+    def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,  # noqa: N802
+                               tbinfo: Any, flags: int = 0, annotations: Any = None) -> None:
+        if isinstance(exc_value, PyroLabError) and not self.is_ours(connection):
+            plain = PyroError(str(exc_value))
+            plain.pyrolab_type = type(exc_value).__name__  # type: ignore[attr-defined]
+            exc_value = plain
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, tbinfo, flags, annotations)
+
     def current_client(self) -> ClientInfo:
         """The client behind the call being served on this thread."""
         conn = current_context.client
@@ -103,6 +136,11 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
     def connection_count(self) -> int:
         with self._conns_mutex:
             return len(self._conns)
+
+    @property
+    def server(self) -> GuardedServer:
+        server: GuardedServer = self.transportServer
+        return server
 
     def close_connections(self) -> None:
         """End every accepted connection (their worker threads then exit)."""
