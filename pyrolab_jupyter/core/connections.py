@@ -23,7 +23,7 @@ from Pyro5.api import Daemon
 from Pyro5.callcontext import current_context
 from Pyro5.errors import PyroError
 
-from pyrolab_jupyter.core.errors import PyroLabError
+from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
 from pyrolab_jupyter.core.locks import ClientInfo
 from pyrolab_jupyter.core.transport import GuardedServer, Limits
 
@@ -64,6 +64,32 @@ def _client_from(data: Any, conn: Any) -> ClientInfo:
     except OSError:
         peer = "unknown address"
     return ClientInfo(client_id=f"anonymous-{id(conn)}", identity=f"plain Pyro5 client at {peer}")
+
+
+_MAX_MESSAGE_TEXT = 500
+
+
+def _brief(text: str) -> str:
+    if len(text) <= _MAX_MESSAGE_TEXT:
+        return text
+    half = _MAX_MESSAGE_TEXT // 2
+    return f"{text[:half]} …[{len(text) - 2 * half} characters cut]… {text[-half:]}"
+
+
+def _user_facing(err: BaseException) -> BaseException:
+    """What a caller is sent: errors the request itself caused (unknown member, malformed call) become
+    ``InvalidArgument``; a service's own errors keep their type; long messages are cut."""
+    if not isinstance(err, (PyroError, PyroLabError)) and not getattr(err, "_pyrolab_raised_by_service", False):
+        return InvalidArgument(_brief(f"the call was refused: {type(err).__name__}: {err}"))
+    text = str(err)
+    if len(text) <= _MAX_MESSAGE_TEXT:
+        return err
+    try:
+        short = type(err)(_brief(text))
+    except Exception:  # noqa: BLE001 - a type that wants other arguments keeps its long message
+        return err
+    short.__dict__.update(err.__dict__)
+    return short
 
 
 class TrackingDaemon(Daemon):  # type: ignore[misc]
@@ -118,6 +144,7 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
 
     def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,  # noqa: N802
                                tbinfo: Any, flags: int = 0, annotations: Any = None) -> None:
+        exc_value = _user_facing(exc_value)
         if isinstance(exc_value, PyroLabError) and not self.is_ours(connection):
             plain = PyroError(str(exc_value))
             plain.pyrolab_type = type(exc_value).__name__  # type: ignore[attr-defined]
