@@ -82,20 +82,24 @@ class _Child:
     reader: threading.Thread | None = None
 
 
-def lab_children(lab: LabConfig, python: str = sys.executable) -> list[ChildSpec]:
-    """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon."""
+def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path | None = None) -> list[ChildSpec]:
+    """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon.
+
+    With ``state_dir`` (the logs folder) each daemon keeps its lock table there, so a restart keeps the locks.
+    """
     ns = lab.nameserver
     specs = []
     if not ns.external:
         order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
-                 "on_offline": ns.on_offline, "storage": ns.storage}
+                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns)}
         specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
                              "thread_safe": s.thread_safe}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
-                 "heartbeat": daemon.heartbeat}
+                 "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
+                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None}
         specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
     return specs
 
