@@ -131,6 +131,8 @@ class _Monitor:
     def _ping(self, location: str) -> bool:
         try:
             with new_proxy(f"PYRO:Pyro.Daemon@{location}", self.timeout) as daemon:
+                # not as this process's client identity: a ping closing must not look like a lock holder leaving
+                daemon._pyroHandshake = "hello"
                 daemon.ping()
             return True
         except (PyroError, OSError):
