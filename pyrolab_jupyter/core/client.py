@@ -18,18 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from Pyro5.callcontext import current_context
-from Pyro5.errors import CommunicationError, NamingError, PyroError
+from Pyro5.errors import CommunicationError, NamingError, PyroError, SerializeError
 from Pyro5.errors import TimeoutError as PyroTimeout
 
 from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
+    InvalidArgument,
+    LockLost,
     NameserverUnreachable,
     ServiceOffline,
     UnknownService,
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
-from pyrolab_jupyter.core.proxies import ProxyPool
+from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.signatures import help_text, signature_of
@@ -324,6 +326,10 @@ class RemoteService:
                     f"{where} got no answer within {pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
                 ) from err
+            except SerializeError as err:
+                pool.discard(proxy)
+                raise InvalidArgument(f"{where}: a value cannot be sent or received ({str(err)[:200]}); "
+                                      "use plain values (numbers, str, bytes, lists, dicts) or numpy arrays") from err
             except CommunicationError as err:
                 pool.discard(proxy)
                 if attempt == 1 and self._pyrolab_relookup():
@@ -331,6 +337,8 @@ class RemoteService:
                 raise self._pyrolab_offline(err) from err
             except Exception as err:
                 pool.release(proxy)
+                if isinstance(err, LockLost):
+                    forget_lock(self._pyrolab_name)
                 raise _with_remote_traceback(err, where)
             finally:
                 current_context.annotations = saved
@@ -426,10 +434,12 @@ class RemoteService:
     def lock(self, lease: float | None = 60.0) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
+        hold_lock(self._pyrolab_name, info["expires"])
         return LockHandle(self, info)
 
     def unlock(self) -> bool:
         """Release this process's lock; False if none was held."""
+        forget_lock(self._pyrolab_name)
         return bool(self._pyrolab_call("control", "pyrolab_unlock", (), {}))
 
     def force_unlock(self) -> str | None:

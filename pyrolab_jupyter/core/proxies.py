@@ -1,31 +1,70 @@
 """Pyro5 proxies lent to whichever thread calls: Pyro5 ties a proxy to the thread that made it.
 
 Every proxy this library makes carries the client's identity in the handshake,
-a finite timeout and the marshal serializer (raw bytes on the wire); given a
-``Security``, it connects over mutual TLS (``TlsProxy``).
+a finite timeout and the marshal serializer (raw bytes on the wire). Each call
+also tells the daemon, in Pyro5 annotations, how long the caller waits (so a
+busy service answers ``ServiceBusy`` in time) and whether this process believes
+it holds the service's lock (so a lock the daemon lost is reported, ``LockLost``).
+Given a ``Security``, it connects over mutual TLS (``TlsProxy``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 from Pyro5.api import Proxy
+from Pyro5.callcontext import current_context
 
+from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.connections import client_handshake
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.tls import TlsProxy
-from pyrolab_jupyter.core.wire import register_error_types
+from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT, register_error_types
 
-__all__ = ["ProxyPool", "new_proxy"]
+__all__ = ["ProxyPool", "forget_lock", "hold_lock", "new_proxy"]
 
 _IDLE_PROXIES = 4
 _SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
+_held: dict[str, float | None] = {}  # service name -> lease end (epoch seconds) of the locks this process holds
+
+
+def hold_lock(service: str, expires: float | None) -> None:
+    """Remember that this process holds ``service``'s lock (until ``expires``)."""
+    _held[service] = expires
+
+
+def forget_lock(service: str) -> None:
+    _held.pop(service, None)
+
+
+class _LabProxy(Proxy):  # type: ignore[misc]
+    """Pyro5 takes a call's annotations from a thread-local; each call here sets exactly its own."""
+
+    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Pyro5's name)
+        notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}
+        expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
+        if expires is None or (expires and expires > time.time()):
+            notes[HOLDS_LOCK] = b"1"
+        before = current_context.annotations
+        if NOTEBOOK_ANNOTATION in before:  # the kernel's cell, for the audit trail (set by RemoteService)
+            notes[NOTEBOOK_ANNOTATION] = before[NOTEBOOK_ANNOTATION]
+        current_context.annotations = notes
+        try:
+            return super()._pyroInvoke(*args, **kwargs)
+        finally:
+            current_context.annotations = before
+
+
+class _LabTlsProxy(TlsProxy, _LabProxy):
+    """``_LabProxy`` over mutual TLS."""
 
 
 def new_proxy(uri: str, timeout: float, security: Security | None = None, daemon_only: bool = True) -> Proxy:
     """A proxy for ``uri``; over TLS with ``security`` (to a ``daemon`` certificate unless ``daemon_only=False``)."""
     register_error_types()
-    proxy = Proxy(uri) if security is None else TlsProxy(uri, security, daemon_only)
+    proxy = _LabProxy(uri) if security is None else _LabTlsProxy(uri, security, daemon_only)
     proxy._pyroTimeout = timeout
     proxy._pyroSerializer = _SERIALIZER
     proxy._pyroHandshake = client_handshake()

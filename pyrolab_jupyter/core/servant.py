@@ -18,13 +18,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.audit import AuditLog, call_context
-from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.errors import (
+    AccessDenied,
+    InvalidArgument,
+    LockLost,
+    PyroLabError,
+    RemoteError,
+    ServiceBusy,
+)
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
 from pyrolab_jupyter.core.snapshot import class_version
+from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT
 
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
@@ -59,6 +67,72 @@ def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+DEFAULT_WAIT = 10.0  # how long a caller that does not say (a plain Pyro5 client) waits for a busy service
+_MAX_WAITERS = 8  # callers queued on one busy service; more are told ServiceBusy at once
+
+
+def _note(name: str) -> str:
+    raw = (current_context.annotations or {}).get(name)
+    return bytes(raw).decode("ascii", "replace") if raw is not None else ""
+
+
+def _caller_wait() -> float:
+    """A bit less than the caller's own timeout, so ``ServiceBusy`` arrives before the caller gives up."""
+    try:
+        timeout = float(_note(WAIT) or DEFAULT_WAIT)
+    except ValueError:
+        timeout = DEFAULT_WAIT
+    timeout = min(max(timeout, 0.0), 3600.0) if timeout == timeout else DEFAULT_WAIT
+    return timeout * 0.8
+
+
+class _Gate:
+    """One call at a time for a service that is not thread-safe; knows which call holds it."""
+
+    def __init__(self, service: str, thread_safe: bool) -> None:
+        self._service = service
+        self._lock = None if thread_safe else threading.RLock()
+        self._mutex = threading.Lock()
+        self._waiters = 0
+        self._running: tuple[str, str, float] | None = None  # member, caller, since (monotonic)
+
+    @contextlib.contextmanager
+    def enter(self, member: str, caller: Callable[[], str]) -> Any:
+        if self._lock is None:
+            yield
+            return
+        if not self._lock.acquire(blocking=False):
+            self._wait(member)
+        outer = self._running
+        self._running = (member, caller(), time.monotonic()) if outer is None else outer
+        try:
+            yield
+        finally:
+            self._running = outer
+            self._lock.release()
+
+    def _wait(self, member: str) -> None:
+        assert self._lock is not None
+        wait = _caller_wait()
+        with self._mutex:
+            crowded = self._waiters >= _MAX_WAITERS
+            if not crowded:
+                self._waiters += 1
+        try:
+            if not crowded and self._lock.acquire(timeout=wait):
+                return
+        finally:
+            if not crowded:
+                with self._mutex:
+                    self._waiters -= 1
+        running = self._running
+        doing = (f"{running[0]} (called by {running[1]}, running for {time.monotonic() - running[2]:.1f} s)"
+                 if running else "another call")
+        waited = f"{self._waiters} callers already wait" if crowded else f"waited {wait:.1f} s"
+        raise ServiceBusy(f"{self._service}.{member}: the service is busy with {doing}; {waited}. It runs one "
+                          "call at a time; try again later or give the call a longer timeout")
+
+
 def _translate(err: Exception) -> Exception:
     """Errors the client cannot rebuild become ``RemoteError`` carrying type and traceback."""
     if isinstance(err, PyroLabError) or type(err).__module__ == "builtins":
@@ -78,25 +152,47 @@ class _ServantBase:
         self._service = service
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
-        self._mutex = contextlib.nullcontext() if service.thread_safe else threading.RLock()
+        self._gate = _Gate(name, service.thread_safe)
         self._description = {**self._schema.description, "name": name}
         if description:
             self._description["description"] = description
 
-    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run service code under the lock check and the service's mutex; translate its errors."""
+    def _check_lock(self) -> ClientInfo:
+        """``ServiceLocked`` if another process holds the lock; ``LockLost`` if the caller's own is gone."""
+        client = self._host.current_client()
+        self._host.locks.check(self._name, client)
+        if _note(HOLDS_LOCK):
+            lease = self._host.locks.holder(self._name)
+            if lease is None or lease.holder.client_id != client.client_id:
+                raise LockLost(f"your lock on {self._name} is gone (force-unlocked, or its daemon restarted and "
+                               "could not keep it); nothing was changed: lock() again, check the state, retry")
+        return client
+
+    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
+        """Run service code under the lock check and the service's gate; translate its errors."""
         if writes:
-            self._host.locks.check(self._name, self._host.current_client())
-        try:
-            with self._mutex:
+            self._check_lock()
+        with self._gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
+            try:
                 return action(*args, **kwargs)
-        except PyroLabError:
-            raise
-        except Exception as err:
-            translated = _translate(err)
-            if translated is err:
+            except PyroLabError:
                 raise
-            raise translated from err
+            except Exception as err:
+                err._pyrolab_raised_by_service = True  # type: ignore[attr-defined]
+                translated = _translate(err)
+                if translated is err:
+                    raise
+                raise translated from err
+
+    def _caller(self) -> str:
+        return self._host.current_client().identity
+
+    def _decoded(self, value: Any) -> Any:
+        try:
+            return decode(value)
+        except Exception as err:  # a hand-made or corrupted tagged value
+            raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
+                                  f"{str(err)[:80]}); send plain values or numpy arrays") from None
 
     @contextlib.contextmanager
     def _audited(self, kind: str, member: str, args: Any = ()) -> Any:
@@ -114,23 +210,26 @@ class _ServantBase:
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
         if call.readonly:
-            args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
-            return encode(plain(self._run(False, getattr(self._service, method), *args, **kwargs)))
-        raw_args, raw_kwargs = decode(list(args)), decode(kwargs)
+            args, kwargs = call.validate(tuple(self._decoded(list(args))), self._decoded(kwargs))
+            return encode(plain(self._run(False, getattr(self._service, method), *args, member=f"{method}()",
+                                          **kwargs)))
+        raw_args, raw_kwargs = self._decoded(list(args)), self._decoded(kwargs)
         with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
             args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
-            result = self._run(True, getattr(self._service, method), *args, **kwargs)
+            result = self._run(True, getattr(self._service, method), *args, member=f"{method}()", **kwargs)
         return encode(plain(result))
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(False, getattr, self._service, prop)))
+        return encode(plain(self._run(False, getattr, self._service, prop, member=f"reading {prop}")))
 
     def _set(self, prop: str, value: Any) -> None:
-        value = decode(value)
+        value = self._decoded(value)
         with self._audited("set", prop, [value]):
             value = self._schema.properties[prop].validate(value)
-            current = self._run(True, self._assign, prop, value)
+            current = self._run(True, self._assign, prop, value, member=f"setting {prop}")
         self._host.publish(self._name, prop, current)
 
     def _assign(self, prop: str, value: Any) -> Any:
@@ -148,6 +247,10 @@ class _ServantBase:
     @_exposed
     def pyrolab_lock(self, lease: float | None = 60.0) -> dict[str, Any]:
         with self._audited("lock", "lock", [lease]):
+            if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float))
+                                      or not 0 < lease < 1e9):
+                raise InvalidArgument(f"lock(lease={str(lease)[:40]!r}): a lease is a positive number of seconds "
+                                      "or None")
             held = self._host.locks.acquire(self._name, self._host.current_client(), lease)
         self._host.locks_changed(self._name)
         return {"holder": held.holder.identity, "since": held.since, "expires": held.expires}
@@ -193,9 +296,12 @@ class _ServantBase:
     def pyrolab_read(self, names: list[str] | None = None) -> dict[str, Any]:
         """Several property values in one round trip; a failing one maps to its error text."""
         values: dict[str, Any] = {}
+        if names is not None and not isinstance(names, list):
+            raise InvalidArgument(f"read_properties(): names must be a list of property names, not "
+                                  f"{type(names).__name__}")
         for prop in self._schema.properties if names is None else names:
-            if prop not in self._schema.properties:
-                raise InvalidArgument(f"pyrolab_read(): {prop!r} is not a property of {self._name}")
+            if not isinstance(prop, str) or prop not in self._schema.properties:
+                raise InvalidArgument(f"pyrolab_read(): {str(prop)[:80]!r} is not a property of {self._name}")
             try:
                 values[prop] = self._get(prop)
             except Exception as err:  # reported per value so one bad sensor spoils no panel
@@ -220,6 +326,8 @@ class _ServantBase:
 
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
+        if not isinstance(callback_uri, str) or not isinstance(token, str):
+            raise InvalidArgument("subscribe: the callback URI and the token must be strings")
         self._host.subscribe(self._name, callback_uri, token)
 
     @_exposed

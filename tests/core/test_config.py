@@ -127,7 +127,7 @@ def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None
         f"{path}, line 6: daemons.bench1.services.lab laser.class: "
         "expected 'module.path:ClassName', got 'not-a-class-path'",
         f"{path}, line 7: daemons.bench1.services.lab.cam.thread_safe: expected true or false, got 'maybe'",
-        f"{path}, line 8: unknown key 'colour' (expected one of: nameserver, daemons, security, logs)",
+        f"{path}, line 8: unknown key 'colour' (expected one of: nameserver, daemons, security, logs, max_message_mb)",
     ]
 
 

@@ -1,0 +1,469 @@
+"""The socket server under every daemon and nameserver: one selector thread, a bounded pool of workers.
+
+Pyro5's thread server gives each connection a thread for its whole life (80
+at most): 81 idle sockets freeze a port, and every one-way call starts a
+thread. Here a connection costs a thread only while a complete message of it
+is being handled. The selector thread accepts (per-peer and total caps),
+reads whatever arrived into the connection's buffer, refuses a bad header at
+once (``core.frames``), cuts a partial message that does not complete in time
+(slow senders) and connections idle too long (unless the daemon says a lock
+or a session instance depends on it). Complete messages go to the pool, which
+runs Pyro5's own handshake and request handling on them; one-way calls run in
+the pool too (in order, no thread each).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import resource
+import selectors
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from Pyro5 import errors, protocol, serializers
+from Pyro5.callcontext import current_context
+from Pyro5.server import _get_attribute, _set_exposed_property_value
+from Pyro5.socketutil import SocketConnection
+
+from pyrolab_jupyter.core.errors import InvalidArgument
+from pyrolab_jupyter.core.frames import (
+    DEFAULT_MAX_MESSAGE,
+    HEADER_SIZE,
+    FrameError,
+    Header,
+    check_body,
+    parse_header,
+)
+
+__all__ = ["Limits", "GuardedServer"]
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 256 * 1024
+_TICK = 0.25
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server grants the network; the one home of these defaults.
+
+    ``max_message``: bytes per message (declared size refused from the header).
+    ``max_connections`` (clipped to the open-file limit) and ``max_per_peer``
+    (per client address: a lab's notebooks often share a host). A connection
+    with nothing to say for ``idle_timeout`` seconds is closed (not one a lock
+    or a session instance depends on); a message must arrive within
+    ``frame_timeout`` plus its size at ``min_rate`` bytes/s; a reply must be
+    taken within ``send_timeout``. ``workers`` threads handle messages.
+    """
+
+    max_message: int = DEFAULT_MAX_MESSAGE
+    max_connections: int = 4096
+    max_per_peer: int = 256
+    idle_timeout: float = 300.0
+    frame_timeout: float = 10.0
+    min_rate: float = 1024 * 1024
+    send_timeout: float = 60.0
+    workers: int = 128
+    max_buffered: int = 512 * 1024 * 1024
+
+    def connection_cap(self) -> int:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        room = self.max_connections if soft == resource.RLIM_INFINITY else min(self.max_connections, soft - 64)
+        return max(1, room)
+
+
+class _Conn(SocketConnection):  # type: ignore[misc]
+    """A client connection: its buffer and complete messages (selector side), the message in hand (worker side)."""
+
+    def __init__(self, sock: socket.socket, peer: str, send_timeout: float) -> None:
+        super().__init__(sock)
+        self.peer = peer
+        self.send_timeout = send_timeout
+        self.buffer = bytearray()
+        self.header: Header | None = None
+        self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
+        self.greeted = False
+        self.last_active = time.monotonic()
+        self.partial_since: float | None = None
+        self.closed = False
+        self._frame = memoryview(b"")
+
+    # what Pyro5's handshake and handleRequest read and write through
+
+    def recv(self, size: int) -> bytes:
+        if size > len(self._frame):
+            raise errors.ConnectionClosedError("message ended early")
+        data, self._frame = bytes(self._frame[:size]), self._frame[size:]
+        return data
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + self.send_timeout
+        while view:
+            try:
+                sent = self.sock.send(view)
+                view = view[sent:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                raise errors.ConnectionClosedError(f"cannot send: {err}") from None
+            left = deadline - time.monotonic()
+            if left <= 0 or not _wait_writable(self.sock, left):
+                raise errors.TimeoutError(f"{self.peer} did not take a reply within {self.send_timeout:g} s")
+
+    def hand(self, raw: bytes) -> None:
+        self._frame = memoryview(raw)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def _wait_writable(sock: socket.socket, timeout: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE)
+        return bool(sel.select(timeout))
+
+
+class GuardedServer:
+    """Pyro5 transport server (``loop``/``shutdown``/``close``) with the limits of ``Limits``."""
+
+    def __init__(self, daemon: Any, listener: socket.socket, location: str, limits: Limits) -> None:
+        self.daemon = daemon
+        self.sock: socket.socket | None = listener
+        self.locationStr = location
+        self.limits = limits
+        self.shutting_down = False
+        self._cap = limits.connection_cap()
+        self._selector = selectors.DefaultSelector()
+        self._conns: dict[int, _Conn] = {}
+        self._per_peer: collections.Counter[str] = collections.Counter()
+        self._buffered = 0
+        self._returned: collections.deque[_Conn] = collections.deque()
+        self._mutex = threading.Lock()
+        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="pyrolab-worker")
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        listener.setblocking(False)
+        self._selector.register(listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._refused_logged = 0.0
+        self._housekept = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<GuardedServer on {self.locationStr}; {len(self._conns)} connections>"
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [self.sock] if self.sock is not None else []
+
+    def connection_count(self) -> int:
+        with self._mutex:
+            return len(self._conns)
+
+    # the selector thread
+
+    def loop(self, loopCondition: Any = lambda: True) -> None:  # noqa: N803 (Pyro5's name)
+        while self.sock is not None and not self.shutting_down and loopCondition():
+            try:
+                events = self._selector.select(_TICK)
+            except (OSError, ValueError):
+                if self.shutting_down:
+                    break
+                raise
+            for key, _ in events:
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    self._drain_wake()
+                else:
+                    self._read(key.data)
+            self._take_back()
+            self._sweep()
+
+    def _accept(self) -> None:
+        assert self.sock is not None
+        for _ in range(64):  # then let reads happen; the rest wait in the backlog
+            try:
+                csock, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                log.warning("accept failed on %s: %s", self.locationStr, err)
+                return
+            peer = str(addr[0]) if isinstance(addr, tuple) else "local"
+            with self._mutex:
+                total, mine = len(self._conns), self._per_peer[peer]
+            if total >= self._cap or mine >= self.limits.max_per_peer:
+                self._refuse(csock, peer, total, mine)
+                continue
+            csock.setblocking(False)
+            if csock.family != socket.AF_UNIX:
+                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Conn(csock, peer, self.limits.send_timeout)
+            conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
+            with self._mutex:
+                self._conns[id(conn)] = conn
+                self._per_peer[peer] += 1
+            self._selector.register(csock, selectors.EVENT_READ, conn)
+
+    def _refuse(self, csock: socket.socket, peer: str, total: int, mine: int) -> None:
+        csock.close()
+        now = time.monotonic()
+        if now - self._refused_logged > 10:
+            self._refused_logged = now
+            which = (f"{peer} holds {mine} (max_per_peer {self.limits.max_per_peer})"
+                     if mine >= self.limits.max_per_peer else f"{total} open (cap {self._cap})")
+            log.warning("%s: refusing connections: %s", self.locationStr, which)
+
+    def _read(self, conn: _Conn) -> None:
+        if self._buffered > self.limits.max_buffered and conn.partial_since is not None:
+            return  # over the memory budget: partial messages wait (and time out), complete ones drain
+        try:
+            chunk = conn.sock.recv(_READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return
+        now = time.monotonic()
+        conn.last_active = now
+        if conn.partial_since is None:
+            conn.partial_since = now
+        conn.buffer += chunk
+        with self._mutex:
+            self._buffered += len(chunk)
+        try:
+            self._split(conn)
+        except FrameError as err:
+            self._refuse_frame(conn, err)
+            return
+        if conn.frames:
+            self._dispatch(conn)
+
+    def _split(self, conn: _Conn) -> None:
+        """Move the complete messages out of the buffer; check each header as soon as it is in."""
+        while True:
+            if conn.header is None:
+                if len(conn.buffer) < HEADER_SIZE:
+                    break
+                expect = (protocol.MSG_INVOKE, protocol.MSG_PING) if conn.greeted or conn.frames else (
+                    protocol.MSG_CONNECT,)
+                conn.header = parse_header(bytes(conn.buffer[:HEADER_SIZE]), self.limits.max_message, expect)
+            total = HEADER_SIZE + conn.header.body_size
+            if len(conn.buffer) < total:
+                break
+            raw = bytes(conn.buffer[:total])
+            del conn.buffer[:total]
+            conn.frames.append((conn.header, raw))
+            conn.header = None
+        conn.partial_since = time.monotonic() if conn.buffer else None
+
+    def _dispatch(self, conn: _Conn) -> None:
+        self._selector.unregister(conn.sock)
+        self._pool.submit(self._work, conn)
+
+    def _refuse_frame(self, conn: _Conn, err: FrameError) -> None:
+        log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
+        self._selector.unregister(conn.sock)
+        header = conn.header
+        if err.reply and header is not None and header.msg_type == protocol.MSG_INVOKE:
+            self._pool.submit(self._answer_refusal, conn, header, str(err))
+        else:
+            self._close(conn)
+
+    def _answer_refusal(self, conn: _Conn, header: Header, message: str) -> None:
+        ser = header.serializer_id if header.serializer_id in serializers.serializers_by_id else \
+            serializers.MarshalSerializer.serializer_id
+        try:
+            self.daemon._sendExceptionResponse(conn, header.seq, ser, InvalidArgument(message), None)
+        except Exception as exc:  # noqa: BLE001 - the peer may be gone already; we close it either way
+            log.debug("could not tell %s why: %s", conn.peer, exc)
+        self._close(conn)
+
+    # the workers
+
+    def _work(self, conn: _Conn) -> None:
+        keep = True
+        try:
+            while keep and conn.frames and not conn.closed:
+                header, raw = conn.frames.popleft()
+                with self._mutex:
+                    self._buffered -= len(raw)
+                keep = self._handle(conn, header, raw)
+        except Exception as err:  # noqa: BLE001 - one connection's failure never reaches the others
+            log.debug("connection from %s ends: %s", conn.peer, err)
+            keep = False
+        if keep and not conn.closed:
+            self._returned.append(conn)
+            try:
+                self._wake_w.send(b"x")
+            except OSError:
+                pass
+        else:
+            self._close(conn)
+
+    def _handle(self, conn: _Conn, header: Header, raw: bytes) -> bool:
+        try:
+            check_body(header, memoryview(raw)[HEADER_SIZE:])
+        except FrameError as err:
+            log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
+            if header.msg_type == protocol.MSG_INVOKE and not header.flags & protocol.FLAGS_ONEWAY:
+                self._answer_refusal(conn, header, str(err))
+            return False
+        conn.hand(raw)
+        if not conn.greeted:
+            conn.greeted = bool(self.daemon._handshake(conn))
+            return conn.greeted
+        if header.flags & protocol.FLAGS_ONEWAY and not header.flags & protocol.FLAGS_BATCH:
+            self._oneway(conn, header, raw)
+            return True
+        try:
+            self.daemon.handleRequest(conn)
+        except (OSError, errors.CommunicationError, errors.SecurityError) as err:
+            log.debug("connection from %s ends: %s", conn.peer, err)
+            return False
+        return True
+
+    def _oneway(self, conn: _Conn, header: Header, raw: bytes) -> None:
+        """A one-way call, run here (Pyro5 would start a thread for each)."""
+        try:
+            msg = protocol.ReceivingMessage(raw[:HEADER_SIZE], raw[HEADER_SIZE:])
+            serializer = serializers.serializers_by_id[msg.serializer_id]
+            obj_id, method, vargs, kwargs = serializer.loadsCall(msg.data)
+            current_context.client = conn
+            current_context.client_sock_addr = None
+            current_context.seq = msg.seq
+            current_context.annotations = msg.annotations
+            current_context.msg_flags = msg.flags
+            current_context.serializer_id = msg.serializer_id
+            obj = self.daemon.objectsById.get(obj_id)
+            if obj is None:
+                raise errors.DaemonError(f"unknown object {obj_id!r}")
+            if method == "__setattr__":
+                _set_exposed_property_value(obj, vargs[0], vargs[1])
+            elif method != "__getattr__":
+                _get_attribute(obj, method)(*vargs, **(kwargs or {}))
+        except Exception as err:  # noqa: BLE001 - nobody waits for a one-way call's outcome
+            log.info("one-way call from %s failed: %s: %s", conn.peer, type(err).__name__, str(err)[:200])
+
+    # bookkeeping (selector thread, except _close)
+
+    def _take_back(self) -> None:
+        while self._returned:
+            conn = self._returned.popleft()
+            if conn.closed:
+                continue
+            conn.last_active = time.monotonic()
+            if conn.frames:  # arrived while it was in the pool
+                self._pool.submit(self._work, conn)
+                continue
+            try:
+                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            except (KeyError, ValueError, OSError):
+                self._close(conn)
+                continue
+            if conn.buffer:  # a partial message read before the previous one was handled
+                try:
+                    self._split(conn)
+                except FrameError as err:
+                    self._refuse_frame(conn, err)
+                    continue
+                if conn.frames:
+                    self._dispatch(conn)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._housekept < 1.0:
+            return
+        self._housekept = now
+        lim = self.limits
+        for key in list(self._selector.get_map().values()):
+            conn = key.data
+            if not isinstance(conn, _Conn):
+                continue
+            if conn.partial_since is not None:
+                due = lim.frame_timeout + (conn.header.body_size if conn.header else 0) / lim.min_rate
+                if now - conn.partial_since > due:
+                    log.info("%s: cut %s: a message did not complete within %.0f s", self.locationStr, conn.peer, due)
+                    self._drop(conn)
+            elif now - conn.last_active > lim.idle_timeout and not self.daemon.keeps_connection(conn):
+                log.debug("%s: closing %s, idle for %.0f s", self.locationStr, conn.peer, now - conn.last_active)
+                self._drop(conn)
+        try:
+            self.daemon._housekeeping()
+        except Exception:  # noqa: BLE001 - Pyro5's stream cleanup must not stop the server
+            log.exception("housekeeping failed")
+
+    def _drop(self, conn: _Conn) -> None:
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        with self._mutex:
+            if self._conns.pop(id(conn), None) is None:
+                return
+            self._per_peer[conn.peer] -= 1
+            if self._per_peer[conn.peer] <= 0:
+                del self._per_peer[conn.peer]
+            self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
+        conn.buffer = bytearray()
+        conn.frames.clear()
+        try:
+            self.daemon._clientDisconnect(conn)
+        except Exception:  # noqa: BLE001
+            log.exception("client disconnect hook failed")
+        conn.close()
+
+    # Pyro5's transport-server interface
+
+    def wakeup(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        self.wakeup()
+
+    def close(self) -> None:
+        self.shutting_down = True
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        with self._mutex:
+            conns = list(self._conns.values())
+        for conn in conns:
+            self._close(conn)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def combine_loop(self, server: Any) -> None:
+        raise TypeError("the guarded server does not combine loops")
+
+    def events(self, eventsockets: Any) -> None:
+        raise TypeError("the guarded server runs its own loop (requestLoop)")
