@@ -21,6 +21,7 @@ from pyrolab_jupyter import labcheck
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
+from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service
 
 __all__ = [
@@ -75,13 +76,16 @@ def start_nameserver(
     on_offline: Literal["keep", "remove"] = "keep",
     storage: str = "memory",
     max_message: int | None = None,
+    security: Security | None = None,
 ) -> NameserverHost:
     """A nameserver with its health monitor, serving from this process's background threads.
 
     The handle has ``uri``, ``address`` (``host:port``) and ``stop()``. ``port=0`` picks a free port.
     ``max_message``: bytes a message may have (default 128 MiB; a larger one is refused from its header).
+    ``security``: serve mutual TLS only; only ``daemon`` certificates may register or remove names.
     """
-    return NameserverHost(host, port, check_interval, on_offline, storage, max_message=max_message).start()
+    return NameserverHost(host, port, check_interval, on_offline, storage, max_message=max_message,
+                          security=security).start()
 
 
 class DaemonHandle:
@@ -136,11 +140,12 @@ class DaemonHandle:
 
 
 def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-                   heartbeat: float, max_message: int | None = None, state_file: str | None = None) -> LabDaemon:
+                   heartbeat: float, max_message: int | None = None, state_file: str | None = None,
+                   security: Security | None = None, audit: str | None = None) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
     daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat, max_message=max_message,
-                       state_file=state_file)
+                       state_file=state_file, security=security, audit=audit)
     try:
         for name, (service, description) in built.items():
             daemon.add(name, service, description)
@@ -161,6 +166,8 @@ def start_daemon(
     register_timeout: float = 5.0,
     max_message: int | None = None,
     state_file: str | None = None,
+    security: Security | None = None,
+    audit: str | None = None,
 ) -> DaemonHandle:
     """Host ``services`` (name → instance, ``"module:Class"`` or ``{"class", "args", "description"}``).
 
@@ -168,11 +175,14 @@ def start_daemon(
     strings or mappings). Returns once the daemon serves and, when a
     nameserver is given and answers within ``register_timeout``, is registered. ``max_message``: bytes a
     message may have (default 128 MiB). ``state_file``: where its locks are kept across a restart.
+    ``security``: serve (and register, and call subscribers back) over mutual TLS with this certificate.
+    ``audit``: the JSON-lines file of every state-changing request (else kept in memory only).
     """
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = _host_services(services, nameserver, host, port, heartbeat, max_message, state_file)
+        daemon = _host_services(services, nameserver, host, port, heartbeat, max_message, state_file, security,
+                                audit)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -181,7 +191,8 @@ def start_daemon(
     specs = {n: {"class": s} if isinstance(s, str) else dict(cast(Mapping[str, Any], s)) for n, s in services.items()}
     order = {"services": specs,
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
-             "register_timeout": register_timeout, "max_message": max_message, "state_file": state_file}
+             "register_timeout": register_timeout, "max_message": max_message, "state_file": state_file,
+             "security": security.files() if security is not None else None, "audit": audit}
     process = subprocess.Popen(
         [sys.executable, "-m", "pyrolab_jupyter.serving", "spawned", json.dumps(order)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from pyrolab_jupyter import hosting
+from pyrolab_jupyter.core.security import Security
 
 __all__ = ["configure_child_logging", "main", "serve_daemon", "serve_nameserver", "wait_for_stop"]
 
@@ -53,11 +54,12 @@ def wait_for_stop(watch_stdin: bool) -> None:
 
 def serve_nameserver(host: str, port: int, check_interval: float, on_offline: str, storage: str = "memory",
                      watch_stdin: bool = False, announce: Callable[[str], None] = _say,
-                     max_message: int | None = None) -> int:
+                     max_message: int | None = None, security: Security | None = None) -> int:
     """Run a nameserver in the foreground until a signal stops it; 0 on a clean stop."""
     ns = hosting.start_nameserver(host, port, check_interval, on_offline, storage,  # type: ignore[arg-type]
-                                  max_message=max_message)
-    announce(f"nameserver at {ns.address} (check every {check_interval:g} s, on offline: {on_offline}); "
+                                  max_message=max_message, security=security)
+    tls = f", TLS as {security.identity.name}" if security is not None else ""
+    announce(f"nameserver at {ns.address} (check every {check_interval:g} s, on offline: {on_offline}{tls}); "
              "Ctrl-C stops it")
     try:
         wait_for_stop(watch_stdin)
@@ -71,7 +73,8 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
                  heartbeat: float = 5.0, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
-                 max_message: int | None = None, state_file: str | None = None) -> int:
+                 max_message: int | None = None, state_file: str | None = None,
+                 security: Security | None = None, audit: str | None = None) -> int:
     """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
 
     The daemon registers with ``nameserver`` and keeps retrying on its
@@ -79,7 +82,7 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
     """
     handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
                                   register_timeout=register_timeout, max_message=max_message,
-                                  state_file=state_file)
+                                  state_file=state_file, security=security, audit=audit)
     daemon = handle.daemon
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
@@ -120,15 +123,17 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"uris": handle.uris, "address": handle.address}), flush=True)
 
     try:
+        security = Security(**order["security"]) if order.get("security") else None
         if kind == "nameserver":
             return serve_nameserver(order["host"], order["port"], order["check_interval"], order["on_offline"],
                                     order.get("storage", "memory"), watch_stdin=True, announce=announce,
-                                    max_message=order.get("max_message"))
+                                    max_message=order.get("max_message"), security=security)
         return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
                             order["heartbeat"], watch_stdin=True, announce=announce,
                             register_timeout=order.get("register_timeout", 2.0),
                             ready=report if kind == "spawned" else None,
-                            max_message=order.get("max_message"), state_file=order.get("state_file"))
+                            max_message=order.get("max_message"), state_file=order.get("state_file"),
+                            security=security, audit=order.get("audit"))
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":

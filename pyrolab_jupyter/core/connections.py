@@ -25,6 +25,8 @@ from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
 from pyrolab_jupyter.core.locks import ClientInfo
+from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.tls import peer_of
 from pyrolab_jupyter.core.transport import GuardedServer, Limits
 
 __all__ = ["TrackingDaemon", "client_handshake"]
@@ -35,35 +37,51 @@ _HANDSHAKE_KEY = "pyrolab"
 _process: tuple[int, ClientInfo] | None = None
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def _this_process() -> ClientInfo:
     global _process
     pid = os.getpid()
     if _process is None or _process[0] != pid:  # a forked child is another client
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        identity = f"{user}@{socket.gethostname()} (pid {pid})"
+        identity = f"{_user()}@{socket.gethostname()} (pid {pid})"
         _process = (pid, ClientInfo(client_id=uuid.uuid4().hex, identity=identity))
     return _process[1]
 
 
 def client_handshake() -> dict[str, Any]:
-    """The handshake payload this process's proxies send."""
+    """The handshake payload this process's proxies send: who it says it is (the daemon decides what to trust)."""
     me = _this_process()
-    return {_HANDSHAKE_KEY: {"client_id": me.client_id, "identity": me.identity}}
+    return {_HANDSHAKE_KEY: {"client_id": me.client_id, "identity": me.identity, "pid": os.getpid()}}
 
 
 def _client_from(data: Any, conn: Any) -> ClientInfo:
+    """Who the peer is: under TLS the certificate's CN (and role) plus the pid it states; else what it
+    declares, marked ``unverified``."""
     info = data.get(_HANDSHAKE_KEY) if isinstance(data, dict) else None
+    peer = peer_of(getattr(conn, "sock", None))
     if isinstance(info, dict) and isinstance(info.get("client_id"), str):
-        identity = str(info.get("identity") or info["client_id"])[:200]
-        return ClientInfo(client_id=info["client_id"][:64], identity=identity)
+        client_id = info["client_id"][:64]
+        pid = info.get("pid")
+        pid_text = f"pid {pid}" if isinstance(pid, int) and not isinstance(pid, bool) else "pid ?"
+        if peer is not None:
+            return ClientInfo(client_id, f"{peer.name} ({pid_text})", role=peer.role, verified=True)
+        declared = str(info.get("identity") or client_id)[:200]
+        if declared.endswith(")"):  # "alice@pc (pid 42)" -> "alice@pc (pid 42, unverified)"
+            return ClientInfo(client_id, declared[:-1] + ", unverified)")
+        return ClientInfo(client_id, f"{declared} (unverified)")
     try:
-        peer = "%s:%s" % conn.sock.getpeername()[:2]
-    except OSError:
-        peer = "unknown address"
-    return ClientInfo(client_id=f"anonymous-{id(conn)}", identity=f"plain Pyro5 client at {peer}")
+        address = "%s:%s" % conn.sock.getpeername()[:2]
+    except (OSError, AttributeError):
+        address = "unknown address"
+    if peer is not None:
+        return ClientInfo(f"anonymous-{id(conn)}", f"{peer.name} (Pyro5 client at {address})", role=peer.role,
+                          verified=True)
+    return ClientInfo(f"anonymous-{id(conn)}", f"plain Pyro5 client at {address} (unverified)")
 
 
 _MAX_MESSAGE_TEXT = 500
@@ -95,9 +113,10 @@ def _user_facing(err: BaseException) -> BaseException:
 class TrackingDaemon(Daemon):  # type: ignore[misc]
     """A Pyro5 daemon that knows each connection's client and can close them all."""
 
-    def __init__(self, host: str, port: int, limits: Limits | None = None) -> None:
+    def __init__(self, host: str, port: int, limits: Limits | None = None, security: Security | None = None) -> None:
         super().__init__(host=host, port=port)
         self.limits = limits or Limits()
+        self.security = security
         threaded = self.transportServer  # Pyro5 bound the socket; we serve it (its pool never gets work)
         listener, threaded.sock = threaded.sock, None
         threaded.housekeeper.stop.set()
@@ -105,7 +124,7 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
             worker.process(None)
         threaded.pool.closed = True
         threaded.housekeeper = None
-        self.transportServer = GuardedServer(self, listener, self.locationStr, self.limits)
+        self.transportServer = GuardedServer(self, listener, self.locationStr, self.limits, security)
         self._conns: dict[Any, ClientInfo] = {}
         self._conns_mutex = threading.Lock()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from Pyro5.errors import PyroError
 
+from pyrolab_jupyter.core.audit import AuditLog
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
@@ -32,6 +33,7 @@ from pyrolab_jupyter.core.naming import (
 from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
 from pyrolab_jupyter.core.schema import class_path
+from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.transport import Limits
@@ -64,6 +66,11 @@ class LabDaemon(TrackingDaemon):
         Bytes a message may have (default 128 MiB); see ``core.transport.Limits`` for the other bounds.
     state_file:
         Where the lock table is kept across restarts (``pyrolab up`` puts it beside the daemon's log).
+    security:
+        ``Security`` for mutual TLS: this daemon's certificate, presented to clients, and its client
+        certificate for the nameserver and subscribers.
+    audit:
+        JSON-lines file of every state-changing request (rotated); None keeps the trail in memory only.
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class LabDaemon(TrackingDaemon):
         max_message: int | None = None,
         limits: Limits | None = None,
         state_file: str | Path | None = None,
+        security: Security | None = None,
+        audit: str | Path | None = None,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat={heartbeat!r}: must be a positive number of seconds")
@@ -83,12 +92,14 @@ class LabDaemon(TrackingDaemon):
             if max_message <= 0:
                 raise ValueError(f"max_message={max_message!r}: must be a positive number of bytes")
             limits = dataclasses.replace(limits, max_message=max_message)
-        super().__init__(host=host, port=port, limits=limits)
+        super().__init__(host=host, port=port, limits=limits, security=security)
+        warn_if_exposed(host, security, f"the daemon at {self.locationStr}")
+        self.audit = AuditLog(audit)
         self.locks = LockTable(state_file)
         self.nameserver = nameserver_uri(nameserver) if nameserver else None
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
-        self._publisher = Publisher()
+        self._publisher = Publisher(security)
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._serve_thread: threading.Thread | None = None
@@ -157,6 +168,7 @@ class LabDaemon(TrackingDaemon):
                 service.close()
             except Exception:
                 log.exception("closing service %s failed", name)
+        self.audit.close()
 
     # what servants call back into
 
@@ -208,7 +220,7 @@ class LabDaemon(TrackingDaemon):
             return True
         names = list(self._hosted if names is None else names)
         try:
-            with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
+            with new_proxy(self.nameserver, _NS_TIMEOUT, self.security) as ns:
                 for name in names:
                     ns.register(name, self._hosted[name][1], safe=False, metadata=self._metadata(name))
         except (PyroError, OSError) as err:
@@ -227,7 +239,7 @@ class LabDaemon(TrackingDaemon):
         if self.nameserver is None:
             return
         try:
-            with new_proxy(self.nameserver, 1.0) as ns:
+            with new_proxy(self.nameserver, 1.0, self.security) as ns:
                 for name, (_, uri, _) in self._hosted.items():
                     try:  # only our own entry: another daemon may have taken the name since
                         if str(ns.lookup(name)) == uri:

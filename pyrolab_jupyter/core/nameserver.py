@@ -22,7 +22,8 @@ from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
-from pyrolab_jupyter.core.proxies import new_proxy
+from pyrolab_jupyter.core.nsguard import RegistryGuard, ping_daemon
+from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.transport import Limits
 
 __all__ = ["LabNameServer", "NameserverHost"]
@@ -34,26 +35,39 @@ _MAX_PARALLEL_PINGS = 32
 
 
 class LabNameServer(NameServer):  # type: ignore[misc]
-    """Pyro5's NameServer that also remembers each entry's health."""
+    """Pyro5's NameServer that also remembers each entry's health and guards its writes (``RegistryGuard``)."""
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: Any, guard: RegistryGuard | None = None) -> None:
         super().__init__(storage)
         self._health: dict[str, tuple[str, float | None]] = {}
+        self.guard = guard or RegistryGuard(None)
 
     @expose
     def register(self, name: str, uri: Any, safe: bool = False, metadata: Any = None) -> None:
         meta = {m for m in (metadata or ()) if not m.startswith((META_STATUS, META_LAST_SEEN))}
         with self.lock:
+            current = self.storage.get(name) if isinstance(name, str) else None
+        self.guard.check_register(name, uri, current[0] if current else None)  # may ping: outside the lock
+        with self.lock:
             super().register(name, uri, safe, meta)
             self._health[name] = ("online", time.time())
 
     @expose
+    def set_metadata(self, name: str, metadata: Any) -> None:
+        self.guard.check_role(f"set_metadata {name!r}")
+        super().set_metadata(name, metadata)
+
+    @expose
     def remove(self, name: str | None = None, prefix: str | None = None, regex: str | None = None) -> int:
+        self.guard.check_role("remove")
         with self.lock:
+            before = set(self.storage)
             count: int = super().remove(name, prefix, regex)
             for gone in set(self._health) - set(self.storage):
                 del self._health[gone]
-            return count
+            removed = sorted(before - set(self.storage))
+        self.guard.removed(removed)
+        return count
 
     @expose
     def pyrolab_services(self) -> list[dict[str, Any]]:
@@ -129,14 +143,7 @@ class _Monitor:
                 log.exception("health check round failed")
 
     def _ping(self, location: str) -> bool:
-        try:
-            with new_proxy(f"PYRO:Pyro.Daemon@{location}", self.timeout) as daemon:
-                # not as this process's client identity: a ping closing must not look like a lock holder leaving
-                daemon._pyroHandshake = "hello"
-                daemon.ping()
-            return True
-        except (PyroError, OSError):
-            return False
+        return ping_daemon(location, self.timeout, self.ns.guard.security)
 
     def check_once(self) -> None:
         """One round: ping every daemon at once, then record the answers."""
@@ -178,19 +185,21 @@ class NameserverHost:
         on_offline: OnOffline = "keep",
         storage: str = "memory",
         max_message: int | None = None,
+        security: Security | None = None,
     ) -> None:
         if check_interval <= 0:
             raise ValueError(f"check_interval={check_interval!r}: must be a positive number of seconds")
         if on_offline not in ("keep", "remove"):
             raise ValueError(f"on_offline={on_offline!r}: expected 'keep' or 'remove'")
-        self.nameserver = LabNameServer(_storage(storage))
+        self.nameserver = LabNameServer(_storage(storage), RegistryGuard(security))
         try:
             limits = Limits() if max_message is None else Limits(max_message=max_message)
-            self.daemon = TrackingDaemon(host=host, port=port, limits=limits)
+            self.daemon = TrackingDaemon(host=host, port=port, limits=limits, security=security)
         except OSError as err:
             self.nameserver.storage.close()
             raise OSError(err.errno, f"cannot start a nameserver on {host}:{port}: {err.strerror}; "
                           "is one already running there? choose another --port") from err
+        warn_if_exposed(host, security, f"the nameserver at {self.daemon.locationStr}")
         self.daemon.register(self.nameserver, NAMESERVER_OBJECT)
         self.uri = str(self.daemon.uriFor(self.nameserver))
         self.nameserver.register(NAMESERVER_OBJECT, self.uri, metadata={"class:Pyro5.nameserver.NameServer"})

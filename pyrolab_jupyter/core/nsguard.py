@@ -32,6 +32,8 @@ def ping_daemon(location: str, timeout: float, security: Security | None) -> boo
     """Whether the Pyro daemon at ``host:port`` answers a ping within ``timeout``."""
     try:
         with new_proxy(f"PYRO:Pyro.Daemon@{location}", timeout, security) as daemon:
+            # not as this process's client identity: a ping closing must not look like a lock holder leaving
+            daemon._pyroHandshake = "hello"
             daemon.ping()
         return True
     except (PyroError, OSError):

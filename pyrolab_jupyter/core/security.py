@@ -121,6 +121,11 @@ class Security:
                               f"{', '.join('$' + m for m in missing)} not set (set them, or unset all three)")
         return cls(values[ENV_CERT], values[ENV_KEY], values[ENV_CA])
 
+    def files(self) -> dict[str, str]:
+        """``{"certfile", "keyfile", "cafile"}`` as absolute paths: how a child process is handed this object."""
+        return {"certfile": str(self.certfile.resolve()), "keyfile": str(self.keyfile.resolve()),
+                "cafile": str(self.cafile.resolve())}
+
     def __repr__(self) -> str:
         return f"Security({str(self.certfile)!r}, {str(self.keyfile)!r}, {str(self.cafile)!r})"
 

@@ -360,8 +360,6 @@ def make_servant(name: str, service: Service, host: Host, description: str | Non
     if clash:
         raise ValueError(f"{type(service).__qualname__} exposes {', '.join(sorted(clash))}, reserved for "
                          "the client's own API (RemoteService); rename them")
-    if getattr(host, "audit", None) is None:  # a host without its own trail keeps one in memory
-        host.audit = AuditLog()
     members: dict[str, Any] = {n: _method(n) for n in schema.methods}
     members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
     cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)

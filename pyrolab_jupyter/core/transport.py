@@ -9,7 +9,9 @@ once (``core.frames``), cuts a partial message that does not complete in time
 (slow senders) and connections idle too long (unless the daemon says a lock
 or a session instance depends on it). Complete messages go to the pool, which
 runs Pyro5's own handshake and request handling on them; one-way calls run in
-the pool too (in order, no thread each).
+the pool too (in order, no thread each). Given a ``Security``, every
+connection is mutual TLS; the selector thread drives each handshake a step per
+readable event (no thread is held, a silent peer is cut like a slow sender).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import resource
 import selectors
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,8 @@ from pyrolab_jupyter.core.frames import (
     check_body,
     parse_header,
 )
+from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.tls import handshake_step, start_server_tls
 
 __all__ = ["Limits", "GuardedServer"]
 
@@ -88,6 +93,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         self.header: Header | None = None
         self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
         self.greeted = False
+        self.tls_pending = False  # a TLS connection whose handshake the selector is still driving
         self.last_active = time.monotonic()
         self.partial_since: float | None = None
         self.closed = False
@@ -109,7 +115,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
                 sent = self.sock.send(view)
                 view = view[sent:]
                 continue
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 pass
             except OSError as err:
                 raise errors.ConnectionClosedError(f"cannot send: {err}") from None
@@ -134,8 +140,10 @@ def _wait_writable(sock: socket.socket, timeout: float) -> bool:
 class GuardedServer:
     """Pyro5 transport server (``loop``/``shutdown``/``close``) with the limits of ``Limits``."""
 
-    def __init__(self, daemon: Any, listener: socket.socket, location: str, limits: Limits) -> None:
+    def __init__(self, daemon: Any, listener: socket.socket, location: str, limits: Limits,
+                 security: Security | None = None) -> None:
         self.daemon = daemon
+        self.security = security  # with it, every connection is mutual TLS, its handshake driven here
         self.sock: socket.socket | None = listener
         self.locationStr = location
         self.limits = limits
@@ -207,7 +215,10 @@ class GuardedServer:
             csock.setblocking(False)
             if csock.family != socket.AF_UNIX:
                 csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.security is not None:  # handshake steps run on readable events: no thread, no stall
+                csock = start_server_tls(csock, self.security)
             conn = _Conn(csock, peer, self.limits.send_timeout)
+            conn.tls_pending = self.security is not None
             conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
             with self._mutex:
                 self._conns[id(conn)] = conn
@@ -226,9 +237,14 @@ class GuardedServer:
     def _read(self, conn: _Conn) -> None:
         if self._buffered > self.limits.max_buffered and conn.partial_since is not None:
             return  # over the memory budget: partial messages wait (and time out), complete ones drain
+        if conn.tls_pending and not self._tls_step(conn):
+            return
         try:
             chunk = conn.sock.recv(_READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
+            pending = getattr(conn.sock, "pending", None)  # TLS: decrypted bytes the selector cannot see
+            while pending is not None and pending() and len(chunk) < _READ_CHUNK * 4:
+                chunk += conn.sock.recv(_READ_CHUNK)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             chunk = b""
@@ -249,6 +265,19 @@ class GuardedServer:
             return
         if conn.frames:
             self._dispatch(conn)
+
+    def _tls_step(self, conn: _Conn) -> bool:
+        """Advance a TLS handshake; True once done (then read on), False while waiting or after dropping it."""
+        try:
+            if not handshake_step(conn.sock):
+                return False
+        except OSError as err:  # ssl.SSLError too: no certificate, another CA, plain Pyro, garbage
+            log.info("%s: refused %s at the TLS handshake: %s", self.locationStr, conn.peer, err)
+            self._drop(conn)
+            return False
+        conn.tls_pending = False
+        conn.partial_since = time.monotonic()  # now Pyro5's handshake is due within frame_timeout
+        return True
 
     def _split(self, conn: _Conn) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""

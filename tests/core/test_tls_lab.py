@@ -19,7 +19,7 @@ from Pyro5.errors import PyroError
 from pyrolab_jupyter import Lab, start_daemon
 from pyrolab_jupyter.cli import main
 from pyrolab_jupyter.core.tls import peer_of
-from pyrolab_jupyter.errors import AccessDenied, NameserverUnreachable, PyroLabError
+from pyrolab_jupyter.errors import AccessDenied, LockLost, NameserverUnreachable, PyroLabError
 
 pytestmark = pytest.mark.network
 
@@ -138,6 +138,8 @@ def test_force_unlock_needs_an_admin_certificate(tls_lab: TlsLab) -> None:
     records = admin.history(n=2)
     assert [(r["kind"], r["outcome"], r["who"].split(" ")[0]) for r in records] == [
         ("force_unlock", "AccessDenied", "alice"), ("force_unlock", "ok", "carol")]
+    with pytest.raises(LockLost):  # the holder learns at its next change
+        holder.set_power(1.0)
 
 
 def test_cli_reads_the_certificate_from_the_environment(tls_lab: TlsLab, lab_ca: Any,
