@@ -19,7 +19,7 @@ from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
-from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.summary import services_text
 from pyrolab_jupyter.labcheck import check_lab_file
 
@@ -40,8 +40,9 @@ def _cmd_nameserver(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         return serving.serve_nameserver(args.host, args.port, args.check_interval, args.on_offline,
-                                           args.storage, max_message=_bytes(args.max_message_mb))
-    except (OSError, ValueError) as err:
+                                        args.storage, max_message=_bytes(args.max_message_mb),
+                                        security=env_security())
+    except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
 
 
@@ -57,7 +58,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         nameserver = nameserver_address(args.nameserver)
         spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
-                                    max_message=_bytes(args.max_message_mb))
+                                    max_message=_bytes(args.max_message_mb), security=env_security(),
+                                    audit=args.audit)
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
 
@@ -91,8 +93,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
         return 1
-    if lab.security is not None:  # TEMPORARY until the servers speak TLS (phase B): never run plain silently
-        return _fail(f"{args.lab}: 'security:' is checked but pyrolab up cannot serve TLS yet in this build")
     logs = supervisor.logs_folder(lab, args.logs)
     children = supervisor.lab_children(lab, state_dir=logs)
     if not children:
@@ -110,7 +110,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.nameserver, timeout=args.timeout, security=Security.from_env())
+        lab = Lab(args.nameserver, timeout=args.timeout, security=env_security())
         rows = lab.services()
     except ConfigError as err:
         return _fail(str(err), 2)
@@ -142,7 +142,7 @@ def _history_line(record: dict[str, object]) -> str:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.nameserver, timeout=args.timeout, security=Security.from_env())
+        lab = Lab(args.nameserver, timeout=args.timeout, security=env_security())
         records = lab.connect(args.name).history(args.n)
     except ConfigError as err:
         return _fail(str(err), 2)
@@ -202,7 +202,8 @@ def _parser() -> argparse.ArgumentParser:
                "  pyrolab check lab.yaml               # validate a lab file\n"
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
-               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
+               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.\n"
+               "With $PYROLAB_CERT, $PYROLAB_KEY and $PYROLAB_CA set, every command speaks mutual TLS.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("nameserver", formatter_class=_RAW, help="run a nameserver in the foreground",
@@ -236,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between re-registrations (default 5)")
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
     p.add_argument("--description", help="one line shown in listings")
+    p.add_argument("--audit", metavar="FILE", help="JSON-lines audit trail of every change (default: in memory)")
     _max_message_option(p)
     p.set_defaults(handler=_cmd_daemon)
 

@@ -133,13 +133,18 @@ class _Child:
 def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path | None = None) -> list[ChildSpec]:
     """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon.
 
-    With ``state_dir`` (the logs folder) each daemon keeps its lock table there, so a restart keeps the locks.
+    With ``state_dir`` (the logs folder) each daemon keeps its lock table there, so a restart keeps the locks,
+    and its audit trail (``NAME.audit.jsonl``). The file's ``security:`` goes to every child (mutual TLS).
     """
     ns = lab.nameserver
     specs = []
+    sec = lab.security
+    security = None if sec is None else {
+        key: str(lab.resolve(getattr(sec, key))) for key in ("certfile", "keyfile", "cafile")}
     if not ns.external:
         order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
-                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns)}
+                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns),
+                 "security": security}
         specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
@@ -147,7 +152,9 @@ def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path |
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
-                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None}
+                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None,
+                 "security": security,
+                 "audit": str(state_dir / f"{name}.audit.jsonl") if state_dir is not None else None}
         specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
     return specs
 

@@ -262,3 +262,34 @@ def test_up_refuses_a_taken_nameserver_port(tmp_path, capsys):
         assert cli.main(["up", str(lab_file)]) == 1
     err = capsys.readouterr().err
     assert f"already listens at 127.0.0.1:{port}" in err
+
+
+@pytest.mark.network
+def test_up_serves_a_lab_file_with_security_over_tls(tmp_path, lab_ca):
+    from pyrolab_jupyter.errors import NameserverUnreachable
+
+    lab_ca.security("up-bench", "daemon")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    f = lab_ca.folder
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(
+        f"security: {{certfile: {f}/up-bench.pem, keyfile: {f}/up-bench.key, cafile: {f}/lab-ca.pem}}\n"
+        + LAB.format(port=port))
+    assert subprocess.run([sys.executable, "-m", "pyrolab_jupyter.cli", "check", str(lab_file)],
+                          capture_output=True, text=True, timeout=60).returncode == 0
+    up = Up(str(lab_file), "--logs", str(tmp_path / "logs"))
+    try:
+        me = Lab(address, timeout=5, security=lab_ca.security("up-user", "user"))
+        wait_for(lambda: len([r for r in me.services() if r["status"] == "online"]) == 3, timeout=30)
+        laser = me.connect("lab.laser")
+        laser.set_power(1.25)
+        assert laser.history(n=1)[0]["who"] == f"up-user (pid {os.getpid()})"
+        with pytest.raises(NameserverUnreachable):
+            Lab(address, timeout=3).services()  # plain clients are refused
+        laser.disconnect()
+    finally:
+        code = up.stop()
+    assert code == 0, "\n".join(up.lines)
+    audit = (tmp_path / "logs" / "bench1.audit.jsonl").read_text().splitlines()
+    assert json.loads(audit[-1])["member"] == "set_power"

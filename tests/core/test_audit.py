@@ -91,6 +91,7 @@ def test_every_kind_of_change_is_recorded_and_read_back(lab: Any, daemon_factory
     assert dummy.force_unlock() is not None
     other.stdin.close()
     other.wait(10)
+    other.stdout.close()
 
     records = dummy.history(n=50)
     kinds = [(r["kind"], r["member"], r["outcome"]) for r in records]
