@@ -17,7 +17,9 @@ pytestmark = pytest.mark.network
     ("bench_calls.py", ["--calls", "10"], ["raw Pyro5", "ratio", "method call set_power", "16 MiB array"]),
     ("bench_health.py", ["--repeat", "1", "--interval", "0.3"], ["offline detection", "repopulated"]),
     ("bench_panel.py", ["--repeat", "2", "--seconds", "0.3"], ["panel build, 40 members", "live updates"]),
-], ids=["calls", "health", "panel"])
+    ("bench_tls.py", ["--calls", "10", "--connects", "3"], ["ratio TLS/plain", "connect + handshake",
+                                                           "method call set_power"]),
+], ids=["calls", "health", "panel", "tls"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)
