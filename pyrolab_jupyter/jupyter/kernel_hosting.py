@@ -19,6 +19,7 @@ import threading
 from typing import Any, Literal
 
 from pyrolab_jupyter.core.nameserver import NameserverHost
+from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.hosting import DaemonHandle, start_daemon, start_nameserver
 
@@ -121,7 +122,8 @@ class KernelHosting:
             if self.nameserver is not None and self.nameserver.alive:
                 return self.nameserver, False
             self._install()
-            ns = start_nameserver(host=host, port=port, check_interval=check_interval, on_offline=on_offline)
+            ns = start_nameserver(host=host, port=port, check_interval=check_interval, on_offline=on_offline,
+                                  security=env_security())
             self.nameserver = HostedNameserver(ns, previous)
             log.info("nameserver started at %s", ns.address)
             return self.nameserver, True
@@ -146,7 +148,8 @@ class KernelHosting:
                 raise ValueError(f"this kernel already hosts a service named {name!r}")
             self._install()
             handle = start_daemon({name: service}, nameserver=nameserver, host=host, port=port,
-                                  heartbeat=heartbeat, register_timeout=register_timeout)
+                                  heartbeat=heartbeat, register_timeout=register_timeout,
+                                  security=env_security())  # under TLS, a daemon certificate (OU=daemon)
             hosted = HostedDaemon(name, handle, origin, dict(args), source, nameserver)
             self.daemons[name] = hosted
             log.info("daemon for %s started at %s", name, handle.address)

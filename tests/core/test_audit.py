@@ -131,3 +131,24 @@ def _other_process_locks(address: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
+
+
+@pytest.mark.network
+def test_kill_minus_9_keeps_what_was_recorded_100_ms_before(lab: Any, tmp_path: Path) -> None:
+    import time
+
+    from pyrolab_jupyter import start_daemon
+
+    path = tmp_path / "bench.audit.jsonl"
+    handle = start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=lab.address, spawn=True, audit=str(path))
+    try:
+        dummy = lab.connect("t.dummy")
+        for i in range(50):
+            dummy.set_power(float(i % 40))
+        time.sleep(0.15)
+        handle.process.kill()  # kill -9: no atexit, no flush
+        handle.process.wait(10)
+    finally:
+        handle.stop()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["args"] for r in lines] == [[float(i % 40)] for i in range(50)]
