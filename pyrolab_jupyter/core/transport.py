@@ -91,6 +91,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         self.last_active = time.monotonic()
         self.partial_since: float | None = None
         self.closed = False
+        self.skip = 0  # bytes of a refused message still to read and drop
         self._frame = memoryview(b"")
 
     # what Pyro5's handshake and handleRequest read and write through
@@ -235,6 +236,14 @@ class GuardedServer:
         if not chunk:
             self._drop(conn)
             return
+        if conn.skip:
+            dropped = min(conn.skip, len(chunk))
+            conn.skip -= dropped
+            chunk = chunk[dropped:]
+            if not chunk:
+                if not conn.skip and not conn.buffer:
+                    conn.partial_since = None
+                return
         now = time.monotonic()
         conn.last_active = now
         if conn.partial_since is None:
@@ -252,6 +261,7 @@ class GuardedServer:
 
     def _split(self, conn: _Conn) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""
+        completed = False
         while True:
             if conn.header is None:
                 if len(conn.buffer) < HEADER_SIZE:
@@ -266,29 +276,56 @@ class GuardedServer:
             del conn.buffer[:total]
             conn.frames.append((conn.header, raw))
             conn.header = None
-        conn.partial_since = time.monotonic() if conn.buffer else None
+            completed = True
+        if completed or not conn.buffer:  # the next message's clock starts with its first byte
+            conn.partial_since = time.monotonic() if conn.buffer else None
 
     def _dispatch(self, conn: _Conn) -> None:
         self._selector.unregister(conn.sock)
         self._pool.submit(self._work, conn)
 
     def _refuse_frame(self, conn: _Conn, err: FrameError) -> None:
+        """A call refused from its header is answered and its body dropped as it arrives (the connection
+        stays usable); anything else refused ends the connection."""
         log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
         self._selector.unregister(conn.sock)
-        header = conn.header
-        if err.reply and header is not None and header.msg_type == protocol.MSG_INVOKE:
+        header = err.header
+        if header is None or header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
+            self._close(conn)
+            return
+        total = HEADER_SIZE + header.body_size
+        with self._mutex:
+            if len(conn.buffer) >= total:
+                self._buffered -= total
+                del conn.buffer[:total]
+            else:
+                self._buffered -= len(conn.buffer)
+                conn.skip = total - len(conn.buffer)
+                conn.buffer = bytearray()
+        conn.header = None
+        if header.flags & protocol.FLAGS_ONEWAY:
+            self._returned.append(conn)
+            self.wakeup()
+        else:
             self._pool.submit(self._answer_refusal, conn, header, str(err))
+
+    def _answer_refusal(self, conn: _Conn, header: Header, message: str) -> None:
+        if self._refusal(conn, header, message):
+            self._returned.append(conn)
+            self.wakeup()
         else:
             self._close(conn)
 
-    def _answer_refusal(self, conn: _Conn, header: Header, message: str) -> None:
+    def _refusal(self, conn: _Conn, header: Header, message: str) -> bool:
+        """Answer a refused call with ``InvalidArgument``; False when the peer cannot be told."""
         ser = header.serializer_id if header.serializer_id in serializers.serializers_by_id else \
             serializers.MarshalSerializer.serializer_id
         try:
             self.daemon._sendExceptionResponse(conn, header.seq, ser, InvalidArgument(message), None)
-        except Exception as exc:  # noqa: BLE001 - the peer may be gone already; we close it either way
+        except Exception as exc:  # noqa: BLE001 - the peer may be gone already
             log.debug("could not tell %s why: %s", conn.peer, exc)
-        self._close(conn)
+            return False
+        return True
 
     # the workers
 
@@ -317,9 +354,9 @@ class GuardedServer:
             check_body(header, memoryview(raw)[HEADER_SIZE:])
         except FrameError as err:
             log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
-            if header.msg_type == protocol.MSG_INVOKE and not header.flags & protocol.FLAGS_ONEWAY:
-                self._answer_refusal(conn, header, str(err))
-            return False
+            if header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
+                return False
+            return bool(header.flags & protocol.FLAGS_ONEWAY) or self._refusal(conn, header, str(err))
         conn.hand(raw)
         if not conn.greeted:
             conn.greeted = bool(self.daemon._handshake(conn))
@@ -394,18 +431,22 @@ class GuardedServer:
             return
         self._housekept = now
         lim = self.limits
+        cut: collections.Counter[str] = collections.Counter()
         for key in list(self._selector.get_map().values()):
             conn = key.data
             if not isinstance(conn, _Conn):
                 continue
             if conn.partial_since is not None:
-                due = lim.frame_timeout + (conn.header.body_size if conn.header else 0) / lim.min_rate
+                due = lim.frame_timeout + ((conn.header.body_size if conn.header else 0) + conn.skip) / lim.min_rate
                 if now - conn.partial_since > due:
-                    log.info("%s: cut %s: a message did not complete within %.0f s", self.locationStr, conn.peer, due)
+                    cut[conn.peer] += 1
                     self._drop(conn)
             elif now - conn.last_active > lim.idle_timeout and not self.daemon.keeps_connection(conn):
                 log.debug("%s: closing %s, idle for %.0f s", self.locationStr, conn.peer, now - conn.last_active)
                 self._drop(conn)
+        if cut:
+            log.info("%s: cut %d connection(s) whose message did not arrive in time (%s)", self.locationStr,
+                     sum(cut.values()), ", ".join(f"{peer}: {n}" for peer, n in cut.most_common(5)))
         try:
             self.daemon._housekeeping()
         except Exception:  # noqa: BLE001 - Pyro5's stream cleanup must not stop the server
@@ -425,14 +466,18 @@ class GuardedServer:
             self._per_peer[conn.peer] -= 1
             if self._per_peer[conn.peer] <= 0:
                 del self._per_peer[conn.peer]
-            self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
-        conn.buffer = bytearray()
-        conn.frames.clear()
+        self._discard_buffers(conn)
         try:
             self.daemon._clientDisconnect(conn)
         except Exception:  # noqa: BLE001
             log.exception("client disconnect hook failed")
         conn.close()
+
+    def _discard_buffers(self, conn: _Conn) -> None:
+        with self._mutex:
+            self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
+        conn.buffer = bytearray()
+        conn.frames.clear()
 
     # Pyro5's transport-server interface
 
