@@ -21,7 +21,7 @@ import selectors
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,46 @@ class Limits:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         room = self.max_connections if soft == resource.RLIM_INFINITY else min(self.max_connections, soft - 64)
         return max(1, room)
+
+
+class _Pool:
+    """At most ``size`` daemon threads, started as work needs them (a hung service call never blocks exit)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[Any, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._mutex = threading.Lock()
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self._jobs.put((fn, args))
+        with self._mutex:
+            if self._idle > 0 or self._threads >= self._size:
+                return
+            self._threads += 1
+        threading.Thread(target=self._run, name=f"pyrolab-worker-{self._threads}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._mutex:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._mutex:
+                self._idle -= 1
+            if job is None:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a job's failure must not take a worker with it
+                log.exception("a worker job failed")
+
+    def shutdown(self) -> None:
+        with self._mutex:
+            count = self._threads
+        for _ in range(count):
+            self._jobs.put(None)
 
 
 class _Conn(SocketConnection):  # type: ignore[misc]
@@ -148,7 +188,7 @@ class GuardedServer:
         self._buffered = 0
         self._returned: collections.deque[_Conn] = collections.deque()
         self._mutex = threading.Lock()
-        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="pyrolab-worker")
+        self._pool = _Pool(limits.workers)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -503,7 +543,7 @@ class GuardedServer:
             conns = list(self._conns.values())
         for conn in conns:
             self._close(conn)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._wake_r.close()
         self._wake_w.close()
 
