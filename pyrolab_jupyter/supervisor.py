@@ -21,6 +21,7 @@ import json
 import logging
 import logging.handlers
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -43,6 +44,8 @@ __all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children"
 _COLOURS = ("36", "33", "35", "32", "34", "31")  # cyan, yellow, magenta, green, blue, red
 _TICK = 0.05
 _CONSOLE_LINES = 2000  # console lines buffered while the console does not take them; older ones are dropped
+_CONSOLE_WAIT = 0.2  # seconds a line waits for a full console before it is dropped
+_CONSOLE_LINE_BYTES = 4000  # under PIPE_BUF: a writable pipe takes the whole line without blocking
 
 
 class _Console:
@@ -53,6 +56,11 @@ class _Console:
 
     def __init__(self, stream: TextIO, lines: int = _CONSOLE_LINES) -> None:
         self.stream = stream
+        try:  # a real file descriptor is written directly, and only when it takes a line at once
+            stream.flush()
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
         self._lines: deque[str] = deque(maxlen=lines)
         self._dropped = 0
         self._closed = False
@@ -78,10 +86,19 @@ class _Console:
             if self._dropped:
                 line, self._dropped = f"[up] ({self._dropped} console lines dropped; the logs have them)\n{line}", 0
             try:
-                self.stream.write(line)
-                self.stream.flush()
+                self._emit(line)
             except (OSError, ValueError):
                 pass
+
+    def _emit(self, line: str) -> None:
+        if self._fd is None:
+            self.stream.write(line)
+            self.stream.flush()
+            return
+        if not select.select([], [self._fd], [], _CONSOLE_WAIT)[1]:
+            self._dropped += 1  # nobody reads the console: the line is lost there (the log file has it)
+            return
+        os.write(self._fd, line.encode("utf-8", "replace")[:_CONSOLE_LINE_BYTES])
 
     def close(self, timeout: float = 1.0) -> None:
         """Let the thread write what is buffered, for at most ``timeout`` seconds."""

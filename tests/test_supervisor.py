@@ -158,6 +158,35 @@ def test_up_restarts_what_dies_and_stops_everything(tmp_path):
 
 
 @pytest.mark.network
+def test_up_keeps_serving_when_nobody_reads_its_console(tmp_path):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}\n"
+                        "daemons:\n  talker:\n    heartbeat: 0.5\n    services:\n"
+                        "      lab.chatty: {class: 'labservices:Chatty'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(lab_file), "--logs",
+                             str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:  # stdout is a pipe nobody reads: 600 KB of log lines fill it many times over
+        wait_for(lambda: "lab.chatty" in online(address), timeout=30)
+        chatty = Lab(address, timeout=30).connect("lab.chatty")
+        for _ in range(3):
+            assert chatty.talk(1000) == 1000
+            assert "lab.chatty" in online(address)
+        assert wait_for(lambda: "00999 " in (tmp_path / "logs" / "talker.log").read_text(), timeout=10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0
+
+
+@pytest.mark.network
 def test_daemons_may_start_before_an_external_nameserver(tmp_path):
     """With ``nameserver: host:port`` (external), ``up`` starts only daemons; they wait for it."""
     from pyrolab_jupyter import start_nameserver

@@ -41,11 +41,11 @@ _NAMES = {_MARSHAL: "marshal", _JSON: "json", _SERPENT: "serpent"}
 
 
 class FrameError(Exception):
-    """A frame this server will not read; ``reply`` says whether the peer is still worth an answer."""
+    """A frame this server will not read; ``header`` (when parsed) lets it answer the peer before closing."""
 
-    def __init__(self, message: str, reply: bool = True) -> None:
+    def __init__(self, message: str, header: Header | None = None) -> None:
         super().__init__(message)
-        self.reply = reply
+        self.header = header
 
 
 @dataclass(frozen=True)
@@ -73,26 +73,26 @@ def parse_header(raw: bytes, max_message: int, expect: tuple[int, ...]) -> Heade
     try:
         tag, ver, mtype, ser, flags, seq, dsize, asize, _, _, magic = struct.unpack(protocol._header_format, raw)
     except struct.error as err:
-        raise FrameError(f"not a Pyro5 message header ({err})", reply=False) from None
+        raise FrameError(f"not a Pyro5 message header ({err})") from None
     if tag != b"PYRO" or magic != protocol._magic_number:
-        raise FrameError("not a Pyro5 message (bad tag or magic number)", reply=False)
+        raise FrameError("not a Pyro5 message (bad tag or magic number)")
     if ver != protocol.PROTOCOL_VERSION:
         raise FrameError(f"Pyro5 protocol version {ver} is not supported (this server speaks "
-                         f"{protocol.PROTOCOL_VERSION})", reply=False)
+                         f"{protocol.PROTOCOL_VERSION})")
     if mtype not in expect:
-        raise FrameError(f"message type {mtype} is not expected here (expected one of {expect})", reply=False)
+        raise FrameError(f"message type {mtype} is not expected here (expected one of {expect})")
     header = Header(mtype, ser, flags, seq, dsize, asize)
     if header.body_size > max_message:
         raise FrameError(f"a message of {_size(header.body_size)} exceeds this server's limit of "
-                         f"{_size(max_message)} (max_message); send large arrays in parts or raise the limit")
+                         f"{_size(max_message)} (max_message); send large arrays in parts or raise the limit", header)
     if flags & protocol.FLAGS_COMPRESSED:
         raise FrameError("compressed messages are refused (their decoded size cannot be bounded); "
-                         "turn Pyro5's COMPRESSION off")
+                         "turn Pyro5's COMPRESSION off", header)
     if mtype != protocol.MSG_PING and ser not in _NAMES:
-        raise FrameError(f"serializer id {ser} is refused; use marshal, json or serpent")
+        raise FrameError(f"serializer id {ser} is refused; use marshal, json or serpent", header)
     if ser == _SERPENT and header.body_size > SERPENT_MAX:
         raise FrameError(f"a serpent message of {_size(header.body_size)} exceeds {_size(SERPENT_MAX)} "
-                         "(serpent decoding costs ~500x its size); use the marshal or json serializer")
+                         "(serpent decoding costs ~500x its size); use the marshal or json serializer", header)
     return header
 
 

@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,46 @@ class Limits:
         return max(1, room)
 
 
+class _Pool:
+    """At most ``size`` daemon threads, started as work needs them (a hung service call never blocks exit)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[Any, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._mutex = threading.Lock()
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self._jobs.put((fn, args))
+        with self._mutex:
+            if self._idle > 0 or self._threads >= self._size:
+                return
+            self._threads += 1
+        threading.Thread(target=self._run, name=f"pyrolab-worker-{self._threads}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._mutex:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._mutex:
+                self._idle -= 1
+            if job is None:
+                return
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a job's failure must not take a worker with it
+                log.exception("a worker job failed")
+
+    def shutdown(self) -> None:
+        with self._mutex:
+            count = self._threads
+        for _ in range(count):
+            self._jobs.put(None)
+
+
 class _Conn(SocketConnection):  # type: ignore[misc]
     """A client connection: its buffer and complete messages (selector side), the message in hand (worker side)."""
 
@@ -97,6 +137,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         self.last_active = time.monotonic()
         self.partial_since: float | None = None
         self.closed = False
+        self.skip = 0  # bytes of a refused message still to read and drop
         self._frame = memoryview(b"")
 
     # what Pyro5's handshake and handleRequest read and write through
@@ -155,7 +196,7 @@ class GuardedServer:
         self._buffered = 0
         self._returned: collections.deque[_Conn] = collections.deque()
         self._mutex = threading.Lock()
-        self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="pyrolab-worker")
+        self._pool = _Pool(limits.workers)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -251,6 +292,14 @@ class GuardedServer:
         if not chunk:
             self._drop(conn)
             return
+        if conn.skip:
+            dropped = min(conn.skip, len(chunk))
+            conn.skip -= dropped
+            chunk = chunk[dropped:]
+            if not chunk:
+                if not conn.skip and not conn.buffer:
+                    conn.partial_since = None
+                return
         now = time.monotonic()
         conn.last_active = now
         if conn.partial_since is None:
@@ -281,6 +330,7 @@ class GuardedServer:
 
     def _split(self, conn: _Conn) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""
+        completed = False
         while True:
             if conn.header is None:
                 if len(conn.buffer) < HEADER_SIZE:
@@ -295,29 +345,56 @@ class GuardedServer:
             del conn.buffer[:total]
             conn.frames.append((conn.header, raw))
             conn.header = None
-        conn.partial_since = time.monotonic() if conn.buffer else None
+            completed = True
+        if completed or not conn.buffer:  # the next message's clock starts with its first byte
+            conn.partial_since = time.monotonic() if conn.buffer else None
 
     def _dispatch(self, conn: _Conn) -> None:
         self._selector.unregister(conn.sock)
         self._pool.submit(self._work, conn)
 
     def _refuse_frame(self, conn: _Conn, err: FrameError) -> None:
+        """A call refused from its header is answered and its body dropped as it arrives (the connection
+        stays usable); anything else refused ends the connection."""
         log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
         self._selector.unregister(conn.sock)
-        header = conn.header
-        if err.reply and header is not None and header.msg_type == protocol.MSG_INVOKE:
+        header = err.header
+        if header is None or header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
+            self._close(conn)
+            return
+        total = HEADER_SIZE + header.body_size
+        with self._mutex:
+            if len(conn.buffer) >= total:
+                self._buffered -= total
+                del conn.buffer[:total]
+            else:
+                self._buffered -= len(conn.buffer)
+                conn.skip = total - len(conn.buffer)
+                conn.buffer = bytearray()
+        conn.header = None
+        if header.flags & protocol.FLAGS_ONEWAY:
+            self._returned.append(conn)
+            self.wakeup()
+        else:
             self._pool.submit(self._answer_refusal, conn, header, str(err))
+
+    def _answer_refusal(self, conn: _Conn, header: Header, message: str) -> None:
+        if self._refusal(conn, header, message):
+            self._returned.append(conn)
+            self.wakeup()
         else:
             self._close(conn)
 
-    def _answer_refusal(self, conn: _Conn, header: Header, message: str) -> None:
+    def _refusal(self, conn: _Conn, header: Header, message: str) -> bool:
+        """Answer a refused call with ``InvalidArgument``; False when the peer cannot be told."""
         ser = header.serializer_id if header.serializer_id in serializers.serializers_by_id else \
             serializers.MarshalSerializer.serializer_id
         try:
             self.daemon._sendExceptionResponse(conn, header.seq, ser, InvalidArgument(message), None)
-        except Exception as exc:  # noqa: BLE001 - the peer may be gone already; we close it either way
+        except Exception as exc:  # noqa: BLE001 - the peer may be gone already
             log.debug("could not tell %s why: %s", conn.peer, exc)
-        self._close(conn)
+            return False
+        return True
 
     # the workers
 
@@ -346,9 +423,9 @@ class GuardedServer:
             check_body(header, memoryview(raw)[HEADER_SIZE:])
         except FrameError as err:
             log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
-            if header.msg_type == protocol.MSG_INVOKE and not header.flags & protocol.FLAGS_ONEWAY:
-                self._answer_refusal(conn, header, str(err))
-            return False
+            if header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
+                return False
+            return bool(header.flags & protocol.FLAGS_ONEWAY) or self._refusal(conn, header, str(err))
         conn.hand(raw)
         if not conn.greeted:
             conn.greeted = bool(self.daemon._handshake(conn))
@@ -423,18 +500,22 @@ class GuardedServer:
             return
         self._housekept = now
         lim = self.limits
+        cut: collections.Counter[str] = collections.Counter()
         for key in list(self._selector.get_map().values()):
             conn = key.data
             if not isinstance(conn, _Conn):
                 continue
             if conn.partial_since is not None:
-                due = lim.frame_timeout + (conn.header.body_size if conn.header else 0) / lim.min_rate
+                due = lim.frame_timeout + ((conn.header.body_size if conn.header else 0) + conn.skip) / lim.min_rate
                 if now - conn.partial_since > due:
-                    log.info("%s: cut %s: a message did not complete within %.0f s", self.locationStr, conn.peer, due)
+                    cut[conn.peer] += 1
                     self._drop(conn)
             elif now - conn.last_active > lim.idle_timeout and not self.daemon.keeps_connection(conn):
                 log.debug("%s: closing %s, idle for %.0f s", self.locationStr, conn.peer, now - conn.last_active)
                 self._drop(conn)
+        if cut:
+            log.info("%s: cut %d connection(s) whose message did not arrive in time (%s)", self.locationStr,
+                     sum(cut.values()), ", ".join(f"{peer}: {n}" for peer, n in cut.most_common(5)))
         try:
             self.daemon._housekeeping()
         except Exception:  # noqa: BLE001 - Pyro5's stream cleanup must not stop the server
@@ -454,14 +535,18 @@ class GuardedServer:
             self._per_peer[conn.peer] -= 1
             if self._per_peer[conn.peer] <= 0:
                 del self._per_peer[conn.peer]
-            self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
-        conn.buffer = bytearray()
-        conn.frames.clear()
+        self._discard_buffers(conn)
         try:
             self.daemon._clientDisconnect(conn)
         except Exception:  # noqa: BLE001
             log.exception("client disconnect hook failed")
         conn.close()
+
+    def _discard_buffers(self, conn: _Conn) -> None:
+        with self._mutex:
+            self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
+        conn.buffer = bytearray()
+        conn.frames.clear()
 
     # Pyro5's transport-server interface
 
@@ -487,7 +572,7 @@ class GuardedServer:
             conns = list(self._conns.values())
         for conn in conns:
             self._close(conn)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         self._wake_r.close()
         self._wake_w.close()
 

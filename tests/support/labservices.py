@@ -94,3 +94,16 @@ class Dummy(Service):
     @expose
     def announce(self, value: float) -> None:
         self.notify("power", value)
+
+
+class Chatty(Service):
+    """Logs as much as asked: fills a console pipe that nobody reads."""
+
+    @expose
+    def talk(self, lines: int, width: int = 200) -> int:
+        import logging
+
+        log = logging.getLogger("chatty")
+        for i in range(lines):
+            log.info("%05d %s", i, "x" * width)
+        return lines
