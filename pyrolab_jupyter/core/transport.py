@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import resource
 import selectors
 import socket
 import ssl
 import threading
 import time
-import queue
 from dataclasses import dataclass
 from typing import Any
 
