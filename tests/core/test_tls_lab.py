@@ -203,3 +203,19 @@ def test_a_plain_and_a_tls_lab_in_one_process(tls_lab: TlsLab, lab: Lab, daemon_
 
 def test_access_denied_is_a_pyrolab_error() -> None:
     assert issubclass(AccessDenied, PyroLabError) and issubclass(AccessDenied, PermissionError)
+
+
+def test_silent_and_half_open_peers_do_not_stall_tls_clients(tls_lab: TlsLab) -> None:
+    host, port = tls_lab.daemon.address.rsplit(":", 1)
+    silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(20)]  # say nothing
+    hello = socket.create_connection((host, int(port)), timeout=5)
+    hello.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello that never completes
+    try:
+        dummy = tls_lab.lab("alice").connect("t.dummy", timeout=5)
+        for _ in range(5):
+            fresh = tls_lab.lab("alice").connect("t.dummy", timeout=5)  # a new TLS handshake each time
+            assert fresh.power == dummy.power
+            fresh.disconnect()
+    finally:
+        for sock in silent + [hello]:
+            sock.close()
