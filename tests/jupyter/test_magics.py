@@ -347,3 +347,13 @@ def test_restart_and_shutdown_free_the_hosted_ports(nameserver: Any) -> None:
     assert not km.is_alive()
     assert took < km.shutdown_wait_time, "the kernel had to be killed: something kept it alive"
     assert bindable(ns_port)
+
+
+def test_changes_from_a_notebook_name_its_cell_in_the_audit_trail(kernel: Kernel) -> None:
+    ok(kernel.kc, "%pyrolab connect lab.thing as audited_thing")
+    ok(kernel.kc, "__session__ = 'scan.ipynb'")  # what ipykernel sets for a notebook's kernel
+    ok(kernel.kc, "audited_thing.lock(lease=5).release()")
+    records = Lab(kernel.ns_address, timeout=10).connect("lab.thing").history(n=2)
+    assert [r["kind"] for r in records] == ["lock", "unlock"]
+    assert records[0]["notebook"] == "scan.ipynb"
+    assert isinstance(records[0]["execution_count"], int) and records[0]["execution_count"] > 0
