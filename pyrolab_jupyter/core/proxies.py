@@ -9,6 +9,7 @@ it holds the service's lock (so a lock the daemon lost is reported, ``LockLost``
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from typing import Any
@@ -60,6 +61,20 @@ def new_proxy(uri: str, timeout: float) -> Proxy:
     return proxy
 
 
+def _still_open(proxy: Proxy) -> bool:
+    """False when the server has closed an idle proxy's connection: a Pyro5 server never speaks unasked,
+    so an idle connection with something to read has been closed (or broken)."""
+    conn = proxy._pyroConnection
+    if conn is None:
+        return True  # not connected yet: it connects on first use
+    try:
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
 class ProxyPool:
     """Proxies lent to one thread at a time; idle ones keep their connection."""
 
@@ -70,10 +85,14 @@ class ProxyPool:
         self._mutex = threading.Lock()
 
     def acquire(self) -> Proxy:
-        with self._mutex:
-            proxy = self._idle.pop() if self._idle else None
-        if proxy is None:
-            return new_proxy(self.uri, self.timeout)
+        while True:
+            with self._mutex:
+                proxy = self._idle.pop() if self._idle else None
+            if proxy is None:
+                return new_proxy(self.uri, self.timeout)
+            if _still_open(proxy):
+                break
+            self.discard(proxy)  # the server closed it while idle (idle timeout, restart)
         proxy._pyroClaimOwnership()
         if proxy._pyroTimeout != self.timeout:
             proxy._pyroTimeout = self.timeout
