@@ -28,11 +28,11 @@ SUPPORT = Path(__file__).resolve().parent.parent / "tests" / "support"
 sys.path.insert(0, str(SUPPORT))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(SUPPORT)) if p)
 
-from Pyro5 import protocol  # noqa: E402
-from Pyro5.api import Proxy  # noqa: E402
+from Pyro5 import protocol
+from Pyro5.api import Proxy
 
-import pyrolab_jupyter  # noqa: E402
-from pyrolab_jupyter import Lab, start_daemon, start_nameserver  # noqa: E402
+import pyrolab_jupyter
+from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
 SERVICES = {"t.dummy": "labservices:Dummy", "t.other": "labservices:Dummy", "t.spare": "labservices:Dummy"}
 
@@ -55,11 +55,10 @@ def host_port(address: str) -> tuple[str, int]:
 
 
 def send_raw(address: str, data: bytes, wait: float = 3.0) -> None:
-    with socket.create_connection(host_port(address), timeout=5) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(data)
-            sock.settimeout(wait)
-            sock.recv(100)
+    with socket.create_connection(host_port(address), timeout=5) as sock, contextlib.suppress(OSError):
+        sock.sendall(data)
+        sock.settimeout(wait)
+        sock.recv(100)
 
 
 def served(address: str, timeout: float = 3.0) -> str:

@@ -39,7 +39,7 @@ def forget_lock(service: str) -> None:
 class _LabProxy(Proxy):  # type: ignore[misc]
     """Pyro5 takes a call's annotations from a thread-local; each call here sets exactly its own."""
 
-    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Pyro5's name)
+    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}
         expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
         if expires is None or (expires and expires > time.time()):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import resource
 import select
 import selectors
 import socket
 import threading
 import time
-import queue
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from pyrolab_jupyter.core.frames import (
     parse_header,
 )
 
-__all__ = ["Limits", "GuardedServer"]
+__all__ = ["GuardedServer", "Limits"]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class _Pool:
             fn, args = job
             try:
                 fn(*args)
-            except Exception:  # noqa: BLE001 - a job's failure must not take a worker with it
+            except Exception:
                 log.exception("a worker job failed")
 
     def shutdown(self) -> None:
@@ -213,7 +213,7 @@ class GuardedServer:
 
     # the selector thread
 
-    def loop(self, loopCondition: Any = lambda: True) -> None:  # noqa: N803 (Pyro5's name)
+    def loop(self, loopCondition: Any = lambda: True) -> None:
         while self.sock is not None and not self.shutting_down and loopCondition():
             try:
                 events = self._selector.select(_TICK)
@@ -509,7 +509,7 @@ class GuardedServer:
                      sum(cut.values()), ", ".join(f"{peer}: {n}" for peer, n in cut.most_common(5)))
         try:
             self.daemon._housekeeping()
-        except Exception:  # noqa: BLE001 - Pyro5's stream cleanup must not stop the server
+        except Exception:
             log.exception("housekeeping failed")
 
     def _drop(self, conn: _Conn) -> None:
@@ -529,7 +529,7 @@ class GuardedServer:
         self._discard_buffers(conn)
         try:
             self.daemon._clientDisconnect(conn)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("client disconnect hook failed")
         conn.close()
 

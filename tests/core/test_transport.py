@@ -16,7 +16,16 @@ from conftest import wait_for
 from labservices import Dummy
 from Pyro5 import protocol
 from Pyro5.api import Proxy
-from rawwire import MARSHAL, attackers, closed_by_peer, closed_now, connect_from, frame, send_and_wait_close, status
+from rawwire import (
+    MARSHAL,
+    attackers,
+    closed_by_peer,
+    closed_now,
+    connect_from,
+    frame,
+    send_and_wait_close,
+    status,
+)
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.client import RemoteService
