@@ -98,7 +98,8 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
     def __init__(self, host: str, port: int, limits: Limits | None = None) -> None:
         super().__init__(host=host, port=port)
         self.limits = limits or Limits()
-        threaded: Any = getattr(self, "transportServer")  # noqa: B009 - Pyro5 bound the socket; we serve it (its pool never gets work)
+        # Pyro5 bound the socket; we serve it (the thread pool it made never gets work)
+        threaded: Any = getattr(self, "transportServer")  # noqa: B009
         listener, threaded.sock = threaded.sock, None
         threaded.housekeeper.stop.set()
         for worker in threaded.pool.idle:
