@@ -10,6 +10,7 @@ Prints one line per figure; asserts nothing (tests/core/test_abuse.py does).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -28,11 +29,11 @@ SUPPORT = Path(__file__).resolve().parent.parent / "tests" / "support"
 sys.path.insert(0, str(SUPPORT))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(SUPPORT)) if p)
 
-from Pyro5 import protocol  # noqa: E402
-from Pyro5.api import Proxy  # noqa: E402
+from Pyro5 import protocol
+from Pyro5.api import Proxy
 
-import pyrolab_jupyter  # noqa: E402
-from pyrolab_jupyter import Lab, start_daemon, start_nameserver  # noqa: E402
+import pyrolab_jupyter
+from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
 SERVICES = {"t.dummy": "labservices:Dummy", "t.other": "labservices:Dummy", "t.spare": "labservices:Dummy"}
 
@@ -55,11 +56,10 @@ def host_port(address: str) -> tuple[str, int]:
 
 
 def send_raw(address: str, data: bytes, wait: float = 3.0) -> None:
-    with socket.create_connection(host_port(address), timeout=5) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(data)
-            sock.settimeout(wait)
-            sock.recv(100)
+    with socket.create_connection(host_port(address), timeout=5) as sock, contextlib.suppress(OSError):
+        sock.sendall(data)
+        sock.settimeout(wait)
+        sock.recv(100)
 
 
 def served(address: str, timeout: float = 3.0) -> str:
@@ -157,7 +157,7 @@ def _quiet(call: Any, *args: Any) -> str:
         return type(err).__name__
 
 
-def oneways(handle: Any) -> None:
+def oneways(handle: Any, count: int) -> None:
     peak = [0]
     done = threading.Event()
 
@@ -171,12 +171,12 @@ def oneways(handle: Any) -> None:
         proxy._pyroTimeout = 10
         proxy._pyroBind()
         proxy._pyroOneway.add("sleep")
-        for _ in range(2000):
+        for _ in range(count):
             proxy.sleep(0.5)
     time.sleep(3)
     done.set()
     watcher.join()
-    print(f"2,000 one-way calls: peak server threads {peak[0]}")
+    print(f"{count:,} one-way calls: peak server threads {peak[0]}")
 
 
 def silent_nameserver() -> None:
@@ -284,17 +284,23 @@ def stock_client(handle: Any) -> None:
         print(f"stock {serializer} client, set_power(99): {(out.stdout or out.stderr).strip()[-200:]}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle", type=int, default=1000, help="idle sockets held (default 1000)")
+    parser.add_argument("--slow", type=int, default=100, help="sockets sending a byte a second (default 100)")
+    parser.add_argument("--fuzz", type=int, default=1000, help="malformed calls (default 1000)")
+    parser.add_argument("--oneways", type=int, default=2000, help="one-way calls (default 2000)")
+    args = parser.parse_args(argv)
     print(f"pyrolab_jupyter from {Path(pyrolab_jupyter.__file__).parent}")
     ns = start_nameserver(port=0, check_interval=1.0)
     try:
         lab = Lab(ns.address, timeout=5)
         with start_daemon(SERVICES, nameserver=ns.address, spawn=True) as handle:
             memory_attacks(handle)
-            starvation(handle, idle=1000, slow=100)
+            starvation(handle, idle=args.idle, slow=args.slow)
             stock_client(handle)
-            fuzz(lab, handle)
-            oneways(handle)
+            fuzz(lab, handle, args.fuzz)
+            oneways(handle, args.oneways)
             hung_method(handle, lab)
             time.sleep(3)
             rows = {r["name"]: r["status"] for r in lab.services()}

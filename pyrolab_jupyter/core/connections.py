@@ -117,7 +117,8 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
         super().__init__(host=host, port=port)
         self.limits = limits or Limits()
         self.security = security
-        threaded = self.transportServer  # Pyro5 bound the socket; we serve it (its pool never gets work)
+        # Pyro5 bound the socket; we serve it (the thread pool it made never gets work)
+        threaded: Any = getattr(self, "transportServer")  # noqa: B009
         listener, threaded.sock = threaded.sock, None
         threaded.housekeeper.stop.set()
         for worker in threaded.pool.idle:
@@ -135,13 +136,13 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
         ok: bool = super()._handshake(conn, denied_reason)
         return ok
 
-    def validateHandshake(self, conn: Any, data: Any) -> Any:  # noqa: N802 (Pyro5's name)
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
         client = _client_from(data, conn)
         with self._conns_mutex:
             self._conns[conn] = client
         return "hello"
 
-    def clientDisconnect(self, conn: Any) -> None:  # noqa: N802 (Pyro5's name)
+    def clientDisconnect(self, conn: Any) -> None:
         with self._conns_mutex:
             client = self._conns.pop(conn, None)
             still_here = client is not None and any(c.client_id == client.client_id for c in self._conns.values())
@@ -161,12 +162,12 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
             client = self._conns.get(conn)
         return client is not None and not client.client_id.startswith("anonymous-")
 
-    def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,  # noqa: N802
+    def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,
                                tbinfo: Any, flags: int = 0, annotations: Any = None) -> None:
         exc_value = _user_facing(exc_value)
         if isinstance(exc_value, PyroLabError) and not self.is_ours(connection):
             plain = PyroError(str(exc_value))
-            plain.pyrolab_type = type(exc_value).__name__  # type: ignore[attr-defined]
+            plain.pyrolab_type = type(exc_value).__name__
             exc_value = plain
         super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, tbinfo, flags, annotations)
 

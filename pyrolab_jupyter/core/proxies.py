@@ -10,6 +10,7 @@ Given a ``Security``, it connects over mutual TLS (``TlsProxy``).
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from typing import Any
@@ -42,7 +43,7 @@ def forget_lock(service: str) -> None:
 class _LabProxy(Proxy):  # type: ignore[misc]
     """Pyro5 takes a call's annotations from a thread-local; each call here sets exactly its own."""
 
-    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Pyro5's name)
+    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}
         expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
         if expires is None or (expires and expires > time.time()):
@@ -71,6 +72,20 @@ def new_proxy(uri: str, timeout: float, security: Security | None = None, daemon
     return proxy
 
 
+def _still_open(proxy: Proxy) -> bool:
+    """False when the server has closed an idle proxy's connection: a Pyro5 server never speaks unasked,
+    so an idle connection with something to read has been closed (or broken)."""
+    conn = proxy._pyroConnection
+    if conn is None:
+        return True  # not connected yet: it connects on first use
+    try:
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
 class ProxyPool:
     """Proxies lent to one thread at a time; idle ones keep their connection."""
 
@@ -82,10 +97,14 @@ class ProxyPool:
         self._mutex = threading.Lock()
 
     def acquire(self) -> Proxy:
-        with self._mutex:
-            proxy = self._idle.pop() if self._idle else None
-        if proxy is None:
-            return new_proxy(self.uri, self.timeout, self.security)
+        while True:
+            with self._mutex:
+                proxy = self._idle.pop() if self._idle else None
+            if proxy is None:
+                return new_proxy(self.uri, self.timeout, self.security)
+            if _still_open(proxy):
+                break
+            self.discard(proxy)  # the server closed it while idle (idle timeout, restart)
         proxy._pyroClaimOwnership()
         if proxy._pyroTimeout != self.timeout:
             proxy._pyroTimeout = self.timeout

@@ -163,6 +163,8 @@ class Security:
         # lab PCs are reached by address and renamed freely: the lab CA and the peer's role vouch, not DNS
         context.check_hostname = False
         context.verify_mode = ssl.CERT_REQUIRED
+        if side == "server":
+            context.num_tickets = 0  # no resumption: nothing arrives unasked on an idle client connection
         try:
             context.load_cert_chain(str(self.certfile), str(self.keyfile))
         except (ssl.SSLError, OSError) as err:

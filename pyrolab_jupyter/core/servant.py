@@ -9,6 +9,7 @@ checked against the lock and validated before the service's own code runs.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import traceback
@@ -82,7 +83,7 @@ def _caller_wait() -> float:
         timeout = float(_note(WAIT) or DEFAULT_WAIT)
     except ValueError:
         timeout = DEFAULT_WAIT
-    timeout = min(max(timeout, 0.0), 3600.0) if timeout == timeout else DEFAULT_WAIT
+    timeout = DEFAULT_WAIT if math.isnan(timeout) else min(max(timeout, 0.0), 3600.0)
     return timeout * 0.8
 
 
@@ -190,7 +191,7 @@ class _ServantBase:
     def _decoded(self, value: Any) -> Any:
         try:
             return decode(value)
-        except Exception as err:  # a hand-made or corrupted tagged value
+        except Exception as err:  # noqa: BLE001 - a hand-made or corrupted tagged value, whatever it breaks
             raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
 

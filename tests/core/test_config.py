@@ -250,3 +250,14 @@ def test_parse_address_rejects_garbage(text: str, why: str) -> None:
     assert message.startswith(f"{text!r} is not a nameserver address")
     assert why in message
     assert "expected 'host:port', 'host' or 'PYRO:Pyro.NameServer@host:port'" in message
+
+
+def test_max_message_mb_at_the_top_and_per_part() -> None:
+    lab = parse_lab("max_message_mb: 64\nnameserver: {port: 9091, max_message_mb: 8}\n"
+                    "daemons:\n  a: {services: {}}\n  b: {max_message_mb: 256, services: {}}\n")
+    assert lab.max_message(lab.nameserver) == 8 * 1024 * 1024
+    assert lab.max_message(lab.daemons["a"]) == 64 * 1024 * 1024
+    assert lab.max_message(lab.daemons["b"]) == 256 * 1024 * 1024
+    assert parse_lab("daemons: {}\n").max_message(parse_lab("daemons: {}\n").nameserver) == 128 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_message_mb"):
+        parse_lab("max_message_mb: -1\ndaemons: {}\n")

@@ -16,7 +16,16 @@ from conftest import wait_for
 from labservices import Dummy
 from Pyro5 import protocol
 from Pyro5.api import Proxy
-from rawwire import MARSHAL, attackers, closed_by_peer, closed_now, connect_from, frame, send_and_wait_close, status
+from rawwire import (
+    MARSHAL,
+    attackers,
+    closed_by_peer,
+    closed_now,
+    connect_from,
+    frame,
+    send_and_wait_close,
+    status,
+)
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.client import RemoteService
@@ -167,6 +176,7 @@ def test_idle_connections_are_closed_but_not_a_lock_holders() -> None:
         uri = daemon.add("t.dummy", Dummy())
         daemon.start()
         mine = RemoteService(Lab("127.0.0.1:1"), "t.dummy", uri, 10.0)
+        plain = RemoteService(Lab("127.0.0.1:1"), "t.dummy", uri, 10.0)
         mine.lock(lease=60)
         other = socket.create_connection(("127.0.0.1", int(daemon.address.rsplit(":", 1)[1])))
         hello = marshal.dumps({"handshake": "hello", "object": "Pyro.Daemon"})
@@ -176,5 +186,8 @@ def test_idle_connections_are_closed_but_not_a_lock_holders() -> None:
         time.sleep(2.5)
         assert mine.lock_info()["mine"], "the lock holder's idle connection must stay, and the lock with it"
         mine.unlock()
+        wait_for(lambda: daemon.connection_count() == 0, timeout=20)  # no lock: idle connections are closed
+        assert plain.describe()["name"] == "t.dummy"  # the pool notices and connects afresh
+        assert mine.power == 1.0
     finally:
         daemon.stop()
