@@ -219,3 +219,15 @@ def test_silent_and_half_open_peers_do_not_stall_tls_clients(tls_lab: TlsLab) ->
     finally:
         for sock in silent + [hello]:
             sock.close()
+
+
+def test_large_messages_and_quick_successive_calls_over_tls(tls_lab: TlsLab) -> None:
+    import numpy as np
+
+    dummy = tls_lab.lab("alice").connect("t.dummy")
+    blob = bytes(range(256)) * 20_000  # 5 MB: hundreds of TLS records each way
+    assert dummy.echo(blob) == blob
+    array = np.arange(1_000_000, dtype=np.float64)
+    assert dummy.dtype_of(array) == "<f8 (1000000,) C"
+    for i in range(200):  # back-to-back calls: the worker lingers for the next one on the TLS socket
+        assert dummy.echo(i) == i
