@@ -91,9 +91,12 @@ class Lab:
             raise CallTimeout(f"the nameserver at {self.address} did not answer within {self.timeout:g} s") from err
         except CommunicationError as err:
             self._pool.discard(proxy)
+            tls = ("; in a TLS lab, set $PYROLAB_CERT/$PYROLAB_KEY/$PYROLAB_CA or pass Lab(..., security=)"
+                   if self.security is None else
+                   f"; connecting as {self.security.identity} over TLS: is it a TLS nameserver of the same lab CA?")
             raise NameserverUnreachable(
                 f"no nameserver answers at {self.address} ({err}); start one with `pyrolab nameserver` "
-                "or `%pyrolab nameserver start`, or point to it with $PYROLAB_NAMESERVER or Lab('host:port')"
+                "or `%pyrolab nameserver start`, or point to it with $PYROLAB_NAMESERVER or Lab('host:port')" + tls
             ) from err
         except BaseException:
             self._pool.release(proxy)

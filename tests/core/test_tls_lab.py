@@ -97,9 +97,9 @@ def test_each_server_presents_its_own_certificate(tls_lab: TlsLab, lab_ca: Any) 
 
 
 def test_plain_certless_and_foreign_clients_are_refused(tls_lab: TlsLab, foreign_ca: Any, lab_ca: Any) -> None:
-    with pytest.raises(NameserverUnreachable):
+    with pytest.raises(NameserverUnreachable, match="PYROLAB_CERT"):
         Lab(tls_lab.address, timeout=5).services()
-    with pytest.raises(NameserverUnreachable):
+    with pytest.raises(NameserverUnreachable, match="same lab CA"):
         Lab(tls_lab.address, timeout=5, security=foreign_ca.security("mallory", "admin")).services()
     with Proxy(tls_lab.daemon.uris["t.dummy"]) as plain:
         plain._pyroTimeout = 5
