@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
 _TICK = 0.25
+_SMALL = 64 * 1024  # a partial message this small is read on even when the memory budget is spent
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
 
 
@@ -199,6 +200,8 @@ class GuardedServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._refused_logged = 0.0
         self._housekept = time.monotonic()
+        self._paused: list[_Conn] = []  # not read while buffered bytes exceed max_buffered
+        self._accept_paused = False
 
     def __repr__(self) -> str:
         return f"<GuardedServer on {self.locationStr}; {len(self._conns)} connections>"
@@ -238,8 +241,10 @@ class GuardedServer:
                 csock, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as err:
-                log.warning("accept failed on %s: %s", self.locationStr, err)
+            except OSError as err:  # out of file descriptors, most likely: stop accepting for a second
+                log.warning("accept failed on %s: %s; not accepting for 1 s", self.locationStr, err)
+                self._selector.unregister(self.sock)
+                self._accept_paused = True
                 return
             peer = str(addr[0]) if isinstance(addr, tuple) else "local"
             with self._mutex:
@@ -267,8 +272,12 @@ class GuardedServer:
             log.warning("%s: refusing connections: %s", self.locationStr, which)
 
     def _read(self, conn: _Conn) -> None:
-        if self._buffered > self.limits.max_buffered and conn.partial_since is not None:
-            return  # over the memory budget: partial messages wait (and time out), complete ones drain
+        if self._buffered > self.limits.max_buffered and len(conn.buffer) > _SMALL:
+            # over the memory budget: big partial messages wait (and time out); small ones (a new
+            # client's handshake, an ordinary call) and complete ones go on
+            self._selector.unregister(conn.sock)
+            self._paused.append(conn)
+            return
         try:
             chunk = conn.sock.recv(_READ_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -491,9 +500,18 @@ class GuardedServer:
             return
         self._housekept = now
         lim = self.limits
+        if self._accept_paused and self.sock is not None:
+            self._accept_paused = False
+            self._selector.register(self.sock, selectors.EVENT_READ, "accept")
+        paused, self._paused = self._paused, []
+        if self._buffered <= lim.max_buffered:
+            for conn in paused:
+                if not conn.closed:
+                    self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            paused = []
+        self._paused = paused
         cut: collections.Counter[str] = collections.Counter()
-        for key in list(self._selector.get_map().values()):
-            conn = key.data
+        for conn in [key.data for key in self._selector.get_map().values()] + paused:
             if not isinstance(conn, _Conn):
                 continue
             if conn.partial_since is not None:
