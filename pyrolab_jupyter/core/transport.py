@@ -135,6 +135,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         self.partial_since: float | None = None
         self.closed = False
         self.skip = 0  # bytes of a refused message still to read and drop
+        self.poller: select.poll | None = None  # a worker's wait for this connection's next message
         self._frame = memoryview(b"")
 
     # what Pyro5's handshake and handleRequest read and write through
@@ -253,8 +254,6 @@ class GuardedServer:
                 self._refuse(csock, peer, total, mine)
                 continue
             csock.setblocking(False)
-            if csock.family != socket.AF_UNIX:
-                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Conn(csock, peer, self.limits.send_timeout)
             conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
             with self._mutex:
@@ -414,9 +413,10 @@ class GuardedServer:
 
     def _linger(self, conn: _Conn) -> bool:
         """Wait up to ``_LINGER`` for more of this connection's data; True if some arrived (and was taken in)."""
-        poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
-        if not poller.poll(_LINGER * 1000) or self.shutting_down:
+        if conn.poller is None:
+            conn.poller = select.poll()
+            conn.poller.register(conn.sock, select.POLLIN)
+        if not conn.poller.poll(_LINGER * 1000) or self.shutting_down:
             return False
         try:
             chunk = conn.sock.recv(_READ_CHUNK)
