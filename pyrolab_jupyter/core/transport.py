@@ -61,7 +61,9 @@ class Limits:
     with nothing to say for ``idle_timeout`` seconds is closed (not one a lock
     or a session instance depends on); a message must arrive within
     ``frame_timeout`` plus its size at ``min_rate`` bytes/s; a reply must be
-    taken within ``send_timeout``. ``workers`` threads handle messages.
+    taken within ``send_timeout``. ``workers`` threads handle messages. A peer that vanished without
+    closing (power cut, cable pulled) is found by TCP keepalive probes after ``keepalive`` seconds of
+    silence (then 3 probes 10 s apart), so its connection, and any lock it held, does not stay forever.
     """
 
     max_message: int = DEFAULT_MAX_MESSAGE
@@ -73,6 +75,7 @@ class Limits:
     send_timeout: float = 60.0
     workers: int = 128
     max_buffered: int = 512 * 1024 * 1024
+    keepalive: float = 60.0
 
     def connection_cap(self) -> int:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -170,6 +173,18 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         super().close()
 
 
+def _keepalive(sock: socket.socket, idle: float) -> None:
+    """Probe a silent peer after ``idle`` seconds (where the platform lets us say so)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:  # not TCP (a Unix socket): nothing to probe
+        pass
+
+
 def _wait_writable(sock: socket.socket, timeout: float) -> bool:
     with selectors.DefaultSelector() as sel:
         sel.register(sock, selectors.EVENT_WRITE)
@@ -254,6 +269,7 @@ class GuardedServer:
                 self._refuse(csock, peer, total, mine)
                 continue
             csock.setblocking(False)
+            _keepalive(csock, self.limits.keepalive)
             conn = _Conn(csock, peer, self.limits.send_timeout)
             conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
             with self._mutex:
