@@ -158,6 +158,36 @@ def test_up_restarts_what_dies_and_stops_everything(tmp_path):
 
 
 @pytest.mark.network
+def test_a_lock_survives_kill_9_of_its_daemon_under_up(tmp_path):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}\n"
+                        "daemons:\n  bench1:\n    heartbeat: 0.5\n    services:\n"
+                        "      lab.laser: {class: 'pyrolab_jupyter.instruments.sim:Laser'}\n")
+    up = Up(str(lab_file), "--logs", str(tmp_path / "logs"))
+    try:
+        before = wait_for(lambda: online(address).get("lab.laser"), timeout=30)
+        laser = Lab(address, timeout=10).connect("lab.laser")
+        laser.lock(lease=120)
+        (pid,) = up.pids("bench1")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: online(address).get("lab.laser") not in (None, before), timeout=30)
+        info = laser.lock_info()  # reconnects to the restarted daemon, which restored the lock table
+        assert info is not None and info["mine"], info
+        other = subprocess.run([sys.executable, "-c", "from pyrolab_jupyter import Lab\n"
+                                f"r = Lab({address!r}, timeout=10).connect('lab.laser')\n"
+                                "try:\n    r.lock(lease=5); print('locked')\n"
+                                "except Exception as e:\n    print(type(e).__name__)\n"],
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert other.stdout.strip() == "ServiceLocked", other.stdout + other.stderr
+        laser.unlock()
+    finally:
+        up.stop()
+    assert (tmp_path / "logs" / "bench1.locks.json").exists()
+
+
+@pytest.mark.network
 def test_up_keeps_serving_when_nobody_reads_its_console(tmp_path):
     port = free_port()
     address = f"127.0.0.1:{port}"

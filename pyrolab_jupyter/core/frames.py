@@ -17,7 +17,7 @@ times its input. So every frame is checked here, from its header first:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from Pyro5 import protocol
 from Pyro5.serializers import JsonSerializer, MarshalSerializer, SerpentSerializer
@@ -48,8 +48,7 @@ class FrameError(Exception):
         self.header = header
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """The fields of a Pyro5 message header this server looks at."""
 
     msg_type: int
@@ -113,13 +112,22 @@ def check_body(header: Header, body: bytes | bytearray | memoryview) -> None:
         check_marshal(data, DECODE_FLOOR + DECODE_MULTIPLE * len(data))
 
 
-# marshal type codes (Python/marshal.c); the high bit (FLAG_REF) only marks an object others may refer to
-_FIXED = {ord("N"): (0, 0), ord("F"): (0, 0), ord("T"): (0, 0), ord("S"): (0, 0), ord("."): (0, 0),
-          ord("i"): (4, 32), ord("g"): (8, 24), ord("y"): (16, 32), ord("r"): (4, 0)}
-_SIZED32 = {ord("s"): (33, 1), ord("t"): (49, 1), ord("a"): (49, 1), ord("A"): (49, 1), ord("u"): (80, 4)}
-_SIZED8 = {ord("z"): 49, ord("Z"): 49}
-_SEQ32 = {ord("("): (40, 8), ord("["): (56, 8), ord("<"): (216, 64), ord(">"): (216, 64)}
+# marshal type codes (Python/marshal.c) -> how to skip them and what decoding them costs; the high bit
+# (FLAG_REF) only marks an object that others may refer to
+_FIXED, _SIZED32, _SIZED8, _LONG, _FLOATSTR, _SEQ32, _SEQ8, _DICT = range(8)
+_CODES: dict[int, tuple[int, int, int]] = {  # code -> (kind, base cost or size, cost per byte or item)
+    **{ord(c): (_FIXED, 0, 0) for c in "NFTS."},
+    ord("i"): (_FIXED, 4, 32), ord("g"): (_FIXED, 8, 24), ord("y"): (_FIXED, 16, 32), ord("r"): (_FIXED, 4, 0),
+    ord("s"): (_SIZED32, 33, 1), ord("t"): (_SIZED32, 49, 1), ord("a"): (_SIZED32, 49, 1),
+    ord("A"): (_SIZED32, 49, 1), ord("u"): (_SIZED32, 80, 4),
+    ord("z"): (_SIZED8, 49, 1), ord("Z"): (_SIZED8, 49, 1),
+    ord("l"): (_LONG, 32, 2), ord("f"): (_FLOATSTR, 1, 32), ord("x"): (_FLOATSTR, 2, 32),
+    ord("("): (_SEQ32, 40, 8), ord("["): (_SEQ32, 56, 8), ord("<"): (_SEQ32, 216, 64), ord(">"): (_SEQ32, 216, 64),
+    ord(")"): (_SEQ8, 40, 8), ord("{"): (_DICT, 64, 0),
+}
 _DICT_ITEM = 104  # a dict's cost per key/value pair
+_NULL = ord("0")
+_INT32 = struct.Struct("<i")
 
 
 def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
@@ -129,87 +137,71 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
     takes at least one), so a forged length is refused before anything is
     allocated; costs are CPython's object sizes, rounded up.
     """
-    view = memoryview(data)
-    end = len(view)
+    raw = bytes(data) if len(data) <= 65536 else memoryview(data)  # bytes index faster; big ones stay views
+    end = len(raw)
     pos, cost = 0, 0
     stack = [1]  # items still to read per open container; -1/-2: a dict expecting a key/a value
-
-    def need(n: int) -> None:
-        if n < 0 or pos + n > end:
-            raise FrameError("malformed marshal data (a length runs past the end of the message)")
-
-    while stack:
-        top = stack[-1]
-        if top == 0:
-            stack.pop()
-            continue
-        need(1)
-        code = view[pos] & 0x7F
-        pos += 1
-        if top == -1:
-            if code == ord("0"):
+    try:
+        while stack:
+            top = stack[-1]
+            if top == 0:
                 stack.pop()
                 continue
-            stack[-1] = -2
-            cost += _DICT_ITEM
-        elif top == -2:
-            stack[-1] = -1
-        else:
-            stack[-1] = top - 1
-        if code in _FIXED:
-            size, item = _FIXED[code]
-            need(size)
-            pos += size
-            cost += item
-        elif code in _SIZED32:
-            need(4)
-            n = int.from_bytes(view[pos:pos + 4], "little", signed=True)
-            pos += 4
-            need(n)
-            pos += n
-            base, per = _SIZED32[code]
-            cost += base + per * n
-        elif code in _SIZED8:
-            need(1)
-            n = view[pos]
+            code = raw[pos] & 0x7F
             pos += 1
-            need(n)
-            pos += n
-            cost += _SIZED8[code] + n
-        elif code == ord("l"):
-            need(4)
-            n = abs(int.from_bytes(view[pos:pos + 4], "little", signed=True))
-            pos += 4
-            need(2 * n)
-            pos += 2 * n
-            cost += 32 + 2 * n
-        elif code in (ord("f"), ord("x")):
-            for _ in range(1 if code == ord("f") else 2):
-                need(1)
-                pos += 1 + view[pos]
-            need(0)
-            cost += 32
-        elif code in _SEQ32 or code == ord(")"):
-            width = 1 if code == ord(")") else 4
-            need(width)
-            n = int.from_bytes(view[pos:pos + width], "little", signed=width == 4)
-            pos += width
-            need(n)  # every item takes at least one byte
-            base, per = _SEQ32.get(code, (40, 8))
-            cost += base + per * n
-            stack.append(n)
-        elif code == ord("{"):
-            cost += 64
-            stack.append(-1)
-        else:
-            name = "code objects" if code == ord("c") else f"marshal type code {code!r}"
-            raise FrameError(f"{name} are not accepted in a message")
-        if len(stack) > _MAX_DEPTH:
-            raise FrameError(f"values nested more than {_MAX_DEPTH} deep are refused")
-        if cost > budget:
-            raise FrameError(f"decoding this {_size(end)} message would cost more than {_size(budget)} "
-                             f"(at most {DECODE_MULTIPLE} bytes per byte of message); send it in another shape")
-
-
-def serializer_name(serializer_id: int) -> str:
-    return _NAMES.get(serializer_id, f"serializer {serializer_id}")
+            if top == -1:
+                if code == _NULL:
+                    stack.pop()
+                    continue
+                stack[-1] = -2
+                cost += _DICT_ITEM
+            elif top == -2:
+                stack[-1] = -1
+            else:
+                stack[-1] = top - 1
+            kind, base, per = _CODES[code]
+            if kind == _FIXED:
+                pos += base
+                cost += per
+            elif kind == _SIZED32 or kind == _LONG:
+                n = _INT32.unpack_from(raw, pos)[0]
+                if kind == _LONG:
+                    n = 2 * abs(n)
+                elif n < 0:
+                    raise IndexError
+                pos += 4 + n
+                cost += base + per * n
+            elif kind == _SIZED8:
+                n = raw[pos]
+                pos += 1 + n
+                cost += base + per * n
+            elif kind == _FLOATSTR:
+                for _ in range(base):
+                    pos += 1 + raw[pos]
+                cost += per
+            elif kind == _DICT:
+                cost += base
+                stack.append(-1)
+            else:  # _SEQ32, _SEQ8
+                if kind == _SEQ8:
+                    n = raw[pos]
+                    pos += 1
+                else:
+                    n = _INT32.unpack_from(raw, pos)[0]
+                    pos += 4
+                if n < 0 or n > end - pos:  # every item takes at least one byte
+                    raise IndexError
+                cost += base + per * n
+                stack.append(n)
+                if len(stack) > _MAX_DEPTH:
+                    raise FrameError(f"values nested more than {_MAX_DEPTH} deep are refused")
+            if pos > end:
+                raise IndexError
+            if cost > budget:
+                raise FrameError(f"decoding this {_size(end)} message would cost more than {_size(budget)} "
+                                 f"(at most {DECODE_MULTIPLE} bytes per byte of message); send it in another shape")
+    except (IndexError, struct.error):
+        raise FrameError("malformed marshal data (a length runs past the end of the message)") from None
+    except KeyError:
+        name = "code objects" if code == ord("c") else f"marshal type code {code!r}"
+        raise FrameError(f"{name} are not accepted in a message") from None

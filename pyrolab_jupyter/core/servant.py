@@ -70,6 +70,7 @@ def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
 
 DEFAULT_WAIT = 10.0  # how long a caller that does not say (a plain Pyro5 client) waits for a busy service
 _MAX_WAITERS = 8  # callers queued on one busy service; more are told ServiceBusy at once
+_MAX_CONCURRENT = 32  # calls a thread-safe service runs at once (the daemon has 128 workers)
 
 
 def _note(name: str) -> str:
@@ -88,32 +89,35 @@ def _caller_wait() -> float:
 
 
 class _Gate:
-    """One call at a time for a service that is not thread-safe; knows which call holds it."""
+    """How many calls a service runs at once: one if it is not thread-safe, else ``_MAX_CONCURRENT``
+    (so even a thread-safe service whose calls hang cannot take every worker of its daemon).
+    Knows the oldest call in progress, to name it in ``ServiceBusy``."""
 
     def __init__(self, service: str, thread_safe: bool) -> None:
         self._service = service
-        self._lock = None if thread_safe else threading.RLock()
+        self._slots = _MAX_CONCURRENT if thread_safe else 1
+        self._lock: threading.Semaphore | threading.RLock = (
+            threading.BoundedSemaphore(self._slots) if thread_safe else threading.RLock())
         self._mutex = threading.Lock()
         self._waiters = 0
-        self._running: tuple[str, str, float] | None = None  # member, caller, since (monotonic)
+        self._running: dict[int, tuple[str, str, float]] = {}  # thread -> member, caller, since (monotonic)
 
     @contextlib.contextmanager
     def enter(self, member: str, caller: Callable[[], str]) -> Any:
-        if self._lock is None:
-            yield
-            return
         if not self._lock.acquire(blocking=False):
             self._wait(member)
-        outer = self._running
-        self._running = (member, caller(), time.monotonic()) if outer is None else outer
+        me = threading.get_ident()
+        outer = self._running.get(me)
+        if outer is None:
+            self._running[me] = (member, caller(), time.monotonic())
         try:
             yield
         finally:
-            self._running = outer
+            if outer is None:
+                self._running.pop(me, None)
             self._lock.release()
 
     def _wait(self, member: str) -> None:
-        assert self._lock is not None
         wait = _caller_wait()
         with self._mutex:
             crowded = self._waiters >= _MAX_WAITERS
@@ -126,12 +130,14 @@ class _Gate:
             if not crowded:
                 with self._mutex:
                     self._waiters -= 1
-        running = self._running
-        doing = (f"{running[0]} (called by {running[1]}, running for {time.monotonic() - running[2]:.1f} s)"
-                 if running else "another call")
+        running = sorted(list(self._running.values()), key=lambda r: r[2])
+        oldest = (f"{running[0][0]} (called by {running[0][1]}, running for {time.monotonic() - running[0][2]:.1f} s)"
+                  if running else "another call")
+        doing = oldest if self._slots == 1 else f"{self._slots} calls, the oldest {oldest}"
         waited = f"{self._waiters} callers already wait" if crowded else f"waited {wait:.1f} s"
-        raise ServiceBusy(f"{self._service}.{member}: the service is busy with {doing}; {waited}. It runs one "
-                          "call at a time; try again later or give the call a longer timeout")
+        at_once = "one call" if self._slots == 1 else f"{self._slots} calls"
+        raise ServiceBusy(f"{self._service}.{member}: the service is busy with {doing}; {waited}. It runs "
+                          f"{at_once} at a time; try again later or give the call a longer timeout")
 
 
 def _translate(err: Exception) -> Exception:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _READ_CHUNK = 256 * 1024
 _TICK = 0.25
+_SMALL = 64 * 1024  # a partial message this small is read on even when the memory budget is spent
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
 
 
@@ -65,7 +66,9 @@ class Limits:
     with nothing to say for ``idle_timeout`` seconds is closed (not one a lock
     or a session instance depends on); a message must arrive within
     ``frame_timeout`` plus its size at ``min_rate`` bytes/s; a reply must be
-    taken within ``send_timeout``. ``workers`` threads handle messages.
+    taken within ``send_timeout``. ``workers`` threads handle messages. A peer that vanished without
+    closing (power cut, cable pulled) is found by TCP keepalive probes after ``keepalive`` seconds of
+    silence (then 3 probes 10 s apart), so its connection, and any lock it held, does not stay forever.
     """
 
     max_message: int = DEFAULT_MAX_MESSAGE
@@ -77,6 +80,7 @@ class Limits:
     send_timeout: float = 60.0
     workers: int = 128
     max_buffered: int = 512 * 1024 * 1024
+    keepalive: float = 60.0
 
     def connection_cap(self) -> int:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -140,6 +144,7 @@ class _Conn(SocketConnection):  # type: ignore[misc]
         self.partial_since: float | None = None
         self.closed = False
         self.skip = 0  # bytes of a refused message still to read and drop
+        self.poller: select.poll | None = None  # a worker's wait for this connection's next message
         self._frame = memoryview(b"")
 
     # what Pyro5's handshake and handleRequest read and write through
@@ -196,6 +201,18 @@ def _recv(sock: socket.socket) -> bytes | None:
     return chunk
 
 
+def _keepalive(sock: socket.socket, idle: float) -> None:
+    """Probe a silent peer after ``idle`` seconds (where the platform lets us say so)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:  # not TCP (a Unix socket): nothing to probe
+        pass
+
+
 def _wait_writable(sock: socket.socket, timeout: float) -> bool:
     with selectors.DefaultSelector() as sel:
         sel.register(sock, selectors.EVENT_WRITE)
@@ -229,6 +246,8 @@ class GuardedServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._refused_logged = 0.0
         self._housekept = time.monotonic()
+        self._paused: list[_Conn] = []  # not read while buffered bytes exceed max_buffered
+        self._accept_paused = False
 
     def __repr__(self) -> str:
         return f"<GuardedServer on {self.locationStr}; {len(self._conns)} connections>"
@@ -268,8 +287,10 @@ class GuardedServer:
                 csock, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as err:
-                log.warning("accept failed on %s: %s", self.locationStr, err)
+            except OSError as err:  # out of file descriptors, most likely: stop accepting for a second
+                log.warning("accept failed on %s: %s; not accepting for 1 s", self.locationStr, err)
+                self._selector.unregister(self.sock)
+                self._accept_paused = True
                 return
             peer = str(addr[0]) if isinstance(addr, tuple) else "local"
             with self._mutex:
@@ -278,8 +299,7 @@ class GuardedServer:
                 self._refuse(csock, peer, total, mine)
                 continue
             csock.setblocking(False)
-            if csock.family != socket.AF_UNIX:
-                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(csock, self.limits.keepalive)
             if self.security is not None:  # handshake steps run on readable events: no thread, no stall
                 csock = start_server_tls(csock, self.security)
             conn = _Conn(csock, peer, self.limits.send_timeout)
@@ -300,8 +320,12 @@ class GuardedServer:
             log.warning("%s: refusing connections: %s", self.locationStr, which)
 
     def _read(self, conn: _Conn) -> None:
-        if self._buffered > self.limits.max_buffered and conn.partial_since is not None:
-            return  # over the memory budget: partial messages wait (and time out), complete ones drain
+        if self._buffered > self.limits.max_buffered and len(conn.buffer) > _SMALL:
+            # over the memory budget: big partial messages wait (and time out); small ones (a new
+            # client's handshake, an ordinary call) and complete ones go on
+            self._selector.unregister(conn.sock)
+            self._paused.append(conn)
+            return
         if conn.tls_pending and not self._tls_step(conn):
             return
         try:
@@ -454,9 +478,10 @@ class GuardedServer:
     def _linger(self, conn: _Conn) -> bool:
         """Wait up to ``_LINGER`` for more of this connection's data; True if some arrived (and was taken in)."""
         if not _tls_pending(conn.sock):  # bytes TLS already decrypted do not show in poll
-            poller = select.poll()
-            poller.register(conn.sock, select.POLLIN)
-            if not poller.poll(_LINGER * 1000) or self.shutting_down:
+            if conn.poller is None:
+                conn.poller = select.poll()
+                conn.poller.register(conn.sock, select.POLLIN)
+            if not conn.poller.poll(_LINGER * 1000) or self.shutting_down:
                 return False
         chunk = _recv(conn.sock)
         if chunk is None:
@@ -539,9 +564,18 @@ class GuardedServer:
             return
         self._housekept = now
         lim = self.limits
+        if self._accept_paused and self.sock is not None:
+            self._accept_paused = False
+            self._selector.register(self.sock, selectors.EVENT_READ, "accept")
+        paused, self._paused = self._paused, []
+        if self._buffered <= lim.max_buffered:
+            for conn in paused:
+                if not conn.closed:
+                    self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            paused = []
+        self._paused = paused
         cut: collections.Counter[str] = collections.Counter()
-        for key in list(self._selector.get_map().values()):
-            conn = key.data
+        for conn in [key.data for key in self._selector.get_map().values()] + paused:
             if not isinstance(conn, _Conn):
                 continue
             if conn.partial_since is not None:

@@ -23,6 +23,7 @@ from rawwire import (
     closed_now,
     connect_from,
     frame,
+    host_port,
     send_and_wait_close,
     status,
 )
@@ -190,4 +191,26 @@ def test_idle_connections_are_closed_but_not_a_lock_holders() -> None:
         assert plain.describe()["name"] == "t.dummy"  # the pool notices and connects afresh
         assert mine.power == 1.0
     finally:
+        daemon.stop()
+
+
+def test_memory_budget_pauses_big_uploads_but_not_new_clients() -> None:
+    daemon = LabDaemon(limits=Limits(max_message=16 * 1024 * 1024, max_buffered=1024 * 1024))
+    uri = daemon.add("t.dummy", Dummy())
+    daemon.start()
+    address = daemon.address
+    hogs = []
+    try:
+        for _ in range(4):  # each declares 8 MiB and sends 2 MiB of it
+            sock = socket.create_connection(host_port(address), timeout=10)
+            sock.sendall(frame(protocol.MSG_CONNECT, MARSHAL, 0, b"x" * (2 * 1024 * 1024), declared=8 * 1024 * 1024))
+            hogs.append(sock)
+        time.sleep(1.0)
+        assert daemon.server._buffered <= 1024 * 1024 + 4 * 256 * 1024
+        dummy = RemoteService(Lab("127.0.0.1:1"), "t.dummy", uri, 10.0)  # a new client is served meanwhile
+        dummy.set_power(2.0)
+        assert dummy.power == 2.0
+    finally:
+        for sock in hogs:
+            sock.close()
         daemon.stop()
