@@ -93,7 +93,8 @@ class Security:
     cafile:
         The lab CA's certificate (PEM): the only issuer trusted.
     handshake_timeout:
-        Seconds a server waits for a client's TLS handshake before dropping it.
+        Seconds a client's callback receiver waits for a TLS handshake before dropping the peer
+        (nameservers and daemons cut a silent handshake like any slow message: ``Limits.frame_timeout``).
     """
 
     def __init__(self, certfile: str | os.PathLike[str], keyfile: str | os.PathLike[str],
