@@ -24,8 +24,9 @@ from Pyro5.callcontext import current_context
 from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo
-from pyrolab_jupyter.core.transport import GuardedServer, Limits
+from pyrolab_jupyter.core.transport import GuardedServer
 
 __all__ = ["TrackingDaemon", "client_handshake"]
 

@@ -21,6 +21,7 @@ from typing import Any
 from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
     META_CLASS,
@@ -34,7 +35,6 @@ from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
 from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
-from pyrolab_jupyter.core.transport import Limits
 
 __all__ = ["LabDaemon"]
 
@@ -61,7 +61,7 @@ class LabDaemon(TrackingDaemon):
     heartbeat:
         Seconds between re-registrations.
     max_message:
-        Bytes a message may have (default 128 MiB); see ``core.transport.Limits`` for the other bounds.
+        Bytes a message may have (default 128 MiB); see ``core.limits.Limits`` for the other bounds.
     state_file:
         Where the lock table is kept across restarts (``pyrolab up`` puts it beside the daemon's log).
     """

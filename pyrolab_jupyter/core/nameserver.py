@@ -21,9 +21,9 @@ from Pyro5.errors import PyroError
 from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.proxies import new_proxy
-from pyrolab_jupyter.core.transport import Limits
 
 __all__ = ["LabNameServer", "NameserverHost"]
 
