@@ -24,10 +24,11 @@ from Pyro5.callcontext import current_context
 from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.tls import peer_of
-from pyrolab_jupyter.core.transport import GuardedServer, Limits
+from pyrolab_jupyter.core.transport import GuardedServer
 
 __all__ = ["TrackingDaemon", "client_handshake"]
 

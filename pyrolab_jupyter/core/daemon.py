@@ -22,6 +22,7 @@ from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.audit import AuditLog
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
     META_CLASS,
@@ -36,7 +37,6 @@ from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
-from pyrolab_jupyter.core.transport import Limits
 
 __all__ = ["LabDaemon"]
 
@@ -63,7 +63,7 @@ class LabDaemon(TrackingDaemon):
     heartbeat:
         Seconds between re-registrations.
     max_message:
-        Bytes a message may have (default 128 MiB); see ``core.transport.Limits`` for the other bounds.
+        Bytes a message may have (default 128 MiB); see ``core.limits.Limits`` for the other bounds.
     state_file:
         Where the lock table is kept across restarts (``pyrolab up`` puts it beside the daemon's log).
     security:

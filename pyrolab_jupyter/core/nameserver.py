@@ -21,10 +21,10 @@ from Pyro5.errors import PyroError
 from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.nsguard import RegistryGuard, ping_daemon
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
-from pyrolab_jupyter.core.transport import Limits
 
 __all__ = ["LabNameServer", "NameserverHost"]
 

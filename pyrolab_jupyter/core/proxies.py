@@ -79,9 +79,11 @@ def _still_open(proxy: Proxy) -> bool:
     if conn is None:
         return True  # not connected yet: it connects on first use
     try:
-        poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
-        return not poller.poll(0)
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([conn.sock], [], [], 0)[0]  # Windows
     except (OSError, ValueError):
         return False
 

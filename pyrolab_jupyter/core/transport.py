@@ -18,35 +18,25 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
-import resource
-import select
 import selectors
 import socket
-import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from Pyro5 import errors, protocol, serializers
 from Pyro5.callcontext import current_context
 from Pyro5.server import _get_attribute, _set_exposed_property_value
-from Pyro5.socketutil import SocketConnection
 
 from pyrolab_jupyter.core.errors import InvalidArgument
-from pyrolab_jupyter.core.frames import (
-    DEFAULT_MAX_MESSAGE,
-    HEADER_SIZE,
-    FrameError,
-    Header,
-    check_body,
-    parse_header,
-)
+from pyrolab_jupyter.core.frames import HEADER_SIZE, FrameError, Header, check_body, parse_header
+from pyrolab_jupyter.core.limits import Limits
+from pyrolab_jupyter.core.peers import Peer, keepalive
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.tls import handshake_step, start_server_tls
+from pyrolab_jupyter.core.workers import WorkerPool
 
-__all__ = ["GuardedServer", "Limits"]
+__all__ = ["GuardedServer"]
 
 log = logging.getLogger(__name__)
 
@@ -54,169 +44,6 @@ _READ_CHUNK = 256 * 1024
 _TICK = 0.25
 _SMALL = 64 * 1024  # a partial message this small is read on even when the memory budget is spent
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one server grants the network; the one home of these defaults.
-
-    ``max_message``: bytes per message (declared size refused from the header).
-    ``max_connections`` (clipped to the open-file limit) and ``max_per_peer``
-    (per client address: a lab's notebooks often share a host). A connection
-    with nothing to say for ``idle_timeout`` seconds is closed (not one a lock
-    or a session instance depends on); a message must arrive within
-    ``frame_timeout`` plus its size at ``min_rate`` bytes/s; a reply must be
-    taken within ``send_timeout``. ``workers`` threads handle messages. A peer that vanished without
-    closing (power cut, cable pulled) is found by TCP keepalive probes after ``keepalive`` seconds of
-    silence (then 3 probes 10 s apart), so its connection, and any lock it held, does not stay forever.
-    """
-
-    max_message: int = DEFAULT_MAX_MESSAGE
-    max_connections: int = 4096
-    max_per_peer: int = 256
-    idle_timeout: float = 300.0
-    frame_timeout: float = 10.0
-    min_rate: float = 1024 * 1024
-    send_timeout: float = 60.0
-    workers: int = 128
-    max_buffered: int = 512 * 1024 * 1024
-    keepalive: float = 60.0
-
-    def connection_cap(self) -> int:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        room = self.max_connections if soft == resource.RLIM_INFINITY else min(self.max_connections, soft - 64)
-        return max(1, room)
-
-
-class _Pool:
-    """At most ``size`` daemon threads, started as work needs them (a hung service call never blocks exit)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._jobs: queue.SimpleQueue[tuple[Any, tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._threads = 0
-        self._idle = 0
-        self._mutex = threading.Lock()
-
-    def submit(self, fn: Any, *args: Any) -> None:
-        self._jobs.put((fn, args))
-        with self._mutex:
-            if self._idle > 0 or self._threads >= self._size:
-                return
-            self._threads += 1
-        threading.Thread(target=self._run, name=f"pyrolab-worker-{self._threads}", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            with self._mutex:
-                self._idle += 1
-            job = self._jobs.get()
-            with self._mutex:
-                self._idle -= 1
-            if job is None:
-                return
-            fn, args = job
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("a worker job failed")
-
-    def shutdown(self) -> None:
-        with self._mutex:
-            count = self._threads
-        for _ in range(count):
-            self._jobs.put(None)
-
-
-class _Conn(SocketConnection):  # type: ignore[misc]
-    """A client connection: its buffer and complete messages (selector side), the message in hand (worker side)."""
-
-    def __init__(self, sock: socket.socket, peer: str, send_timeout: float) -> None:
-        super().__init__(sock)
-        self.peer = peer
-        self.send_timeout = send_timeout
-        self.buffer = bytearray()
-        self.header: Header | None = None
-        self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
-        self.greeted = False
-        self.tls_pending = False  # a TLS connection whose handshake the selector is still driving
-        self.last_active = time.monotonic()
-        self.partial_since: float | None = None
-        self.closed = False
-        self.skip = 0  # bytes of a refused message still to read and drop
-        self.poller: select.poll | None = None  # a worker's wait for this connection's next message
-        self._frame = memoryview(b"")
-
-    # what Pyro5's handshake and handleRequest read and write through
-
-    def recv(self, size: int) -> bytes:
-        if size > len(self._frame):
-            raise errors.ConnectionClosedError("message ended early")
-        data, self._frame = bytes(self._frame[:size]), self._frame[size:]
-        return data
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        deadline = time.monotonic() + self.send_timeout
-        while view:
-            try:
-                sent = self.sock.send(view)
-                view = view[sent:]
-                continue
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                pass
-            except OSError as err:
-                raise errors.ConnectionClosedError(f"cannot send: {err}") from None
-            left = deadline - time.monotonic()
-            if left <= 0 or not _wait_writable(self.sock, left):
-                raise errors.TimeoutError(f"{self.peer} did not take a reply within {self.send_timeout:g} s")
-
-    def hand(self, raw: bytes) -> None:
-        self._frame = memoryview(raw)
-
-    def close(self) -> None:
-        self.closed = True
-        super().close()
-
-
-def _tls_pending(sock: socket.socket) -> int:
-    pending = getattr(sock, "pending", None)
-    return int(pending()) if pending is not None else 0
-
-
-def _recv(sock: socket.socket) -> bytes | None:
-    """What a non-blocking socket has now: bytes, ``b""`` once the peer closed, None while nothing is there.
-
-    On TLS, also what OpenSSL has already decrypted: no selector or poll can see those bytes.
-    """
-    try:
-        chunk = sock.recv(_READ_CHUNK)
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return None
-    while chunk and _tls_pending(sock):
-        try:
-            chunk += sock.recv(_READ_CHUNK)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            break
-    return chunk
-
-
-def _keepalive(sock: socket.socket, idle: float) -> None:
-    """Probe a silent peer after ``idle`` seconds (where the platform lets us say so)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-    except OSError:  # not TCP (a Unix socket): nothing to probe
-        pass
-
-
-def _wait_writable(sock: socket.socket, timeout: float) -> bool:
-    with selectors.DefaultSelector() as sel:
-        sel.register(sock, selectors.EVENT_WRITE)
-        return bool(sel.select(timeout))
 
 
 class GuardedServer:
@@ -232,12 +59,12 @@ class GuardedServer:
         self.shutting_down = False
         self._cap = limits.connection_cap()
         self._selector = selectors.DefaultSelector()
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, Peer] = {}
         self._per_peer: collections.Counter[str] = collections.Counter()
         self._buffered = 0
-        self._returned: collections.deque[_Conn] = collections.deque()
+        self._returned: collections.deque[Peer] = collections.deque()
         self._mutex = threading.Lock()
-        self._pool = _Pool(limits.workers)
+        self._pool = WorkerPool(limits.workers)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -246,7 +73,7 @@ class GuardedServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._refused_logged = 0.0
         self._housekept = time.monotonic()
-        self._paused: list[_Conn] = []  # not read while buffered bytes exceed max_buffered
+        self._paused: list[Peer] = []  # not read while buffered bytes exceed max_buffered
         self._accept_paused = False
 
     def __repr__(self) -> str:
@@ -299,10 +126,10 @@ class GuardedServer:
                 self._refuse(csock, peer, total, mine)
                 continue
             csock.setblocking(False)
-            _keepalive(csock, self.limits.keepalive)
+            keepalive(csock, self.limits.keepalive)
             if self.security is not None:  # handshake steps run on readable events: no thread, no stall
                 csock = start_server_tls(csock, self.security)
-            conn = _Conn(csock, peer, self.limits.send_timeout)
+            conn = Peer(csock, peer, self.limits.send_timeout)
             conn.tls_pending = self.security is not None
             conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
             with self._mutex:
@@ -319,7 +146,7 @@ class GuardedServer:
                      if mine >= self.limits.max_per_peer else f"{total} open (cap {self._cap})")
             log.warning("%s: refusing connections: %s", self.locationStr, which)
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: Peer) -> None:
         if self._buffered > self.limits.max_buffered and len(conn.buffer) > _SMALL:
             # over the memory budget: big partial messages wait (and time out); small ones (a new
             # client's handshake, an ordinary call) and complete ones go on
@@ -329,7 +156,7 @@ class GuardedServer:
         if conn.tls_pending and not self._tls_step(conn):
             return
         try:
-            chunk = _recv(conn.sock)
+            chunk = conn.receive(_READ_CHUNK)
         except OSError:
             chunk = b""
         if chunk is None:
@@ -347,7 +174,7 @@ class GuardedServer:
         if conn.frames:
             self._dispatch(conn)
 
-    def _ingest(self, conn: _Conn, chunk: bytes) -> None:
+    def _ingest(self, conn: Peer, chunk: bytes) -> None:
         """Add received bytes (dropping what is left of a refused message) and split off complete messages."""
         if conn.skip:
             dropped = min(conn.skip, len(chunk))
@@ -366,7 +193,7 @@ class GuardedServer:
             self._buffered += len(chunk)
         self._split(conn)
 
-    def _tls_step(self, conn: _Conn) -> bool:
+    def _tls_step(self, conn: Peer) -> bool:
         """Advance a TLS handshake; True once done (then read on), False while waiting or after dropping it."""
         try:
             if not handshake_step(conn.sock):
@@ -379,7 +206,7 @@ class GuardedServer:
         conn.partial_since = time.monotonic()  # now Pyro5's handshake is due within frame_timeout
         return True
 
-    def _split(self, conn: _Conn) -> None:
+    def _split(self, conn: Peer) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""
         completed = False
         while True:
@@ -400,11 +227,11 @@ class GuardedServer:
         if completed or not conn.buffer:  # the next message's clock starts with its first byte
             conn.partial_since = time.monotonic() if conn.buffer else None
 
-    def _dispatch(self, conn: _Conn) -> None:
+    def _dispatch(self, conn: Peer) -> None:
         self._selector.unregister(conn.sock)
         self._pool.submit(self._work, conn)
 
-    def _consume_refused(self, conn: _Conn, err: FrameError) -> bool:
+    def _consume_refused(self, conn: Peer, err: FrameError) -> bool:
         """A call refused from its header will be answered and its body dropped as it arrives (the
         connection stays usable): True. Anything else refused ends the connection: False."""
         log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
@@ -424,19 +251,19 @@ class GuardedServer:
         conn.header = None
         return True
 
-    def _answer_refusal(self, conn: _Conn, err: FrameError) -> None:
+    def _answer_refusal(self, conn: Peer, err: FrameError) -> None:
         assert err.header is not None
         if err.header.flags & protocol.FLAGS_ONEWAY or self._refusal(conn, err.header, str(err)):
             self._give_back(conn)
         else:
             self._close(conn)
 
-    def _give_back(self, conn: _Conn) -> None:
+    def _give_back(self, conn: Peer) -> None:
         """Hand a connection from a worker back to the selector thread."""
         self._returned.append(conn)
         self.wakeup()
 
-    def _refusal(self, conn: _Conn, header: Header, message: str) -> bool:
+    def _refusal(self, conn: Peer, header: Header, message: str) -> bool:
         """Answer a refused call with ``InvalidArgument``; False when the peer cannot be told."""
         ser = header.serializer_id if header.serializer_id in serializers.serializers_by_id else \
             serializers.MarshalSerializer.serializer_id
@@ -449,7 +276,7 @@ class GuardedServer:
 
     # the workers
 
-    def _work(self, conn: _Conn) -> None:
+    def _work(self, conn: Peer) -> None:
         """Handle a connection's complete messages, and the next ones that follow at once (a client's
         next call usually comes within a millisecond: waiting briefly saves two thread hand-offs)."""
         keep = True
@@ -475,15 +302,11 @@ class GuardedServer:
         else:
             self._close(conn)
 
-    def _linger(self, conn: _Conn) -> bool:
+    def _linger(self, conn: Peer) -> bool:
         """Wait up to ``_LINGER`` for more of this connection's data; True if some arrived (and was taken in)."""
-        if not _tls_pending(conn.sock):  # bytes TLS already decrypted do not show in poll
-            if conn.poller is None:
-                conn.poller = select.poll()
-                conn.poller.register(conn.sock, select.POLLIN)
-            if not conn.poller.poll(_LINGER * 1000) or self.shutting_down:
-                return False
-        chunk = _recv(conn.sock)
+        if not conn.readable(_LINGER) or self.shutting_down:
+            return False
+        chunk = conn.receive(_READ_CHUNK)
         if chunk is None:
             return False
         if not chunk:
@@ -491,7 +314,7 @@ class GuardedServer:
         self._ingest(conn, chunk)
         return bool(conn.frames)
 
-    def _handle(self, conn: _Conn, header: Header, raw: bytes) -> bool:
+    def _handle(self, conn: Peer, header: Header, raw: bytes) -> bool:
         try:
             check_body(header, memoryview(raw)[HEADER_SIZE:])
         except FrameError as err:
@@ -513,7 +336,7 @@ class GuardedServer:
             return False
         return True
 
-    def _oneway(self, conn: _Conn, header: Header, raw: bytes) -> None:
+    def _oneway(self, conn: Peer, header: Header, raw: bytes) -> None:
         """A one-way call, run here (Pyro5 would start a thread for each)."""
         try:
             msg = protocol.ReceivingMessage(raw[:HEADER_SIZE], raw[HEADER_SIZE:])
@@ -576,7 +399,7 @@ class GuardedServer:
         self._paused = paused
         cut: collections.Counter[str] = collections.Counter()
         for conn in [key.data for key in self._selector.get_map().values()] + paused:
-            if not isinstance(conn, _Conn):
+            if not isinstance(conn, Peer):
                 continue
             if conn.partial_since is not None:
                 due = lim.frame_timeout + ((conn.header.body_size if conn.header else 0) + conn.skip) / lim.min_rate
@@ -594,14 +417,14 @@ class GuardedServer:
         except Exception:
             log.exception("housekeeping failed")
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: Peer) -> None:
         try:
             self._selector.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
             pass
         self._close(conn)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Peer) -> None:
         with self._mutex:
             if self._conns.pop(id(conn), None) is None:
                 return
@@ -615,7 +438,7 @@ class GuardedServer:
             log.exception("client disconnect hook failed")
         conn.close()
 
-    def _discard_buffers(self, conn: _Conn) -> None:
+    def _discard_buffers(self, conn: Peer) -> None:
         with self._mutex:
             self._buffered -= len(conn.buffer) + sum(len(raw) for _, raw in conn.frames)
         conn.buffer = bytearray()

@@ -31,7 +31,7 @@ from rawwire import (
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.client import RemoteService
 from pyrolab_jupyter.core.daemon import LabDaemon
-from pyrolab_jupyter.core.transport import Limits
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.errors import InvalidArgument
 
 pytestmark = pytest.mark.network
