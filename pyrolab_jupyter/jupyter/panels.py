@@ -42,7 +42,15 @@ _open_panels: weakref.WeakSet[Panel] = weakref.WeakSet()
 
 
 def _is_error(value: Any) -> bool:
-    return isinstance(value, Mapping) and value.get("__pyrolab__") == "error"
+    return isinstance(value, BaseException) or (isinstance(value, Mapping) and value.get("__pyrolab__") == "error")
+
+
+def _error_view(value: Any) -> str:
+    """A failed read: an exception object from ``read_properties``/push, or a local error dict."""
+    if isinstance(value, BaseException):
+        kind = str(getattr(value, "remote_type", "") or type(value).__name__).rsplit(".", 1)[-1]
+        return str(error_view(kind, str(value)).value)
+    return str(error_view(str(value.get("type")), str(value.get("message"))).value)
 
 
 def _spawn(target: Callable[..., None], *args: Any, name: str) -> threading.Thread:
@@ -82,7 +90,7 @@ class PropertyRow:
         self.control: Control = control_for(field)
         self.last_value = None if failed else value
         if failed:
-            self.note.value = error_view(str(value.get("type")), str(value.get("message"))).value
+            self.note.value = _error_view(value)
         self.widget = widgets.HBox([*self.control.parts, self.note], layout=_row_layout())
         self.widget.add_class("pyrolab-Panel-property")
         self.widget.add_class(f"pyrolab-Panel-property-{name}")
@@ -90,7 +98,7 @@ class PropertyRow:
     def show(self, value: Any) -> None:
         """A value from the service (push, poll or read)."""
         if _is_error(value):
-            self.note.value = error_view(str(value.get("type")), str(value.get("message"))).value
+            self.note.value = _error_view(value)
             return
         self.last_value = value
         try:
