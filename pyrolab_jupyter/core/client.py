@@ -39,6 +39,7 @@ from pyrolab_jupyter.core.timefmt import ago, until
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
+    "stop_method",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,15 @@ class Lab:
     def connect(self, name: str, timeout: float | None = None) -> RemoteService:
         """A ``RemoteService`` for ``name``; one lookup and one ``describe()`` round trip."""
         return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
+
+
+def stop_method(description: dict[str, Any]) -> str | None:
+    """The name of the service's stop action (``expose(stop=True)``) in its description, if it has one.
+
+    A panel's Stop button calls it like any method: the daemon lets anyone do
+    that, locked or not, also while another call runs.
+    """
+    return next((n for n, d in description.get("methods", {}).items() if d.get("stop")), None)
 
 
 class RemoteMethod(Protocol):
@@ -383,12 +393,15 @@ class RemoteService:
 
     # the one path every remote operation takes
 
-    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      timeout: float | None = None) -> Any:
         __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         for attempt in (1, 2):
             proxy = pool.acquire()
+            if timeout is not None:  # this call only: the pool resets it on the next acquire
+                proxy._pyroTimeout = timeout
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
@@ -400,7 +413,7 @@ class RemoteService:
             except PyroTimeout as err:
                 pool.discard(proxy)
                 raise CallTimeout(
-                    f"{where} got no answer within {pool.timeout:g} s (it may still be running on the daemon); "
+                    f"{where} got no answer within {timeout or pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
                 ) from err
             except CommunicationError as err:
@@ -424,19 +437,14 @@ class RemoteService:
 
     @property
     def _pyrolab_stop_method(self) -> str | None:
-        return next((n for n, d in self._pyrolab_description.get("methods", {}).items() if d.get("stop")), None)
+        return stop_method(self._pyrolab_description)
 
     def _pyrolab_stop(self) -> Any:
         """Call the service's stop action with a short timeout (``AttributeError`` if it has none)."""
         stop = self._pyrolab_stop_method
         if stop is None:
             raise AttributeError(f"{self._pyrolab_name} declares no stop action (expose(stop=True))")
-        pool = self._pyrolab_pool
-        saved, pool.timeout = pool.timeout, min(pool.timeout, _STOP_TIMEOUT)
-        try:
-            return self._pyrolab_call("call", stop, (), {})
-        finally:
-            pool.timeout = saved
+        return self._pyrolab_call("call", stop, (), {}, timeout=min(self._pyrolab_timeout, _STOP_TIMEOUT))
 
     def _pyrolab_interrupted(self, name: str) -> None:
         """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise."""
