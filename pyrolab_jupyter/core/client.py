@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from Pyro5.errors import CommunicationError, NamingError, PyroError
@@ -230,43 +230,41 @@ class _RemoteFuture(Future[Any]):
     def __init__(self, stop: Callable[[], Any] | None) -> None:
         super().__init__()
         self._pyrolab_stop = stop
+        self._pyrolab_deciding = threading.Lock()  # the call's end waits while cancel() stops it
 
     def cancel(self) -> bool:
         if super().cancel():  # not started yet: it never will
             return True
-        if self._pyrolab_stop is None or not self.running():
-            return False  # finished, or no stop action to end it with
-        try:
-            self._pyrolab_stop()
-        except Exception as err:
-            log.warning("cancel(): the stop action failed: %s", err)
-            return False
-        with self._condition:
-            if self._state != "RUNNING":
-                return False  # it finished meanwhile
-            self._state = "CANCELLED_AND_NOTIFIED"
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
+        with self._pyrolab_deciding:
+            if self._pyrolab_stop is None or not self.running():
+                return self.cancelled()  # finished, or no stop action to end it with
+            try:
+                self._pyrolab_stop()
+            except Exception as err:
+                log.warning("cancel(): the stop action failed: %s", err)
+                return False
+            with self._condition:
+                self._state = "CANCELLED_AND_NOTIFIED"
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                self._condition.notify_all()
         self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
-
-def _settle(future: Future[Any], action: Callable[[], Any]) -> None:
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        result = action()
-    except BaseException as err:
+    def run(self, action: Callable[[], Any]) -> None:
+        """Run ``action`` on this (worker) thread and settle the Future, unless cancel() settled it first."""
+        if not self.set_running_or_notify_cancel():
+            return
         try:
-            future.set_exception(err)
-        except InvalidStateError:  # cancelled while it ran
-            pass
-        return
-    try:
-        future.set_result(result)
-    except InvalidStateError:
-        pass
+            result = action()
+        except BaseException as err:
+            with self._pyrolab_deciding:
+                if not self.cancelled():
+                    self.set_exception(err)
+            return
+        with self._pyrolab_deciding:
+            if not self.cancelled():
+                self.set_result(result)
 
 
 class LockHandle:
@@ -461,8 +459,8 @@ class RemoteService:
     def _pyrolab_submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         stop = self._pyrolab_stop if self._pyrolab_stop_method not in (None, name) else None
         future = _RemoteFuture(stop)
-        thread = threading.Thread(target=_settle, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
-                                  args=(future, lambda: self._pyrolab_call("call", name, args, kwargs)))
+        thread = threading.Thread(target=future.run, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
+                                  args=(lambda: self._pyrolab_call("call", name, args, kwargs),))
         thread.start()
         return future
 
