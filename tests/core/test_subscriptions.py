@@ -9,10 +9,13 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from conftest import wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
+
+pytestmark = pytest.mark.network
 
 
 class Seen:
