@@ -69,6 +69,19 @@ def _outcome(err: BaseException | None) -> str:
     return "ok" if err is None else f"{type(err).__name__}: {err}"[:_OUTCOME_TEXT]
 
 
+def _translated(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run service code; an error the client could not rebuild leaves as ``RemoteError``."""
+    try:
+        return action(*args, **kwargs)
+    except PyroLabError:
+        raise
+    except Exception as err:
+        translated = _translate(err)
+        if translated is err:
+            raise
+        raise translated from err
+
+
 def _translate(err: Exception) -> Exception:
     """Errors the client cannot rebuild become ``RemoteError`` carrying type and traceback."""
     if isinstance(err, PyroLabError) or type(err).__module__ == "builtins":
@@ -93,43 +106,21 @@ class _ServantBase:
         if description:
             self._description["description"] = description
 
-    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run service code under the lock check and the service's mutex; translate its errors."""
-        if writes:
-            self._host.locks.check(self._name, self._host.current_client())
-        try:
-            with self._mutex:
-                return action(*args, **kwargs)
-        except PyroLabError:
-            raise
-        except Exception as err:
-            translated = _translate(err)
-            if translated is err:
-                raise
-            raise translated from err
-
-    def _run_stop(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """The stop action: no lock check and no mutex, so it reaches a service busy with another's call."""
-        try:
-            return action(*args, **kwargs)
-        except PyroLabError:
-            raise
-        except Exception as err:
-            translated = _translate(err)
-            if translated is err:
-                raise
-            raise translated from err
+    def _run(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run service code under the service's mutex (one call at a time unless thread-safe)."""
+        with self._mutex:
+            return _translated(action, *args, **kwargs)
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
         action = getattr(self._service, method)
         if call.readonly:
-            return encode(plain(self._run(False, action, *args, **kwargs)))
+            return encode(plain(self._run(action, *args, **kwargs)))
         if not call.stop:
             self._host.locks.check(self._name, self._host.current_client())  # a refusal changed nothing
-        try:
-            result = self._run_stop(action, *args, **kwargs) if call.stop else self._run(False, action, *args, **kwargs)
+        try:  # the stop action skips the mutex: it must reach a service busy with another's call
+            result = _translated(action, *args, **kwargs) if call.stop else self._run(action, *args, **kwargs)
         except BaseException as err:
             self._announce(method, "call", call.changes, err)
             raise
@@ -144,14 +135,14 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(False, getattr, self._service, prop)))
+        return encode(plain(self._run(getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
         self._host.locks.check(self._name, self._host.current_client())
         changes = self._schema.properties[prop].changes
         try:
-            current = self._run(False, self._assign, prop, value)
+            current = self._run(self._assign, prop, value)
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
