@@ -175,8 +175,14 @@ class Subscription:
         self.token = uuid.uuid4().hex
         self._host = host
         self.closed = False
-        self.listener = Listener(callback, self._reread, service._pyrolab_name)
+        self.listener = Listener(callback, self._reread, service._pyrolab_name, self._keepalive)
         receiver(host).add(self.token, self.listener)
+
+    def _keepalive(self) -> None:
+        """Renew if the daemon no longer serves us (it dropped us, or restarted: the call then finds it again)."""
+        if not self.closed and not self.service._pyrolab_call("control", "pyrolab_subscribed", (self.token,), {}):
+            if not self.closed:
+                self.renew()
 
     def _reread(self, names: list[str] | None) -> dict[str, Any]:
         values: dict[str, Any] = self.service._pyrolab_call("control", "pyrolab_read", (names,), {})

@@ -156,6 +156,10 @@ class Publisher:
             subscriber.mailbox.close()
             self.poller.wake()
 
+    def has(self, token: str) -> bool:
+        with self._mutex:
+            return token in self._subscribers
+
     def count(self) -> int:
         with self._mutex:
             return len(self._subscribers)

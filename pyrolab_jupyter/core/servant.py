@@ -48,11 +48,12 @@ class Host(Protocol):
     def publish(self, service: str, prop: str, value: Any) -> None: ...
     def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
+    def subscribed(self, token: str) -> bool: ...
 
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
-    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_subscribed",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -250,6 +251,11 @@ class _ServantBase:
     @_exposed
     def pyrolab_unsubscribe(self, token: str) -> None:
         self._host.unsubscribe(token)
+
+    @_exposed
+    def pyrolab_subscribed(self, token: str) -> bool:
+        """Whether the subscription ``token`` is still served (the client renews it if not)."""
+        return isinstance(token, str) and self._host.subscribed(token)
 
 
 def _method(name: str) -> Callable[..., Any]:
