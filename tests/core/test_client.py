@@ -155,6 +155,9 @@ def test_read_properties_over_the_wire_returns_a_failing_value_as_an_error(lab, 
     assert broken.remote_type == "labservices.DeviceFault" and "sensor unplugged" in str(broken)
     assert isinstance(missing, PyroLabError) and missing.remote_type == "KeyError" and "channel 7" in str(missing)
     assert set(remote.read_properties("good", "broken")) == {"good", "broken", "__time__"}
+    before = remote.reads()
+    remote.read_properties(*["good"] * 10_000)  # a name asked for many times is read once
+    assert remote.reads() == before + 1
 
 
 _CTRL_C = """
