@@ -275,3 +275,16 @@ def test_remote_tracebacks_end_at_the_daemons_frame_not_in_pyro5(lab, nameserver
         assert "labservices.py" in text and f"in {call.__name__}" in text  # the service's own frame
         assert text.rstrip().splitlines()[-1].startswith("(the full daemon-side traceback")
         assert call.__name__ in caught.value.remote_traceback  # kept whole for whoever needs it
+
+
+def test_lock_info_reads_for_people_and_read_only_properties_refuse_a_set(lab, nameserver, daemon_factory):
+    daemon_factory({"t.laser": "pyrolab_jupyter.instruments.sim:Laser"}, nameserver.address)
+    laser = lab.connect("t.laser")
+    with laser.lock(lease=600):
+        info = laser.lock_info()
+        assert info["since_text"] == "just now" and info["expires_text"].startswith("until ")
+        assert info["holder"] and info["mine"] is True
+    with pytest.raises(AttributeError, match="t.laser.max_power is read-only"):
+        laser.max_power = 3.0
+    laser.power = 2.0
+    assert laser.power == 2.0 and type(laser).power.__doc__.startswith("Power setpoint")
