@@ -288,3 +288,28 @@ def test_lock_info_reads_for_people_and_read_only_properties_refuse_a_set(lab, n
         laser.max_power = 3.0
     laser.power = 2.0
     assert laser.power == 2.0 and type(laser).power.__doc__.startswith("Power setpoint")
+
+
+_CTRL_C_LOCKED = """
+import signal, sys, threading, time
+from pyrolab_jupyter import Lab
+dummy = Lab(sys.argv[1]).connect("t.dummy")
+dummy.lock(lease=60)
+main = threading.main_thread().ident
+threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+try:
+    dummy.sleep(1.5)  # a service without a stop action
+except KeyboardInterrupt:
+    time.sleep(2.5)  # the daemon notices the interrupted connection when the call ends
+    print("interrupted, lock mine:", dummy.lock_info()["mine"], flush=True)
+"""
+
+
+def test_an_interrupted_call_keeps_the_lock_of_its_process(lab, nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_LOCKED, nameserver.address], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "interrupted, lock mine: True", out.stderr
