@@ -28,6 +28,7 @@ from pyrolab_jupyter.core.naming import (
 from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
 from pyrolab_jupyter.core.schema import class_path
+from pyrolab_jupyter.core.serialization import decode
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
 
@@ -158,6 +159,26 @@ class LabDaemon(TrackingDaemon):
 
     def unsubscribe(self, token: str) -> None:
         self._publisher.unsubscribe(token)
+
+    def read_remote(self, service: str, prop: str) -> Any:
+        """A property of another service, read as any client reads it (interlocks check these).
+
+        Found through the nameserver (a service of this daemon too, when there
+        is none); a value the service failed to read raises.
+        """
+        if self.nameserver is not None:
+            with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
+                uri = str(ns.lookup(service))
+        elif service in self._hosted:
+            uri = self._hosted[service][1]
+        else:
+            raise LookupError(f"no nameserver to find {service!r} with")
+        with new_proxy(uri, _NS_TIMEOUT) as proxy:
+            values = proxy._pyroInvoke("pyrolab_read", ([prop],), {})
+        value = decode(values[prop])
+        if isinstance(value, dict) and value.get("__pyrolab__") == "error":
+            raise RuntimeError(f"{value['type']}: {value['message']}")
+        return value
 
     def client_gone(self, client: ClientInfo) -> None:
         freed = self.locks.release_client(client.client_id)

@@ -9,15 +9,17 @@ checked against the lock and validated before the service's own code runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
+from pyrolab_jupyter.core.safety import Guard, bind_arguments, rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "make_servant"]
+
+log = logging.getLogger(__name__)
 
 
 class Host(Protocol):
@@ -38,11 +42,13 @@ class Host(Protocol):
     def publish(self, service: str, prop: str, value: Any) -> None: ...
     def subscribe(self, service: str, callback_uri: str, token: str) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
+    def read_remote(self, service: str, prop: str) -> Any: ...
 
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
-    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_soft_limits",
+    "pyrolab_set_soft_limit",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -72,9 +78,17 @@ class _ServantBase:
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._mutex = contextlib.nullcontext() if service.thread_safe else threading.RLock()
-        self._description = {**self._schema.description, "name": name}
-        if description:
-            self._description["description"] = description
+        self._text = description
+        self._guard = Guard(name, self._schema, rules_of(service), self._read_for_rules,
+                            lambda prop, value: host.publish(name, prop, value))
+
+    @property
+    def _description(self) -> dict[str, Any]:
+        """This instance's description: the class's, with its safety rules' narrowed ranges."""
+        described = {**self._guard.description, "name": self._name}
+        if self._text:
+            described["description"] = self._text
+        return described
 
     def _run(self, writes: bool, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run service code under the lock check and the service's mutex; translate its errors."""
@@ -94,16 +108,44 @@ class _ServantBase:
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
-        result = self._run(not call.readonly, getattr(self._service, method), *args, **kwargs)
-        return encode(plain(result))
+        if method == self._schema.stop_method:
+            self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
+        func = getattr(self._service, method)
+        if method in self._guard.members:
+            bound = bind_arguments(call.signature, args, kwargs)
+
+            def apply(arguments: dict[str, Any]) -> Any:
+                bound.arguments.update(arguments)
+                return self._run(not call.readonly, func, *bound.args, **bound.kwargs)
+
+            return encode(plain(self._guarded(method, dict(bound.arguments), apply)))
+        return encode(plain(self._run(not call.readonly, func, *args, **kwargs)))
 
     def _get(self, prop: str) -> Any:
         return encode(plain(self._run(False, getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
-        current = self._run(True, self._assign, prop, value)
+        if prop in self._guard.members:
+            current = self._guarded(prop, {"": value}, lambda a: self._run(True, self._assign, prop, a[""]))
+        else:
+            current = self._run(True, self._assign, prop, value)
         self._host.publish(self._name, prop, current)
+
+    def _guarded(self, member: str, arguments: dict[str, Any], apply: Callable[[dict[str, Any]], Any]) -> Any:
+        """Soft limits and interlocks first (nothing reaches the service if one refuses), then the call or a ramp."""
+        self._guard.check(member, arguments)
+        ramp = self._guard.ramp_for(member, arguments)
+        if ramp is None:
+            return apply(arguments)
+        param, start, target, rule = ramp
+        return self._guard.run_ramp(start, target, rule, lambda value: apply({param: value}),
+                                    rule.reads or member)[0]
+
+    def _read_for_rules(self, service: str | None, prop: str) -> Any:
+        if service is None:
+            return plain(self._run(False, getattr, self._service, prop))
+        return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
         setattr(self._service, prop, value)
@@ -159,6 +201,24 @@ class _ServantBase:
                 values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
         values["__time__"] = time.time()
         return values
+
+    @_exposed
+    def pyrolab_soft_limits(self) -> dict[str, list[float | None]]:
+        """The soft limits in force, by target (``"set_power.mw"``, ``"power"``)."""
+        return {target: list(pair) for target, pair in self._guard.rules.limits.items()}
+
+    @_exposed
+    def pyrolab_set_soft_limit(self, target: str, low: float | None, high: float | None) -> None:
+        """Change a soft limit at run time, within the class's range; logged with who did it."""
+        client = self._host.current_client()
+        role = getattr(client, "role", None)  # a certificate's OU once TLS exists (issue 10)
+        if role is not None and role != "admin":
+            raise AccessDenied(f"changing the soft limits of {self._name} needs the admin role; "
+                               f"{client.identity} has the role {role!r}")
+        self._host.locks.check(self._name, client)
+        old = self._guard.set_limit(target, low, high)
+        log.warning("%s: soft limit of %s changed from %s to [%s, %s] by %s", self._name, target,
+                    list(old) if old else "none", low, high, client.identity)
 
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
