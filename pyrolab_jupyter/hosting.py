@@ -192,6 +192,9 @@ def start_daemon(
     ready = _read_ready(process)
     if "error" in ready:
         process.wait(5)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
         raise PyroLabError(f"the daemon process for {', '.join(services)} failed to start: {ready['error']}")
     return DaemonHandle(ready["uris"], ready["address"], process=process)
 

@@ -431,7 +431,8 @@ class Guard:
         schema = self.description["methods"][member]["parameters"]["properties"][param] if param \
             else self.description["properties"][member]["schema"]
         unit = f" ({schema['x-unit']})" if schema.get("x-unit") else ""
-        what = f"{member}(): {param}={value!r}" if param else f"{member}={value!r}"
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)
+        what = f"{member}(): {param}={shown}" if param else f"{member}={shown}"
         if low is not None and value < low:
             raise InvalidArgument(f"{what} is below the soft limit {low:g}{unit} of {self.name}")
         if high is not None and value > high:
