@@ -10,12 +10,11 @@ import pytest
 
 pytest.importorskip("pyvisa_sim")
 
-from pyrolab_jupyter.core.errors import CallTimeout, InvalidArgument
-from pyrolab_jupyter.core.service import Range, Unit, expose, schema_of
-from pyrolab_jupyter.instruments.visa import VisaInstrument
+from visadrivers import SCPI_DEVICE, SERIAL_DEVICE, PowerSupply, exercise_supply
 
-SCPI_DEVICE = "GPIB0::9::INSTR"  # pyvisa-sim "device 2": *IDN?, :VOLT:IMM:AMPL, "\n" both ways
-SERIAL_DEVICE = "ASRL1::INSTR"  # pyvisa-sim "device 1": ?IDN, expects "\r\n" after each query
+from pyrolab_jupyter.core.errors import CallTimeout, InvalidArgument
+from pyrolab_jupyter.core.service import schema_of
+from pyrolab_jupyter.instruments.visa import VisaInstrument
 
 
 @pytest.fixture
@@ -102,20 +101,6 @@ def test_description():
         schema_of(VisaInstrument).properties["timeout_ms"].validate(0)
 
 
-class PowerSupply(VisaInstrument):
-    """The driver example of the module docstring, on pyvisa-sim's SCPI device."""
-
-    @expose
-    @property
-    def voltage(self) -> Annotated[float, Range(1, 6), Unit("V")]:
-        """Output voltage setpoint."""
-        return float(self.query(":VOLT:IMM:AMPL?"))
-
-    @voltage.setter
-    def voltage(self, volts: Annotated[float, Range(1, 6), Unit("V")]) -> None:
-        self.write(f":VOLT:IMM:AMPL {volts:.3f}")
-
-
 def test_a_driver_subclass():
     supply = PowerSupply(SCPI_DEVICE, backend="@sim", timeout_ms=100)
     try:
@@ -128,3 +113,36 @@ def test_a_driver_subclass():
         assert "query" in supply.describe()["methods"]  # inherited
     finally:
         supply.close()
+
+
+def test_the_driver_s_own_test():
+    exercise_supply("@sim")
+
+
+def test_record_writes_every_exchange_with_reply_and_timing(tmp_path):
+    session = tmp_path / "session.jsonl"
+    scpi = VisaInstrument(SCPI_DEVICE, backend="@sim", timeout_ms=100, record=session)
+    try:
+        scpi.query("*IDN?")
+        scpi.write(":VOLT:IMM:AMPL 2.5")
+        scpi.write("*IDN?")
+        scpi.read()
+        with pytest.raises(TimeoutError):
+            scpi.query("NOPE?")
+    finally:
+        scpi.close()
+    records = [json.loads(line) for line in session.read_text().splitlines()]
+    assert [(r["kind"], r.get("command"), r.get("reply"), r.get("error")) for r in records] == [
+        ("query", "*IDN?", "SCPI,MOCK,VERSION_1.0", None),
+        ("write", ":VOLT:IMM:AMPL 2.5", None, None),
+        ("write", "*IDN?", None, None),
+        ("read", None, "SCPI,MOCK,VERSION_1.0", None),
+        ("query", "NOPE?", None, "timeout"),
+    ]
+    assert all(r["resource"] == SCPI_DEVICE and r["seconds"] >= 0 and r["time"] > 0 for r in records)
+    assert records[0]["write_termination"] == "\n" and records[-1]["seconds"] >= 0.05
+
+
+def test_record_to_an_unwritable_place_says_where(tmp_path):
+    with pytest.raises(OSError, match=r"cannot record 'GPIB0::9::INSTR' to .*nowhere"):
+        VisaInstrument(SCPI_DEVICE, backend="@sim", record=tmp_path / "nowhere" / "s.jsonl")
