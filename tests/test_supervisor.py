@@ -265,7 +265,6 @@ def test_up_refuses_a_taken_nameserver_port(tmp_path, capsys):
 
 
 def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
-
     from pyrolab_jupyter.core.config import parse_lab
     from pyrolab_jupyter.supervisor import lab_children
 
