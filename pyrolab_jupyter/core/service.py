@@ -15,7 +15,14 @@ from typing import Any, ClassVar, TypeVar, overload
 
 import annotated_types
 
-from pyrolab_jupyter.core.safety import Interlock, Ramp, SafetyRules, apply_rules, instance_description, rules_of
+from pyrolab_jupyter.core.safety import (
+    Interlock,
+    Ramp,
+    SafetyRules,
+    apply_rules,
+    instance_description,
+    rules_of,
+)
 from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = ["Exposure", "Range", "Service", "Unit", "expose", "exposed_members", "schema_of"]

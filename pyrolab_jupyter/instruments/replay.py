@@ -251,7 +251,7 @@ def device_document(records: Sequence[dict[str, Any]]) -> Replay:
     return Replay({"spec": "1.1", "devices": devices, "resources": resources}, notes)
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types here
     """Terminations and other control characters written as ``"\\r\\n"``, readable and exact."""
 
 
