@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Limits = tuple[float | None, float | None]
 _MAX_RAMP_STEPS = 100_000  # a ramp is bounded: a tiny step over a huge span is refused, not run for days
 _INSTANCE_ATTR = "_pyrolab_rules"
+_MAX_TARGET = 200  # characters of a rule's target name
 
 
 class _Rule(BaseModel):
@@ -397,6 +398,9 @@ class Guard:
 
     def set_limit(self, target: str, low: float | None, high: float | None) -> Limits | None:
         """Replace the soft limit of ``target`` (within the class's range); returns the old one."""
+        if not isinstance(target, str) or len(target) > _MAX_TARGET:  # from the network: bound the guessing
+            raise InvalidArgument(f"soft limit target: expected 'method.parameter' or 'property' text of at "
+                                  f"most {_MAX_TARGET} characters, got {str(target)[:40]!r}")
         try:
             pair = _limits((low, high))
         except (ValueError, pydantic.ValidationError) as err:
