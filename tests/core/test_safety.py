@@ -132,13 +132,13 @@ def test_a_ramp_reaches_its_target_in_steps_seen_by_subscribers(lab, nameserver,
 @pytest.mark.network
 def test_the_stop_action_ends_a_ramp_midway(lab, nameserver, daemon_factory):
     daemon_factory({"t.source": {"class": SOURCE, "ramps": {
-        "set_level.volts": {"step": 0.5, "interval": 0.25, "reads": "level"}}}}, nameserver.address)
+        "set_level.volts": {"step": 0.5, "interval": 0.5, "reads": "level"}}}}, nameserver.address)
     source = lab.connect("t.source", timeout=30)
     outcome: dict[str, object] = {}
 
     def ramp() -> None:
         try:
-            outcome["result"] = source.set_level(10.0)  # 20 steps, about 5 s
+            outcome["result"] = source.set_level(10.0)  # 20 steps, about 10 s
         except Exception as err:
             outcome["error"] = err
 
