@@ -15,21 +15,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import inspect
-import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from pyrolab_jupyter.core.errors import ConfigError, InterlockError, InvalidArgument
+from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = [
-    "Guard",
+    "MAX_RAMP_STEPS",
     "Interlock",
     "Limits",
     "Ramp",
@@ -37,17 +34,15 @@ __all__ = [
     "SafetyRules",
     "apply_rules",
     "instance_description",
+    "limits_pair",
     "rule_problems",
     "rules_from",
     "rules_of",
 ]
 
-log = logging.getLogger(__name__)
-
 Limits = tuple[float | None, float | None]
-_MAX_RAMP_STEPS = 100_000  # a ramp is bounded: a tiny step over a huge span is refused, not run for days
+MAX_RAMP_STEPS = 100_000  # a ramp is bounded: a tiny step over a huge span is refused, not run for days
 _INSTANCE_ATTR = "_pyrolab_rules"
-_MAX_TARGET = 200  # characters of a rule's target name
 
 
 class _Rule(BaseModel):
@@ -89,8 +84,12 @@ class Interlock(_Rule):
         return f"{self.call} requires {self.require.where()} == {self.require.equals!r}"
 
 
-def _limits(value: Any) -> Limits:
-    pair = pydantic.TypeAdapter(tuple[float | None, float | None]).validate_python(value)
+def limits_pair(value: Any) -> Limits:
+    """``(low, high)`` from ``[low, high]`` (numbers or None); ``ValueError`` saying what is wrong."""
+    try:
+        pair = pydantic.TypeAdapter(tuple[float | None, float | None]).validate_python(value)
+    except pydantic.ValidationError as err:
+        raise ValueError(_first_error(err)) from None
     low, high = pair
     if low is not None and high is not None and low > high:
         raise ValueError(f"[{low:g}, {high:g}]: the lower limit is above the upper one")
@@ -138,8 +137,8 @@ def rules_from(
     try:
         for target, value in (limits or {}).items():
             try:
-                rules.limits[str(target)] = _limits(value)
-            except (ValueError, pydantic.ValidationError) as err:
+                rules.limits[str(target)] = limits_pair(value)
+            except ValueError as err:
                 raise ConfigError(f"{prefix}limits.{target}: expected [low, high] (numbers or null), "
                                   f"got {value!r} ({_first_error(err)})") from None
         for target, value in (ramps or {}).items():
@@ -259,11 +258,15 @@ def rule_problems(schema: ServiceSchema, rules: SafetyRules) -> list[str]:
             problems.append(f"limit on {target!r}: [{_txt(low)}, {_txt(high)}] reaches beyond the class's "
                             f"range {_txt(hw_low)} to {_txt(hw_high)}{_unit(found.schema)}; a soft limit "
                             "must lie within it")
+    ramped: dict[str, str] = {}
     for target, ramp in rules.ramps.items():
         found = _resolve(schema, target, "ramp")
         if isinstance(found, str):
             problems.append(found)
             continue
+        if ramped.setdefault(found.member, target) != target:
+            problems.append(f"ramp on {target!r}: {found.member} already ramps {ramped[found.member]!r}; "
+                            "one ramp per member")
         if not _is_number(found.schema):
             problems.append(f"ramp on {target!r}: it is not a number ({found.schema.get('type', 'any')})")
         reads = ramp.reads or (found.member if found.param is None else None)
@@ -273,9 +276,9 @@ def rule_problems(schema: ServiceSchema, rules: SafetyRules) -> list[str]:
         elif reads not in schema.properties:
             problems.append(f"ramp on {target!r}: reads {reads!r}, which is not a property"
                             f"{_close(reads, schema.properties)}")
-        if math.isfinite(ramp.step) and ramp.step * _MAX_RAMP_STEPS < _span(found.schema):
+        if math.isfinite(ramp.step) and ramp.step * MAX_RAMP_STEPS < _span(found.schema):
             problems.append(f"ramp on {target!r}: step {ramp.step:g} would take more than "
-                            f"{_MAX_RAMP_STEPS} steps across the range")
+                            f"{MAX_RAMP_STEPS} steps across the range")
     for rule in rules.interlocks:
         member = rule.call
         if member not in schema.methods and member not in schema.properties:
@@ -345,165 +348,3 @@ def instance_description(schema: ServiceSchema, rules: SafetyRules) -> dict[str,
             entry.setdefault("interlocks", []).append(
                 {"rule": rule.rule(), "message": rule.message, **rule.require.model_dump()})
     return description
-
-
-# --- enforcement ---------------------------------------------------------------------------------------
-
-
-Reader = Callable[[str | None, str], Any]  # (service or None for this one, property) -> value
-
-
-class Guard:
-    """One hosted service's rules at run time: checks before a call, ramps, and run-time limit changes.
-
-    ``read(service, prop)`` reads a property of this service (``service``
-    None) or of another through the nameserver; ``publish(prop, value)``
-    tells subscribers, which is how a ramp's progress shows.
-    """
-
-    def __init__(self, name: str, schema: ServiceSchema, rules: SafetyRules, read: Reader,
-                 publish: Callable[[str, Any], None]) -> None:
-        problems = rule_problems(schema, rules)
-        if problems:
-            raise ConfigError(f"{name}: " + "; ".join(problems))
-        self.name = name
-        self._schema = schema
-        self._rules = rules
-        self._read = read
-        self._publish = publish
-        self._mutex = threading.Lock()
-        self._stopped = threading.Condition()
-        self._stops = 0  # bumped by the stop action; a running ramp ends when it changes
-        self._refresh()
-
-    def _refresh(self) -> None:
-        rules = self._rules
-        self.description = instance_description(self._schema, rules)
-        self._limits: dict[str, dict[str, Limits]] = {}
-        for target, pair in rules.limits.items():
-            member, _, param = target.partition(".")
-            self._limits.setdefault(member, {})[param] = pair
-        self._ramps = {target.partition(".")[0]: (target.partition(".")[2], ramp)
-                       for target, ramp in rules.ramps.items()}
-        self._interlocks: dict[str, list[Interlock]] = {}
-        for rule in rules.interlocks:
-            self._interlocks.setdefault(rule.call, []).append(rule)
-        self.members = set(self._limits) | set(self._ramps) | set(self._interlocks)
-
-    @property
-    def rules(self) -> SafetyRules:
-        return self._rules
-
-    # run-time soft limits
-
-    def set_limit(self, target: str, low: float | None, high: float | None) -> Limits | None:
-        """Replace the soft limit of ``target`` (within the class's range); returns the old one."""
-        if not isinstance(target, str) or len(target) > _MAX_TARGET:  # from the network: bound the guessing
-            raise InvalidArgument(f"soft limit target: expected 'method.parameter' or 'property' text of at "
-                                  f"most {_MAX_TARGET} characters, got {str(target)[:40]!r}")
-        try:
-            pair = _limits((low, high))
-        except (ValueError, pydantic.ValidationError) as err:
-            raise InvalidArgument(f"soft limit for {target!r}: {_first_error(err)}") from None
-        with self._mutex:
-            rules = SafetyRules({**self._rules.limits, target: pair}, self._rules.ramps, self._rules.interlocks)
-            problems = rule_problems(self._schema, SafetyRules(limits={target: pair}))
-            if problems:
-                raise InvalidArgument("; ".join(problems))
-            old = self._rules.limits.get(target)
-            self._rules = rules
-            self._refresh()
-        return old
-
-    # checks before a call
-
-    def check(self, member: str, arguments: Mapping[str, Any]) -> None:
-        """Refuse a call breaking a soft limit (``InvalidArgument``) or an interlock (``InterlockError``).
-
-        ``arguments``: the call's arguments by name; for a property setter,
-        ``{"": value}``.
-        """
-        for param, (low, high) in self._limits.get(member, {}).items():
-            if param in arguments:
-                self._check_limit(member, param, arguments[param], low, high)
-        for rule in self._interlocks.get(member, ()):
-            self._check_interlock(rule)
-
-    def _check_limit(self, member: str, param: str, value: Any, low: float | None, high: float | None) -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return
-        schema = self.description["methods"][member]["parameters"]["properties"][param] if param \
-            else self.description["properties"][member]["schema"]
-        unit = f" ({schema['x-unit']})" if schema.get("x-unit") else ""
-        shown = f"{value:g}" if isinstance(value, float) else repr(value)
-        what = f"{member}(): {param}={shown}" if param else f"{member}={shown}"
-        if low is not None and value < low:
-            raise InvalidArgument(f"{what} is below the soft limit {low:g}{unit} of {self.name}")
-        if high is not None and value > high:
-            raise InvalidArgument(f"{what} is above the soft limit {high:g}{unit} of {self.name}")
-
-    def _check_interlock(self, rule: Interlock) -> None:
-        require = rule.require
-        try:
-            value = self._read(require.service, require.property)
-        except Exception as err:  # cannot check: refuse, a safety rule fails closed
-            raise InterlockError(f"{self.name}.{rule.call} refused: interlock '{rule.rule()}' cannot be "
-                                 f"checked, reading {require.where()} failed ({type(err).__name__}: {err})") from None
-        if value != require.equals:
-            hint = f"; {rule.message}" if rule.message else ""
-            raise InterlockError(f"{self.name}.{rule.call} refused by interlock '{rule.rule()}': "
-                                 f"{require.where()} is {value!r}{hint}")
-
-    # ramps
-
-    def ramp_for(self, member: str, arguments: Mapping[str, Any]) -> tuple[str, float, float, Ramp] | None:
-        """``(param, start, target, ramp)`` when this call must go as a ramp, else None."""
-        found = self._ramps.get(member)
-        if found is None:
-            return None
-        param, ramp = found
-        target = arguments.get(param)
-        if not isinstance(target, (int, float)) or isinstance(target, bool):
-            return None
-        start = self._read(None, ramp.reads or member)
-        if not isinstance(start, (int, float)) or abs(float(target) - float(start)) <= ramp.step:
-            return None
-        return param, float(start), float(target), ramp
-
-    def run_ramp(self, start: float, target: float, ramp: Ramp, apply: Callable[[float], Any],
-                 reads: str) -> tuple[Any, bool]:
-        """Apply values from ``start`` to ``target`` in equal steps; ``(last result, completed)``.
-
-        The stop action (``stop()``) ends it between two steps; each step is a
-        call of its own, so the stop action never waits for the whole ramp.
-        """
-        steps = min(math.ceil(abs(target - start) / ramp.step), _MAX_RAMP_STEPS)
-        with self._stopped:
-            stops = self._stops
-        result: Any = None
-        value = start
-        for k in range(1, steps + 1):
-            with self._stopped:
-                if self._stops != stops:
-                    log.info("%s: ramp stopped at %g on its way to %g", self.name, value, target)
-                    return result, False
-            value = target if k == steps else start + (target - start) * k / steps
-            result = apply(value)
-            self._publish(reads, self._read(None, reads))
-            if k < steps:
-                with self._stopped:
-                    self._stopped.wait_for(lambda: self._stops != stops, timeout=ramp.interval)
-        return result, True
-
-    def stop_ramps(self) -> None:
-        """End any ramp of this service between two steps (the stop action calls this first)."""
-        with self._stopped:
-            self._stops += 1
-            self._stopped.notify_all()
-
-
-def bind_arguments(signature: inspect.Signature, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
-    """A validated call's arguments by name (defaults applied), so rules can find their parameter."""
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    return bound

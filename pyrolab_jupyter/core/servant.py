@@ -17,9 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.guard import Guard, bind_arguments
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
-from pyrolab_jupyter.core.safety import Guard, bind_arguments, rules_of
+from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
