@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 
 import pytest
@@ -17,10 +18,19 @@ from pyrolab_jupyter.instruments.replay import device_document, read_sessions, w
 from pyrolab_jupyter.instruments.visa import VisaInstrument
 
 
-def test_record_replay_loop_the_driver_test_passes_against_the_replay(tmp_path, capsys):
+@pytest.fixture
+def stock(tmp_path):
+    """pyvisa-sim's own instruments, in a private copy: pyvisa-sim keeps a device's state (even a
+    half-sent command) for the whole process, and the serial test leaves one behind on purpose."""
+    copy = tmp_path / "pyvisa-sim-default.yaml"
+    copy.write_text((importlib.resources.files("pyvisa_sim") / "default.yaml").read_text())
+    return f"{copy}@sim"
+
+
+def test_record_replay_loop_the_driver_test_passes_against_the_replay(tmp_path, capsys, stock):
     session = tmp_path / "session.jsonl"
-    exercise_supply("@sim", record=session)  # against pyvisa-sim's own device, recorded
-    exercise_serial("@sim", record=session)  # a second resource in the same recording
+    exercise_supply(stock, record=session)  # against pyvisa-sim's own device, recorded
+    exercise_serial(stock, record=session)  # a second resource in the same recording
     device = tmp_path / "device.yaml"
     assert main(["replay", str(session), "-o", str(device)]) == 0
     out, err = capsys.readouterr()
@@ -39,11 +49,12 @@ def test_record_replay_loop_the_driver_test_passes_against_the_replay(tmp_path, 
     assert {"q": "NOT:A:COMMAND?"} in supply["dialogues"]  # never answered: still no answer
 
 
-def test_the_replay_is_stateful_where_the_dialogue_shows_state(tmp_path):
+def test_the_replay_is_stateful_where_the_dialogue_shows_state(tmp_path, stock):
     session = tmp_path / "session.jsonl"
-    with_record = VisaInstrument(SCPI_DEVICE, backend="@sim", timeout_ms=100, record=session)
+    with_record = VisaInstrument(SCPI_DEVICE, backend=stock, timeout_ms=100, record=session)
     try:
-        start = with_record.query(":VOLT:IMM:AMPL?")  # whatever state the process's sim device is in
+        start = with_record.query(":VOLT:IMM:AMPL?")
+        assert start == "+1.00000000E+00"  # the stock device's default
         with_record.write(":VOLT:IMM:AMPL 2.000")
         with_record.query(":VOLT:IMM:AMPL?")
     finally:
