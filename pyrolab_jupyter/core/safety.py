@@ -241,7 +241,8 @@ def rule_problems(schema: ServiceSchema, rules: SafetyRules) -> list[str]:
     """Every problem of ``rules`` for the class ``schema`` describes, one readable line each.
 
     Unknown members and parameters are named with ``did you mean``; a soft
-    limit must be numeric and lie within the class's own (hardware) range.
+    limit must be numeric and lie within the class's own (hardware) range; the
+    stop action takes no rule (nothing may refuse or delay it).
     """
     problems: list[str] = []
     for target, (low, high) in rules.limits.items():
@@ -289,6 +290,11 @@ def rule_problems(schema: ServiceSchema, rules: SafetyRules) -> list[str]:
         if rule.require.service is None and rule.require.property not in schema.properties:
             problems.append(f"interlock on {member!r}: requires {rule.require.property!r}, not a property of "
                             f"this service{_close(rule.require.property, schema.properties)}")
+    stop = schema.stop_method
+    targets = [("limit", t) for t in rules.limits] + [("ramp", t) for t in rules.ramps] + \
+        [("interlock", r.call) for r in rules.interlocks]
+    problems += [f"{kind} on {target!r}: {stop}() is the stop action, which nothing may refuse or delay"
+                 for kind, target in targets if stop is not None and target.partition(".")[0] == stop]
     return problems
 
 

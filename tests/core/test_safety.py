@@ -80,3 +80,11 @@ def test_one_ramp_per_member():
                               "move_to.wait": {"step": 1, "interval": 0, "reads": "position"}})
     problems = rule_problems(schema_of(Stage), rules)
     assert "ramp on 'move_to.wait': move_to already ramps 'move_to.position_mm'; one ramp per member" in problems
+
+
+def test_the_stop_action_takes_no_rule():
+    from safetyservices import Source
+
+    rules = rules_from(interlocks=[{"call": "stop", "require": {"property": "level", "equals": 0}}])
+    assert rule_problems(schema_of(Source), rules) == [
+        "interlock on 'stop': stop() is the stop action, which nothing may refuse or delay"]

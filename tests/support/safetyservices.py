@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated, ClassVar
 
-from pyrolab_jupyter import Range, Service, Unit, expose
-from pyrolab_jupyter.core.safety import Interlock, Ramp
+from pyrolab_jupyter import Interlock, Ramp, Range, Requirement, Service, Unit, expose
 
 Volts = Annotated[float, Range(-10, 10), Unit("V")]
 
@@ -58,8 +57,8 @@ class Source(Service):
 class GatedSource(Source):
     """A source that may only be switched on while its own ``armed`` is true."""
 
-    interlocks: ClassVar = [Interlock.model_validate(
-        {"call": "switch_on", "require": {"property": "is_armed", "equals": True}, "message": "arm it first"})]
+    interlocks: ClassVar = [Interlock(call="switch_on", require=Requirement(property="is_armed", equals=True),
+                                      message="arm it first")]
 
     def __init__(self) -> None:
         super().__init__()
