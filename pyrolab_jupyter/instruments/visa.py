@@ -37,9 +37,11 @@ Host it like any service (``class: mylab.drivers:PowerSupply`` with
 ``args: {resource: "USB0::0x1234::0x5678::SN01::INSTR"}`` in a lab file).
 
 ``record="session.jsonl"`` appends every ``write``, ``query`` and ``read`` with
-its reply and timing to a JSON-lines file; ``pyrolab replay session.jsonl -o
-device.yaml`` turns it into a pyvisa-sim device (see ``instruments.replay``),
-so a driver's tests run in CI against what the real instrument said.
+its reply and timing to a JSON-lines file (``instruments.recording``);
+``pyrolab replay session.jsonl -o device.yaml`` turns it into a pyvisa-sim
+device (``instruments.replay``), so a driver's tests run in CI against what the
+real instrument said.
+
 Commands go out one at a time (the daemon serialises calls to a service), and
 nothing here is ``readonly``: a query from another client between someone's
 ``write`` and ``read`` would take their reply.
@@ -47,14 +49,12 @@ nothing here is ``readonly``: a query from another client between someone's
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pyrolab_jupyter.core.errors import CallTimeout
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
+from pyrolab_jupyter.instruments.recording import SessionRecorder
 
 if TYPE_CHECKING:
     from pyvisa.resources import MessageBasedResource
@@ -110,14 +110,12 @@ class VisaInstrument(Service):
         handle.timeout = int(timeout_ms)
         handle.read_termination = read_termination
         handle.write_termination = write_termination
-        self._record_mutex = threading.Lock()
-        self._recording: IO[str] | None = None
         if record is not None:
             try:
-                self._recording = Path(record).open("a", encoding="utf-8", buffering=1)  # a line at a time
-            except OSError as err:
+                self._handle = cast("MessageBasedResource", SessionRecorder(handle, record, resource))
+            except OSError:
                 handle.close()
-                raise OSError(f"cannot record {resource!r} to {str(record)!r}: {err.strerror or err}") from err
+                raise
 
     @property
     def _res(self) -> MessageBasedResource:
@@ -125,47 +123,8 @@ class VisaInstrument(Service):
             raise ConnectionError(f"VISA resource {self._resource_name!r} is closed")
         return self._handle
 
-    def _io(self, what: str, action: Any, kind: str = "", command: str | None = None) -> Any:
-        """Run one exchange; a VISA timeout becomes a ``TimeoutError`` that names it.
-
-        With ``record=``, ``kind`` (write, query, read), the command and the
-        reply or error land in the recording.
-        """
-        if self._recording is None or not kind:
-            return self._exchange(what, action)
-        started = time.time()
-        reply: Any = None
-        error: str | None = None
-        try:
-            reply = self._exchange(what, action)
-            return reply
-        except TimeoutError:
-            error = "timeout"
-            raise
-        except OSError as err:
-            error = str(err)
-            raise
-        finally:
-            self._record(kind, command, reply, error, started)
-
-    def _record(self, kind: str, command: str | None, reply: Any, error: str | None, started: float) -> None:
-        entry: dict[str, Any] = {"time": round(started, 6), "resource": self._resource_name, "kind": kind}
-        if command is not None:
-            entry["command"] = command
-        if kind != "write" and error is None:
-            entry["reply"] = str(reply)
-        if error is not None:
-            entry["error"] = error
-        entry["seconds"] = round(time.time() - started, 6)
-        res = self._handle
-        if res is not None:
-            entry["write_termination"] = str(res.write_termination)
-            entry["read_termination"] = str(res.read_termination)
-        with self._record_mutex:
-            if self._recording is not None:
-                self._recording.write(json.dumps(entry) + "\n")
-
-    def _exchange(self, what: str, action: Any) -> Any:
+    def _io(self, what: str, action: Any) -> Any:
+        """Run one exchange; a VISA timeout becomes a ``TimeoutError`` that names it."""
         try:
             return action()
         except self._visa_io_error as err:
@@ -221,17 +180,17 @@ class VisaInstrument(Service):
     @expose
     def query(self, command: str) -> str:
         """Send ``command`` and return the instrument's reply."""
-        return str(self._io(f"query({command!r})", lambda: self._res.query(command), "query", command))
+        return str(self._io(f"query({command!r})", lambda: self._res.query(command)))
 
     @expose
     def write(self, command: str) -> None:
         """Send ``command`` without reading anything back."""
-        self._io(f"write({command!r})", lambda: self._res.write(command), "write", command)
+        self._io(f"write({command!r})", lambda: self._res.write(command))
 
     @expose
     def read(self) -> str:
         """Read one reply (after a ``write`` of a query)."""
-        return str(self._io("read()", self._res.read, "read"))
+        return str(self._io("read()", self._res.read))
 
     @expose
     def identify(self) -> str:
@@ -251,8 +210,4 @@ class VisaInstrument(Service):
         """
         handle, self._handle = self._handle, None
         if handle is not None:
-            handle.close()
-        with self._record_mutex:
-            recording, self._recording = self._recording, None
-        if recording is not None:
-            recording.close()
+            handle.close()  # a SessionRecorder closes its recording too

@@ -116,32 +116,3 @@ def test_a_driver_subclass():
 
 def test_the_driver_s_own_test():
     exercise_supply("@sim")
-
-
-def test_record_writes_every_exchange_with_reply_and_timing(tmp_path):
-    session = tmp_path / "session.jsonl"
-    scpi = VisaInstrument(SCPI_DEVICE, backend="@sim", timeout_ms=100, record=session)
-    try:
-        scpi.query("*IDN?")
-        scpi.write(":VOLT:IMM:AMPL 2.5")
-        scpi.write("*IDN?")
-        scpi.read()
-        with pytest.raises(TimeoutError):
-            scpi.query("NOPE?")
-    finally:
-        scpi.close()
-    records = [json.loads(line) for line in session.read_text().splitlines()]
-    assert [(r["kind"], r.get("command"), r.get("reply"), r.get("error")) for r in records] == [
-        ("query", "*IDN?", "SCPI,MOCK,VERSION_1.0", None),
-        ("write", ":VOLT:IMM:AMPL 2.5", None, None),
-        ("write", "*IDN?", None, None),
-        ("read", None, "SCPI,MOCK,VERSION_1.0", None),
-        ("query", "NOPE?", None, "timeout"),
-    ]
-    assert all(r["resource"] == SCPI_DEVICE and r["seconds"] >= 0 and r["time"] > 0 for r in records)
-    assert records[0]["write_termination"] == "\n" and records[-1]["seconds"] >= 0.05
-
-
-def test_record_to_an_unwritable_place_says_where(tmp_path):
-    with pytest.raises(OSError, match=r"cannot record 'GPIB0::9::INSTR' to .*nowhere"):
-        VisaInstrument(SCPI_DEVICE, backend="@sim", record=tmp_path / "nowhere" / "s.jsonl")
