@@ -81,7 +81,10 @@ _RULE_KEYS = {"limit": "limits", "ramp": "ramps", "interlock": "interlocks"}
 
 def _check_rules(cls: type, spec: ServiceConfig) -> list[str]:
     """Problems of the file's ``limits``/``ramps``/``interlocks`` for ``cls``: unknown members named, with a guess."""
-    rules = rules_from(spec.limits, spec.ramps, spec.interlocks)
+    try:
+        rules = rules_from(spec.limits, spec.ramps, spec.interlocks)
+    except ConfigError as err:
+        return [str(err)]
     if not rules:
         return []
     if not issubclass(cls, Service):

@@ -190,6 +190,6 @@ def test_malformed_safety_rules_are_config_problems(tmp_path: Path) -> None:
           ramps: {power: {step: 1.0, intervall: 0.05}}
         """)
     problems = "\n".join(check_lab_file(path))
-    assert "line 6: daemons.bench1.services.lab.laser.limits: limit on 'power': the lower limit 20 is above" \
+    assert "line 6: daemons.bench1.services.lab.laser.limits: limit on 'power': [20, 0]: the lower limit is above" \
         in problems
     assert "unknown key 'intervall' (did you mean 'interval'?)" in problems

@@ -40,7 +40,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from pyrolab_jupyter.core.errors import ConfigError
-from pyrolab_jupyter.core.safety import Interlock, Ramp
+from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
 
 __all__ = [
     "DEFAULT_NAMESERVER_PORT",
@@ -164,10 +164,12 @@ class ServiceConfig(_Model):
 
     @field_validator("limits")
     @classmethod
-    def _limits_order(cls, value: dict[str, tuple[float | None, float | None]]) -> Any:
-        for target, (low, high) in value.items():
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"limit on {target!r}: the lower limit {low:g} is above the upper {high:g}")
+    def _limits_form(cls, value: dict[str, tuple[float | None, float | None]]) -> Any:
+        for target, pair in value.items():
+            try:
+                limits_pair(pair)
+            except ValueError as err:
+                raise ValueError(f"limit on {target!r}: {err}") from None
         return value
 
     def safety(self) -> dict[str, Any]:

@@ -119,6 +119,9 @@ class Guard:
     def _check_limit(self, member: str, param: str, value: Any, low: float | None, high: float | None) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return
+        if math.isnan(value):  # compares false with any bound: refused, not let through
+            raise InvalidArgument(f"{member}(): {param or member}=nan is not a number; {self.name} has a soft "
+                                  "limit there")
         schema = self.description["methods"][member]["parameters"]["properties"][param] if param \
             else self.description["properties"][member]["schema"]
         unit = f" ({schema['x-unit']})" if schema.get("x-unit") else ""
@@ -152,8 +155,13 @@ class Guard:
         target = arguments.get(param)
         if not isinstance(target, (int, float)) or isinstance(target, bool):
             return None
-        start = self._read(None, ramp.reads or member)
-        if not isinstance(start, (int, float)) or abs(float(target) - float(start)) <= ramp.step:
+        reads = ramp.reads or member
+        start = self._read(None, reads)
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
+            # the change cannot be planned; jumping there is what the ramp exists to prevent
+            raise InvalidArgument(f"{self.name}.{member}: cannot ramp to {target:g}: {reads} reads {start!r}, "
+                                  "not a finite number")
+        if abs(float(target) - float(start)) <= ramp.step:
             return None
         return param, float(start), float(target), ramp
 

@@ -91,6 +91,8 @@ def limits_pair(value: Any) -> Limits:
     except pydantic.ValidationError as err:
         raise ValueError(_first_error(err)) from None
     low, high = pair
+    if any(bound is not None and math.isnan(bound) for bound in pair):
+        raise ValueError("a limit must be a number or null, not NaN")  # NaN compares false: no limit at all
     if low is not None and high is not None and low > high:
         raise ValueError(f"[{low:g}, {high:g}]: the lower limit is above the upper one")
     return pair

@@ -142,3 +142,13 @@ def test_soft_limit_change_needs_the_admin_role_under_tls():
 def test_bad_rules_stop_the_daemon_from_starting_with_a_guess(nameserver, daemon_factory):
     with pytest.raises(PyroLabError, match=r"no method 'set_powr' \(did you mean 'set_power'\?\)"):
         daemon_factory({"t.laser": {"class": LASER, "limits": {"set_powr.mw": [0, 1]}}}, nameserver.address)
+
+
+def test_nan_never_slips_past_a_soft_limit(lab, nameserver, daemon_factory):
+    daemon_factory({"t.stage": "pyrolab_jupyter.instruments.sim:Stage"}, nameserver.address)
+    stage = lab.connect("t.stage")  # move_to.position_mm: no class range, a soft limit 0 to 100 mm
+    with pytest.raises(InvalidArgument, match="position_mm=nan is not a number"):
+        stage.move_to(float("nan"))
+    with pytest.raises(InvalidArgument, match="position_mm=101 is above the soft limit 100 \\(mm\\)"):
+        stage.move_to(101)
+    assert stage.position == 0

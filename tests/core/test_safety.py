@@ -88,3 +88,8 @@ def test_the_stop_action_takes_no_rule():
     rules = rules_from(interlocks=[{"call": "stop", "require": {"property": "level", "equals": 0}}])
     assert rule_problems(schema_of(Source), rules) == [
         "interlock on 'stop': stop() is the stop action, which nothing may refuse or delay"]
+
+
+def test_a_nan_limit_is_refused_it_would_limit_nothing():
+    with pytest.raises(ConfigError, match="not NaN"):
+        rules_from({"power": [0, float("nan")]})
