@@ -161,8 +161,12 @@ class Guard:
             # the change cannot be planned; jumping there is what the ramp exists to prevent
             raise InvalidArgument(f"{self.name}.{member}: cannot ramp to {target:g}: {reads} reads {start!r}, "
                                   "not a finite number")
-        if abs(float(target) - float(start)) <= ramp.step:
+        distance = abs(float(target) - float(start))
+        if distance <= ramp.step:
             return None
+        if distance / ramp.step > MAX_RAMP_STEPS:
+            raise InvalidArgument(f"{self.name}.{member}: a ramp from {start:g} to {target:g} in steps of "
+                                  f"{ramp.step:g} would take more than {MAX_RAMP_STEPS} steps")
         return param, float(start), float(target), ramp
 
     def run_ramp(self, start: float, target: float, ramp: Ramp, apply: Callable[[float], Any],
@@ -172,7 +176,7 @@ class Guard:
         The stop action (``stop()``) ends it between two steps; each step is a
         call of its own, so the stop action never waits for the whole ramp.
         """
-        steps = min(math.ceil(abs(target - start) / ramp.step), MAX_RAMP_STEPS)
+        steps = math.ceil(abs(target - start) / ramp.step)  # bounded by ramp_for
         with self._stopped:
             stops = self._stops
         result: Any = None
@@ -197,7 +201,8 @@ class Guard:
             self._stopped.notify_all()
 
 
-def bind_arguments(signature: inspect.Signature, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
+def bind_arguments(signature: inspect.Signature, args: tuple[Any, ...],
+                   kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
     """A validated call's arguments by name (defaults applied), so rules can find their parameter."""
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
