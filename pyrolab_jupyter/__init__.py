@@ -11,13 +11,17 @@ from typing import Any
 
 from pyrolab_jupyter import errors
 from pyrolab_jupyter.core.client import Lab, RemoteService
+from pyrolab_jupyter.core.safety import Interlock, Ramp, Requirement
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
 from pyrolab_jupyter.hosting import start_daemon, start_nameserver
 
 __all__ = [
+    "Interlock",
     "Lab",
+    "Ramp",
     "Range",
     "RemoteService",
+    "Requirement",
     "Service",
     "Unit",
     "errors",

@@ -1,4 +1,4 @@
-"""The ``pyrolab`` command: nameserver, daemon, up, ls, check and demo.
+"""The ``pyrolab`` command: nameserver, daemon, up, ls, check, replay and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
 ``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
@@ -19,6 +19,7 @@ from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
 from pyrolab_jupyter.core.summary import services_text
+from pyrolab_jupyter.instruments.replay import write_device
 from pyrolab_jupyter.labcheck import check_lab_file
 
 __all__ = ["main"]
@@ -121,6 +122,22 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- replay -------------------------------------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        replay = write_device(args.sessions, args.output)
+    except ConfigError as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(f"cannot write {args.output}: {err.strerror or err}")
+    for note in replay.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.output}: {replay.summary()}; use it as backend=\"{args.output}@sim\"")
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -146,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
                "  pyrolab up lab.yaml                  # everything in a lab file, supervised\n"
                "  pyrolab ls                           # what the nameserver knows\n"
                "  pyrolab check lab.yaml               # validate a lab file\n"
+               "  pyrolab replay s.jsonl -o dev.yaml   # a recorded instrument, as a pyvisa-sim device\n"
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
                f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
@@ -205,6 +223,15 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  pyrolab check lab.yaml")
     p.add_argument("lab", metavar="LAB.yaml")
     p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("replay", formatter_class=_RAW, help="turn recorded VISA sessions into a pyvisa-sim device",
+                       description="Write a pyvisa-sim YAML file whose devices answer the recorded dialogue "
+                                   "(VisaInstrument(..., record='session.jsonl')) at the recorded resource names.",
+                       epilog="examples:\n  pyrolab replay session.jsonl -o device.yaml\n"
+                              "  then: VisaInstrument('GPIB0::9::INSTR', backend='device.yaml@sim')")
+    p.add_argument("sessions", nargs="+", metavar="SESSION.jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="DEVICE.yaml")
+    p.set_defaults(handler=_cmd_replay)
 
     sub.add_parser("demo", formatter_class=_RAW, add_help=False,
                    help="simulated lab + JupyterLab on the quickstart notebook",

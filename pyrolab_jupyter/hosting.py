@@ -21,6 +21,7 @@ from pyrolab_jupyter import labcheck
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
+from pyrolab_jupyter.core.safety import apply_rules, rules_from
 from pyrolab_jupyter.core.service import Service
 
 __all__ = [
@@ -48,7 +49,12 @@ def import_class(path: str) -> type:
 
 
 def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
-    """Make the service a spec asks for: an instance, ``"mod:Cls"`` or ``{"class", "args", "description", "thread_safe"}``."""
+    """Make the service a spec asks for: an instance, ``"mod:Cls"`` or a mapping.
+
+    The mapping has ``class`` and optionally ``args``, ``description``,
+    ``thread_safe`` and the safety rules ``limits``, ``ramps``, ``interlocks``
+    (the lab file's keys and forms).
+    """
     if isinstance(spec, Service):
         return spec, None
     if isinstance(spec, str):
@@ -65,6 +71,9 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
         raise ConfigError(f"{name}: cannot construct {spec['class']} with args {args}: {err}") from err
     if spec.get("thread_safe") is not None:  # the lab file may overrule the class's own setting
         service.thread_safe = bool(spec["thread_safe"])
+    rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
+    if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
+        apply_rules(service, rules)
     return service, spec.get("description")
 
 
@@ -183,6 +192,9 @@ def start_daemon(
     ready = _read_ready(process)
     if "error" in ready:
         process.wait(5)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
         raise PyroLabError(f"the daemon process for {', '.join(services)} failed to start: {ready['error']}")
     return DaemonHandle(ready["uris"], ready["address"], process=process)
 

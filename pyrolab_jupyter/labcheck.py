@@ -15,6 +15,8 @@ from typing import Any
 
 from pyrolab_jupyter.core.config import LabConfig, ServiceConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.safety import rule_problems, rules_from
+from pyrolab_jupyter.core.service import Service, schema_of
 
 __all__ = ["check_lab_file", "import_class"]
 
@@ -74,6 +76,26 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
     return problems
 
 
+_RULE_KEYS = {"limit": "limits", "ramp": "ramps", "interlock": "interlocks"}
+
+
+def _check_rules(cls: type, spec: ServiceConfig) -> list[str]:
+    """Problems of the file's ``limits``/``ramps``/``interlocks`` for ``cls``: unknown members named, with a guess."""
+    try:
+        rules = rules_from(spec.limits, spec.ramps, spec.interlocks)
+    except ConfigError as err:
+        return [str(err)]
+    if not rules:
+        return []
+    if not issubclass(cls, Service):
+        return [f"{spec.class_path} is not a Service: limits, ramps and interlocks apply to Services only"]
+    try:
+        schema = schema_of(cls)
+    except Exception as err:  # the class's own annotations are broken: say so instead of crashing check
+        return [f"cannot describe {spec.class_path} ({type(err).__name__}: {err})"]
+    return rule_problems(schema, rules)
+
+
 def _check_security(lab: LabConfig) -> list[str]:
     problems = []
     if lab.security is not None:  # refuse rather than run unencrypted behind the user's back
@@ -91,7 +113,8 @@ def check_lab_file(path: str | Path) -> list[str]:
 
     Checks the file against the lab-file model, then for each service that its
     class imports, is a class, and accepts the file's ``args`` by keyword
-    (unknown names come with a suggestion, missing required ones are named).
+    (unknown names come with a suggestion, missing required ones are named),
+    and that its safety rules name members and parameters the class has.
     Also checks that the TLS files of ``security:`` exist.
     """
     try:
@@ -113,4 +136,7 @@ def check_lab_file(path: str | Path) -> list[str]:
                 continue
             where = lab.locate(loc + ("args",) if spec.args else loc)
             problems += [f"{where}: {problem}" for problem in _check_args(cls, spec)]
+            for problem in _check_rules(cls, spec):  # "limit on ...", "ramp on ...": cite that key's line
+                key = _RULE_KEYS.get(problem.partition(" ")[0], "class")
+                problems.append(f"{lab.locate(loc + (key,))}: {problem}")
     return problems

@@ -142,3 +142,54 @@ def test_security_files_must_exist(tmp_path: Path) -> None:
     problems = check_lab_file(path)
     assert f"{path}, line 1: security.cafile: no such file {str((tmp_path / 'ca.pem').resolve())!r}" in problems
     assert any("TLS is not available in this version" in p for p in problems), problems
+
+
+def test_safety_rules_on_unknown_members_are_named_with_a_guess(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {set_power.mw: [0, 20], power: [0, 20], set_powr.mw: [0, 1], set_power.w: [0, 1]}
+          ramps: {set_power.mw: {step: 1.0, interval: 0.05, reads: powr}}
+          interlocks:
+            - call: turn_onn
+              require: {service: lab.shutter, property: closed, equals: true}
+              message: close the shutter first
+        """)
+    where = f"{path}, line {{}}: daemons.bench1.services.lab.laser"
+    assert check_lab_file(path) == [
+        where.format(6) + ".limits: limit on 'set_powr.mw': Laser has no method 'set_powr' "
+                          "(did you mean 'set_power'?)",
+        where.format(6) + ".limits: limit on 'set_power.w': set_power() has no parameter 'w' (did you mean 'mw'?)",
+        where.format(7) + ".ramps: ramp on 'set_power.mw': reads 'powr', which is not a property "
+                          "(did you mean 'power'?)",
+        where.format(8) + ".interlocks: interlock on 'turn_onn': no method or property of that name "
+                          "(did you mean 'turn_on'?)",
+    ]
+
+
+def test_safety_rules_in_the_contract_s_form_pass(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {set_power.mw: [0, 20], power: [0, 20]}
+          ramps: {set_power.mw: {step: 1.0, interval: 0.05, reads: power}}
+          interlocks:
+            - call: turn_on
+              require: {service: lab.shutter, property: closed, equals: true}
+              message: close the shutter first
+        lab.shutter: {class: pyrolab_jupyter.instruments.shutter:Shutter}
+        """)
+    assert check_lab_file(path) == []
+
+
+def test_malformed_safety_rules_are_config_problems(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {power: [20, 0]}
+          ramps: {power: {step: 1.0, intervall: 0.05}}
+        """)
+    problems = "\n".join(check_lab_file(path))
+    assert "line 6: daemons.bench1.services.lab.laser.limits: limit on 'power': [20, 0]: the lower limit is above" \
+        in problems
+    assert "unknown key 'intervall' (did you mean 'interval'?)" in problems

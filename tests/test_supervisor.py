@@ -262,3 +262,17 @@ def test_up_refuses_a_taken_nameserver_port(tmp_path, capsys):
         assert cli.main(["up", str(lab_file)]) == 1
     err = capsys.readouterr().err
     assert f"already listens at 127.0.0.1:{port}" in err
+
+
+def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
+    from pyrolab_jupyter.core.config import parse_lab
+    from pyrolab_jupyter.supervisor import lab_children
+
+    lab = parse_lab("daemons:\n  b1:\n    services:\n      lab.laser:\n"
+                    "        class: pyrolab_jupyter.instruments.sim:Laser\n"
+                    "        limits: {set_power.mw: [0, 20]}\n"
+                    "        ramps: {set_power.mw: {step: 1, interval: 0.05, reads: power}}\n")
+    [_, daemon] = lab_children(lab)
+    spec = json.loads(daemon.argv[-1])["services"]["lab.laser"]
+    assert spec["limits"] == {"set_power.mw": [0, 20]}
+    assert spec["ramps"]["set_power.mw"] == {"step": 1, "interval": 0.05, "reads": "power"}

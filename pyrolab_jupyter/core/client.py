@@ -453,6 +453,16 @@ class RemoteService:
             info["expires_text"] = until(info.get("expires"))
         return info
 
+    def soft_limits(self) -> dict[str, list[float | None]]:
+        """The soft limits the daemon enforces on this service, by target (``"set_power.mw"``)."""
+        limits: dict[str, list[float | None]] = self._pyrolab_call("control", "pyrolab_soft_limits", (), {})
+        return limits
+
+    def set_soft_limit(self, target: str, low: float | None, high: float | None) -> None:
+        """Change a soft limit on the daemon (within the class's range); an admin's act once TLS has roles."""
+        self._pyrolab_call("control", "pyrolab_set_soft_limit", (target, low, high), {})
+        object.__setattr__(self, "_pyrolab_description", self.describe())
+
     def subscribe(self, callback: Callback) -> Subscription:
         """Call ``callback(prop, value, time)`` with every property's current value, then with each change.
 

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
 
 __all__ = [
     "DEFAULT_NAMESERVER_PORT",
@@ -156,6 +157,24 @@ class ServiceConfig(_Model):
     description: str = ""
     thread_safe: bool | None = None
     """None: not said in the file, the daemon decides."""
+    limits: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    """Soft limits by target, ``set_power.mw: [0, 20]`` or ``power: [0, 20]``; they narrow the class's ranges."""
+    ramps: dict[str, Ramp] = Field(default_factory=dict)
+    interlocks: list[Interlock] = Field(default_factory=list)
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_form(cls, value: dict[str, tuple[float | None, float | None]]) -> Any:
+        for target, pair in value.items():
+            try:
+                limits_pair(pair)
+            except ValueError as err:
+                raise ValueError(f"limit on {target!r}: {err}") from None
+        return value
+
+    def safety(self) -> dict[str, Any]:
+        """The safety rules in their plain (JSON) form, as a daemon process receives them."""
+        return self.model_dump(mode="json", include={"limits", "ramps", "interlocks"})
 
     @field_validator("class_path")
     @classmethod

@@ -15,6 +15,8 @@ client's call runs, so it must be safe to call then.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import threading
 import time
 import traceback
@@ -23,11 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from Pyro5.callcontext import current_context
 
-from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.guard import Guard, bind_arguments
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.poller import SKIP
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY, Snapshot, check_callback
+from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "make_servant"]
+
+log = logging.getLogger(__name__)
 
 
 class Host(Protocol):
@@ -49,11 +55,13 @@ class Host(Protocol):
     def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
     def subscribed(self, token: str) -> bool: ...
+    def read_remote(self, service: str, prop: str) -> Any: ...
 
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
     "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_subscribed",
+    "pyrolab_soft_limits", "pyrolab_set_soft_limit",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -103,9 +111,17 @@ class _ServantBase:
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._mutex = contextlib.nullcontext() if service.thread_safe else threading.RLock()
-        self._description = {**self._schema.description, "name": name}
-        if description:
-            self._description["description"] = description
+        self._text = description
+        self._guard = Guard(name, self._schema, rules_of(service), self._read_for_rules,
+                            lambda prop, value: host.publish(name, prop, value))
+
+    @property
+    def _description(self) -> dict[str, Any]:
+        """This instance's description: the class's, with its safety rules' narrowed ranges."""
+        described = {**self._guard.description, "name": self._name}
+        if self._text:
+            described["description"] = self._text
+        return described
 
     def _run(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run service code under the service's mutex (one call at a time unless thread-safe)."""
@@ -116,17 +132,38 @@ class _ServantBase:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
         action = getattr(self._service, method)
-        if call.readonly:
-            return encode(plain(self._run(action, *args, **kwargs)))
-        if not call.stop:
+        if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
+            self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
+            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
+        if not call.readonly:
             self._host.locks.check(self._name, self._host.current_client())  # a refusal changed nothing
-        try:  # the stop action skips the mutex: it must reach a service busy with another's call
-            result = _translated(action, *args, **kwargs) if call.stop else self._run(action, *args, **kwargs)
+        if method in self._guard.members:
+            bound = bind_arguments(call.signature, args, kwargs)
+            arguments = dict(bound.arguments)
+            self._guard.check(method, arguments)  # soft limits and interlocks: a refusal changed nothing
+
+            def apply(values: dict[str, Any]) -> Any:
+                bound.arguments.update(values)
+                return self._run(action, *bound.args, **bound.kwargs)
+
+            run: Callable[..., Any] = self._ramped
+            args, kwargs = (method, arguments, apply), {}
+        else:
+            run = functools.partial(self._run, action)
+        if call.readonly:
+            return encode(plain(run(*args, **kwargs)))
+        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)))
+
+    def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
+                   *args: Any, **kwargs: Any) -> Any:
+        """Run a state-changing call and announce its outcome, success or error."""
+        try:
+            result = run(*args, **kwargs)
         except BaseException as err:
-            self._announce(method, "call", call.changes, err)
+            self._announce(method, "call", changes, err)
             raise
-        self._announce(method, "call", call.changes, None)
-        return encode(plain(result))
+        self._announce(method, "call", changes, None)
+        return result
 
     def _announce(self, member: str, kind: str, changes: tuple[str, ...] | None, err: BaseException | None) -> None:
         """Tell subscribers a state-changing call completed, so they re-read what it may have changed."""
@@ -141,9 +178,15 @@ class _ServantBase:
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
         self._host.locks.check(self._name, self._host.current_client())
+        guarded = prop in self._guard.members
+        if guarded:
+            self._guard.check(prop, {"": value})
         changes = self._schema.properties[prop].changes
         try:
-            current = self._run(self._assign, prop, value)
+            if guarded:
+                current = self._ramped(prop, {"": value}, lambda a: self._run(self._assign, prop, a[""]))
+            else:
+                current = self._run(self._assign, prop, value)
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
@@ -185,6 +228,20 @@ class _ServantBase:
         finally:
             if not isinstance(mutex, contextlib.nullcontext):
                 mutex.release()
+
+    def _ramped(self, member: str, arguments: dict[str, Any], apply: Callable[[dict[str, Any]], Any]) -> Any:
+        """The call, or a ramp of calls when the change is larger than the member's ramp step (rules checked)."""
+        ramp = self._guard.ramp_for(member, arguments)
+        if ramp is None:
+            return apply(arguments)
+        param, start, target, rule = ramp
+        return self._guard.run_ramp(start, target, rule, lambda value: apply({param: value}),
+                                    rule.reads or member)[0]
+
+    def _read_for_rules(self, service: str | None, prop: str) -> Any:
+        if service is None:
+            return plain(self._run(getattr, self._service, prop))
+        return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
         setattr(self._service, prop, value)
@@ -239,6 +296,24 @@ class _ServantBase:
             values[prop] = self._read_or_error(prop)
         values["__time__"] = time.time()
         return values
+
+    @_exposed
+    def pyrolab_soft_limits(self) -> dict[str, list[float | None]]:
+        """The soft limits in force, by target (``"set_power.mw"``, ``"power"``)."""
+        return {target: list(pair) for target, pair in self._guard.rules.limits.items()}
+
+    @_exposed
+    def pyrolab_set_soft_limit(self, target: str, low: float | None, high: float | None) -> None:
+        """Change a soft limit at run time, within the class's range; logged with who did it."""
+        client = self._host.current_client()
+        role = getattr(client, "role", None)  # a certificate's OU once TLS exists (issue 10)
+        if role is not None and role != "admin":
+            raise AccessDenied(f"changing the soft limits of {self._name} needs the admin role; "
+                               f"{client.identity} has the role {role!r}")
+        self._host.locks.check(self._name, client)
+        old = self._guard.set_limit(target, low, high)
+        log.warning("%s: soft limit of %s changed from %s to [%s, %s] by %s", self._name, target,
+                    list(old) if old else "none", low, high, client.identity)
 
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:

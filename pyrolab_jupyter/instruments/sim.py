@@ -81,6 +81,9 @@ class Laser(Service):
     def __init__(self, wavelength_nm: float = 1550.0, max_power_mw: float = MAX_POWER_MW) -> None:
         self._wavelength = _check("wavelength_nm", wavelength_nm, *WAVELENGTH_RANGE_NM, "nm")
         self._max_power = _check("max_power_mw", max_power_mw, 0.0, MAX_POWER_MW, "mW")
+        if self._max_power < MAX_POWER_MW:  # shown in the description; the daemon refuses above it
+            self.narrow("set_power.mw", 0.0, self._max_power)
+            self.narrow("power", 0.0, self._max_power)
         self._power = 0.0
         self._on = False
         self._mode: LaserMode = "cw"
@@ -239,6 +242,7 @@ class Stage(Service):
         if not min_mm < max_mm:
             raise InvalidArgument(f"min_mm={min_mm!r} must be below max_mm={max_mm!r}")
         self._limits = (float(min_mm), float(max_mm))
+        self.narrow("move_to.position_mm", *self._limits)  # move_by can only be checked in _start_move
         self._velocity = _check("velocity_mm_s", velocity_mm_s, 0.01, 500.0, "mm/s")
         self._cond = threading.Condition()
         start = min(max(0.0, self._limits[0]), self._limits[1])

@@ -376,3 +376,26 @@ def test_a_remote_service_as_a_result_displays_its_panel(opened):
         assert "application/vnd.jupyter.widget-view+json" in bundle
     finally:
         remote.disconnect()
+
+
+def test_a_panel_shows_the_instance_s_narrowed_range():
+    """Laser(max_power_mw=20): the slider ends at 20, not at the class's 50 (issue 16)."""
+    from pyrolab_jupyter.instruments.sim import Laser
+
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    try:
+        daemon = start_daemon({"test.laser": Laser(max_power_mw=20)}, nameserver=ns.uri)
+        try:
+            remote = Lab(ns.uri).connect("test.laser")
+            shown = panel(remote)
+            try:
+                assert shown.methods["set_power"].controls["mw"].value_widget.max == 20
+                assert shown.properties["power"].control.value_widget.max == 20
+                assert shown.properties["wavelength"].control.value_widget.max == 1630  # not narrowed
+            finally:
+                shown.close()
+                remote.disconnect()
+        finally:
+            daemon.stop()
+    finally:
+        ns.stop()
