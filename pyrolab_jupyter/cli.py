@@ -53,7 +53,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         nameserver = nameserver_address(args.nameserver)
-        spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
+        spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
+                "adapter": args.adapter}
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
@@ -171,8 +172,11 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="examples:\n"
                               "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n"
                               "  pyrolab daemon mylab.stage:Stage --name bench1.stage --nameserver 10.0.0.5:9090 "
-                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'")
-    p.add_argument("class_path", metavar="MODULE:CLASS", help="the Service subclass to host")
+                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'\n"
+                              "  pyrolab daemon qcodes.instrument_drivers.yokogawa:YokogawaGS200 --name bench1.gs200 "
+                              "\\\n      --args '{\"name\": \"gs200\", \"address\": \"GPIB::1::INSTR\"}'")
+    p.add_argument("class_path", metavar="MODULE:CLASS",
+                   help="the class to host: a Service, or any driver class (served through an adapter)")
     p.add_argument("--name", required=True, help="the service's name at the nameserver")
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -181,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between re-registrations (default 5)")
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
     p.add_argument("--description", help="one line shown in listings")
+    p.add_argument("--adapter", metavar="NAME",
+                   help="adapter for a class that is not a Service: qcodes, pymeasure, pyrolab, plain or a "
+                        "plug-in's name (default: the first that claims it)")
     p.set_defaults(handler=_cmd_daemon)
 
     p = sub.add_parser("up", formatter_class=_RAW, help="run every process of a lab file, supervised",

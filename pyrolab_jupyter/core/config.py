@@ -156,6 +156,9 @@ class ServiceConfig(_Model):
     description: str = ""
     thread_safe: bool | None = None
     """None: not said in the file, the daemon decides."""
+    adapter: str | None = None
+    """Which adapter serves a class that is not a ``Service`` (``qcodes``, ``pymeasure``, ``pyrolab``,
+    ``plain`` or an entry point's name); None: the first that claims the object."""
 
     @field_validator("class_path")
     @classmethod
