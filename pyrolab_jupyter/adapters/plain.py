@@ -43,6 +43,8 @@ def add_members(builder: ServiceBuilder, obj: Any, only: set[str] | None = None)
         if isinstance(static, property):
             hints = type_hints(static.fget) if static.fget else {}
             annotation = hints.get("return", Any)
+            if annotation is None or annotation is type(None):  # "-> None" on a getter says nothing useful
+                annotation = Any
             if static.fset is not None:
                 annotation = next(iter(v for k, v in type_hints(static.fset).items() if k != "return"), annotation)
             get, put = _attribute_accessors(obj, name)

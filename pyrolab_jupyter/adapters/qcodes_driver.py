@@ -6,11 +6,13 @@ validator a range (``Numbers``, ``Ints``) or a list of choices (``Enum``,
 ``writeOnly`` (reading gives the last value set). Channels and other
 submodules are served in the same service under dotted names:
 ``A.temperature``, ``A.log_my_name`` (``remote.A.temperature`` on the client).
+``snapshot()`` answers QCoDeS' snapshot as JSON data, its ``__class__`` keys as ``class``.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Annotated, Any
 
 from pyrolab_jupyter.adapters.builder import SchemaExtra, ServiceBuilder, number_annotation
@@ -92,6 +94,7 @@ class QCoDeSAdapter:
         require_extra("qcodes", self.extra)
         import qcodes.validators as validators
         from qcodes.instrument import ChannelTuple
+        from qcodes.utils import NumpyJSONEncoder
 
         builder = ServiceBuilder(obj)
         seen: set[int] = set()
@@ -123,12 +126,20 @@ class QCoDeSAdapter:
         add_module(obj, "")
 
         def snapshot(update: bool = False) -> dict[str, Any]:
-            """The instrument's QCoDeS snapshot (parameters, their values and metadata)."""
-            state: dict[str, Any] = obj.snapshot(update=update)
+            """The instrument's QCoDeS snapshot (parameters, their values and metadata), as JSON data."""
+            text = json.dumps(obj.snapshot(update=update), cls=NumpyJSONEncoder)
+            state: dict[str, Any] = json.loads(text, object_hook=_no_class_key)
             return state
 
         builder.method("snapshot", snapshot, readonly=True)
         return builder.build()
+
+
+def _no_class_key(item: dict[str, Any]) -> dict[str, Any]:
+    """QCoDeS' ``__class__`` key as ``class``: Pyro5's serializers read a ``__class__`` key as an object to rebuild."""
+    if "__class__" in item:
+        item["class"] = item.pop("__class__")
+    return item
 
 
 def _doc(param: Any) -> str:

@@ -196,6 +196,29 @@ class Subscription:
             pass
 
 
+class MemberGroup:
+    """Members served under dotted names (a QCoDeS channel's ``A.temperature``), reached as ``remote.A.temperature``."""
+
+    def __init__(self, service: RemoteService, prefix: str) -> None:
+        object.__setattr__(self, "_pyrolab_service", service)
+        object.__setattr__(self, "_pyrolab_prefix", prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_pyrolab") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}", value)
+
+    def __dir__(self) -> list[str]:
+        head = f"{self._pyrolab_prefix}."
+        return sorted({n[len(head):].partition(".")[0] for n in dir(self._pyrolab_service) if n.startswith(head)})
+
+    def __repr__(self) -> str:
+        return f"<members {self._pyrolab_prefix}.* of {self._pyrolab_service._pyrolab_name}>"
+
+
 ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
 _view_hooks: list[ViewHook] = []
 
@@ -326,6 +349,8 @@ class RemoteService:
         if name in self._pyrolab_description.get("properties", {}):
             return self._pyrolab_call("get", name, (), {})
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
+        if any(k.startswith(f"{name}.") for k in known):
+            return MemberGroup(self, name)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
