@@ -1,4 +1,4 @@
-"""The ``pyrolab`` command: nameserver, daemon, up, ls, check and demo.
+"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ls, check and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
 ``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pyrolab_jupyter import serving, supervisor
+from pyrolab_jupyter.coexist import version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
@@ -141,7 +142,7 @@ def _run_demo(argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pyrolab", formatter_class=_RAW,
+        prog="pyrolab", formatter_class=_RAW,  # also installed as pyrolab-jupyter: PyroLab has a `pyrolab` too
         description="Run a lab's nameserver and daemons, and see what they serve.",
         epilog="examples:\n"
                "  pyrolab up lab.yaml                  # everything in a lab file, supervised\n"
@@ -150,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
                f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
+    parser.add_argument("--version", action="store_true",
+                        help="print the version and whose `pyrolab` command this environment has (PyroLab's?)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("nameserver", formatter_class=_RAW, help="run a nameserver in the foreground",
@@ -225,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:  # everything after 'demo' belongs to the demo's own parser
         return _run_demo(args_list[1:])
+    if args_list[:1] == ["--version"]:
+        print(version_report())
+        return 0
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
