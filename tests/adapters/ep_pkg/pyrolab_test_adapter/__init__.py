@@ -53,3 +53,17 @@ class ThermoAdapter:
 
     def adapt(self, obj: Thermometer) -> Service:
         return ThermometerService(obj)
+
+
+class Unservable:
+    """What BrokenAdapter claims."""
+
+
+class BrokenAdapter:
+    """A plug-in with a bug: adapt() returns the object itself, not a Service."""
+
+    def claims(self, obj: object) -> bool:
+        return isinstance(obj, Unservable)
+
+    def adapt(self, obj: object) -> object:
+        return obj
