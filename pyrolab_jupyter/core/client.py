@@ -21,9 +21,11 @@ from Pyro5.errors import TimeoutError as PyroTimeout
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
+    PyroLabError,
     ServiceOffline,
     UnknownService,
 )
+from pyrolab_jupyter.core.foreign import is_foreign, metadata_description
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool
 from pyrolab_jupyter.core.serialization import decode, encode
@@ -94,9 +96,9 @@ class Lab:
         try:
             rows: list[dict[str, Any]] = self._ask("pyrolab_services")
             return rows
-        except AttributeError:  # a plain Pyro5 nameserver: no health information
+        except AttributeError:  # a plain Pyro5 (or PyroLab) nameserver: it checks nothing, so we cannot say
             listing = self._ask("list", return_metadata=True)
-            return [entry(n, u, m, "online", None) for n, (u, m) in sorted(listing.items())
+            return [entry(n, u, m, "unknown", None) for n, (u, m) in sorted(listing.items())
                     if n != "Pyro.NameServer"]
 
     def answers(self) -> bool:
@@ -144,6 +146,12 @@ class RemoteMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._service._pyrolab_call("call", self.__name__, args, kwargs)
+
+    def call_with(self, arguments: dict[str, Any]) -> Any:
+        """Call with the keyword arguments a form gathered; a method taking any arguments gets ``args`` spread."""
+        if self.__signature__.parameters.keys() == {"args", "kwargs"} and arguments.keys() <= {"args"}:
+            return self(*(arguments.get("args") or ()))
+        return self(**arguments)
 
     def __repr__(self) -> str:
         return f"<remote method {self.__qualname__}{self.__signature__}>"
@@ -252,7 +260,10 @@ class RemoteService:
         set_(self, "_pyrolab_pool", ProxyPool(uri, timeout))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
-        description = self._pyrolab_call("control", "describe", (), {})
+        try:
+            description = self._pyrolab_call("control", "describe", (), {})
+        except AttributeError:  # not served by pyrolab-jupyter: describe it from Pyro5's own metadata
+            description = metadata_description(name, self._pyrolab_call("metadata", "", (), {}))
         set_(self, "_pyrolab_description", description)
         methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
@@ -285,6 +296,10 @@ class RemoteService:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
                     result = proxy._pyroInvoke("__getattr__", (name,), {})
+                elif kind == "metadata":
+                    proxy._pyroGetMetadata()
+                    result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
+                              "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
                     result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
                 else:
@@ -386,16 +401,39 @@ class RemoteService:
 
     def describe(self) -> dict[str, Any]:
         """The service's description as a plain dict (JSON Schema per member)."""
+        if is_foreign(self._pyrolab_description):
+            return dict(self._pyrolab_description)
         description: dict[str, Any] = self._pyrolab_call("control", "describe", (), {})
         return description
 
     def read_properties(self, *names: str) -> dict[str, Any]:
         """Several property values in one round trip (all of them when none is named)."""
+        if is_foreign(self._pyrolab_description):
+            return self._pyrolab_read_each(list(names) or list(self._pyrolab_description["properties"]))
         values: dict[str, Any] = self._pyrolab_call("control", "pyrolab_read", (list(names) or None,), {})
         return values
 
+    def _pyrolab_read_each(self, names: list[str]) -> dict[str, Any]:
+        """``read_properties`` for an object without ``pyrolab_read``: one round trip per value."""
+        values: dict[str, Any] = {}
+        for prop in names:
+            try:
+                values[prop] = self._pyrolab_call("get", prop, (), {})
+            except (ServiceOffline, CallTimeout):
+                raise
+            except Exception as err:  # per value, as the daemon's pyrolab_read reports it
+                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+        values["__time__"] = time.time()
+        return values
+
+    def _pyrolab_native(self, what: str) -> None:
+        if is_foreign(self._pyrolab_description):
+            raise PyroLabError(f"{self._pyrolab_name} is a plain Pyro5 object, not served by pyrolab-jupyter: "
+                               f"it cannot {what}; serve it with start_daemon() or `pyrolab daemon` to get that")
+
     def lock(self, lease: float | None = 60.0) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
+        self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
         return LockHandle(self, info)
 
@@ -415,6 +453,7 @@ class RemoteService:
 
     def subscribe(self, callback: Callback) -> Subscription:
         """Call ``callback(prop, value, time)`` whenever the service announces a change."""
+        self._pyrolab_native("push changes (poll it instead)")
         host = self._pyrolab_pool.local_host
         subscription = Subscription(self, receiver(host).add(callback), host)
         try:
