@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
+
+import numpy as np
 
 from pyrolab_jupyter.adapters.builder import SchemaExtra, ServiceBuilder, number_annotation
 from pyrolab_jupyter.adapters.choices import choices_annotation
@@ -29,28 +31,37 @@ def _framework(cls: type) -> bool:
     return cls is object or (module.startswith("qcodes.") and not module.startswith("qcodes.instrument_drivers."))
 
 
+def _value_type(vals: Any, validators: Any) -> Any:
+    """The annotation a QCoDeS validator stands for; ``Any`` for those with no equivalent."""
+    if isinstance(vals, validators.Enum):
+        return choices_annotation(vals.values)
+    if isinstance(vals, validators.OnOff):
+        return choices_annotation(["on", "off"])
+    if isinstance(vals, validators.Bool):
+        return bool
+    if isinstance(vals, validators.Ints):
+        return number_annotation(int, vals.min_value, vals.max_value)
+    if isinstance(vals, validators.Numbers):
+        return number_annotation(float, vals.min_value, vals.max_value)
+    if isinstance(vals, validators.Strings):
+        return str
+    if isinstance(vals, validators.Arrays):
+        return np.ndarray
+    if isinstance(vals, validators.MultiType) and getattr(vals, "combiner", "OR") == "OR":
+        parts = [_value_type(v, validators) for v in vals.validators]
+        return Any if Any in parts else Union[tuple(parts)]  # noqa: UP007 (built at run time)
+    return Any
+
+
 def _annotation(param: Any, validators: Any) -> Any:
-    """The annotation a parameter's validator and unit stand for."""
-    vals = getattr(param, "vals", None)
+    """The annotation a parameter's validator, unit, label and gettability stand for."""
     extra: list[Any] = [Unit(param.unit)] if getattr(param, "unit", "") else []
     label = getattr(param, "label", "")
     if label and label != param.name:
         extra.append(SchemaExtra(title=label))
     if not getattr(param, "gettable", True):
         extra.append(SchemaExtra(writeOnly=True))
-    kind: Any
-    if isinstance(vals, validators.Enum):
-        return choices_annotation(vals.values, *extra)
-    if isinstance(vals, validators.Bool):
-        kind = bool
-    elif isinstance(vals, validators.Ints):
-        return number_annotation(int, vals.min_value, vals.max_value, *extra)
-    elif isinstance(vals, validators.Numbers):
-        return number_annotation(float, vals.min_value, vals.max_value, *extra)
-    elif isinstance(vals, validators.Strings):
-        kind = str
-    else:
-        kind = Any
+    kind = _value_type(getattr(param, "vals", None), validators)
     return Annotated[(kind, *extra)] if extra else kind
 
 

@@ -96,3 +96,36 @@ def test_a_visa_driver_on_the_pyvisa_sim_file_qcodes_ships(nameserver, daemon_fa
             shown.close()
     finally:
         remote.disconnect()
+
+
+def test_get_only_set_only_and_combined_validators():
+    import qcodes.validators as vals
+    from qcodes.instrument_drivers.mock_instruments import DummyInstrument
+
+    from pyrolab_jupyter.adapters import adapt
+    from pyrolab_jupyter.core.service import schema_of
+
+    instrument = DummyInstrument("mapping_probe", gates=["g1"])
+    try:
+        sent = []
+        instrument.add_parameter("trigger_level", set_cmd=sent.append, get_cmd=False, unit="V",
+                                 vals=vals.Numbers(-5, 5))
+        instrument.add_parameter("serial", get_cmd=lambda: "SN1", set_cmd=False)
+        instrument.add_parameter("resolution", set_cmd=None, initial_value="AUTO",
+                                 vals=vals.MultiType(vals.Numbers(0, 1), vals.Enum("AUTO")))
+        instrument.add_parameter("relay", set_cmd=None, initial_value="off", vals=vals.OnOff())
+        service = adapt(instrument)
+        props = service.describe()["properties"]
+        assert props["trigger_level"]["schema"]["writeOnly"] is True and not props["trigger_level"]["readonly"]
+        assert props["serial"]["readonly"] is True
+        assert props["resolution"]["schema"]["anyOf"] == [{"minimum": 0, "maximum": 1, "type": "number"},
+                                                          {"const": "AUTO", "type": "string"}]
+        assert props["relay"]["schema"]["enum"] == ["off", "on"]
+        schema = schema_of(type(service))
+        assert schema.properties["resolution"].validate("AUTO") == "AUTO"
+        with pytest.raises(InvalidArgument):
+            schema.properties["resolution"].validate(2)
+        service.trigger_level = 1.5
+        assert sent == [1.5] and service.trigger_level == 1.5  # set-only: reads the last value set
+    finally:
+        instrument.close()
