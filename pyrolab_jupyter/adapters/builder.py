@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import typing
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -79,8 +80,6 @@ def _usable(annotation: Any) -> Any:
 
 def type_hints(func: Any) -> dict[str, Any]:
     """Type hints of a driver's callable; none when they cannot be resolved (forward refs to missing names)."""
-    import typing
-
     try:
         return typing.get_type_hints(func, include_extras=True)
     except Exception:
@@ -157,11 +156,11 @@ class ServiceBuilder:
         self,
         name: str,
         get: Callable[[], Any],
-        set: Callable[[Any], Any] | None = None,  # noqa: A002 (reads like property's own)
+        put: Callable[[Any], Any] | None = None,
         annotation: Any = Any,
         doc: str = "",
     ) -> None:
-        """Expose a property read by ``get()`` and, when ``set`` is given, written by ``set(value)``."""
+        """Expose a property read by ``get()`` and, when ``put`` is given, written by ``put(value)``."""
         if not self._free(name):
             return
         annotation = _usable(annotation)
@@ -173,8 +172,8 @@ class ServiceBuilder:
         fget.__doc__ = doc
         fget.__annotations__ = {"return": annotation}
         fset = None
-        if set is not None:
-            setter = set
+        if put is not None:
+            setter = put
 
             def fset(self: Service, value: Any) -> None:
                 setter(value)
@@ -203,5 +202,4 @@ class ServiceBuilder:
         if self.skipped:
             log.info("%s: not served (names the service itself uses): %s", cls.__qualname__, ", ".join(self.skipped))
         service: Service = service_cls()
-        service._pyrolab_adapted = self.target  # type: ignore[attr-defined]
         return service
