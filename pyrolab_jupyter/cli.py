@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pyrolab_jupyter import serving, supervisor
-from pyrolab_jupyter.coexist import version_report
+from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
                "  pyrolab check lab.yaml               # validate a lab file\n"
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
-               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
+               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.{help_note()}")
     parser.add_argument("--version", action="store_true",
                         help="print the version and whose `pyrolab` command this environment has (PyroLab's?)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["pyrolab_command_owner", "version_report"]
+__all__ = ["help_note", "pyrolab_command_owner", "version_report"]
 
 _OURS = "pyrolab_jupyter.cli"
 _PYROLAB = "pyrolab.cli"
@@ -65,3 +65,11 @@ def version_report() -> str:
         else:
             lines.append("  to give `pyrolab` to PyroLab: pip install --force-reinstall --no-deps pyrolab")
     return "\n".join(lines)
+
+
+def help_note() -> str:
+    """A line for ``--help`` when PyroLab owns the ``pyrolab`` command here, else nothing."""
+    if pyrolab_command_owner() != "PyroLab":
+        return ""
+    return ("\n\nNote: `pyrolab` in this environment runs PyroLab's command (installed after pyrolab-jupyter); "
+            "this one is `pyrolab-jupyter` (see `pyrolab-jupyter --version`).")

@@ -53,3 +53,4 @@ def test_the_owner_is_read_from_the_installed_script(tmp_path, monkeypatch, body
     (tmp_path / "pyrolab").write_text(f"#!{sys.executable}\n{body}")
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     assert coexist.pyrolab_command_owner() == owner
+    assert ("runs PyroLab's command" in coexist.help_note()) == (owner == "PyroLab")
