@@ -7,7 +7,8 @@ getter and setter; they become ranges (``strict_range``, ``truncated_range``,
 outside them instead of letting the driver truncate it. The unit is read from
 the property's documentation (``"Output voltage in V"``, ``"... (Hz)"``). A
 ``measurement`` is read-only, a ``setting`` write-only (reading gives the last
-value set). Public methods of the driver class are served as methods.
+value set). Public methods of the driver class are served as methods, and
+channels (``ch_A``) under dotted names in the same service (``ch_A.voltage``).
 """
 
 from __future__ import annotations
@@ -86,23 +87,35 @@ class PyMeasureAdapter:
 
     def adapt(self, obj: Any) -> Service:
         require_extra("pymeasure", self.extra)
-        from pymeasure.instruments import validators
+        from pymeasure.instruments import Channel, validators
 
         builder = ServiceBuilder(obj, close=getattr(getattr(obj, "adapter", None), "close", None))
-        for cls in type(obj).__mro__:
-            if cls.__module__ in _FRAMEWORK_MODULES:
-                continue
-            for name, member in vars(cls).items():
-                if name.startswith("_"):
+        seen: set[int] = set()
+
+        def add(module: Any, prefix: str) -> None:
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            for cls in type(module).__mro__:
+                if cls.__module__ in _FRAMEWORK_MODULES:
                     continue
-                if isinstance(member, property):
-                    self._add_property(builder, obj, name, member, validators)
-                elif inspect.isfunction(member):
-                    builder.method(name, getattr(obj, name))
+                for name, member in vars(cls).items():
+                    if name.startswith("_"):
+                        continue
+                    if isinstance(member, property):
+                        self._add_property(builder, module, name, prefix, member, validators)
+                    elif inspect.isfunction(member):
+                        builder.method(prefix + name, getattr(module, name))
+            for attr, child in sorted(vars(module).items()):
+                if isinstance(child, Channel) and not attr.startswith("_"):
+                    add(child, f"{prefix}{attr}.")
+
+        add(obj, "")
         return builder.build()
 
     @staticmethod
-    def _add_property(builder: ServiceBuilder, obj: Any, name: str, prop: property, validators: Any) -> None:
+    def _add_property(builder: ServiceBuilder, obj: Any, name: str, prefix: str, prop: property,
+                      validators: Any) -> None:
         doc = inspect.cleandoc(prop.fget.__doc__ or "") if prop.fget else ""
         annotation = _annotation(prop, obj, name, validators, unit_from_doc(doc))
         write_only = _defaults(prop.fget).get("get_command", "") is None if prop.fget else True
@@ -116,4 +129,4 @@ class PyMeasureAdapter:
             last["value"] = value
 
         writable = prop.fset is not None and _defaults(prop.fset).get("set_command", "") is not None
-        builder.prop(name, get, put if writable else None, annotation, doc)
+        builder.prop(prefix + name, get, put if writable else None, annotation, doc)

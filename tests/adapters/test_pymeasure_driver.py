@@ -51,6 +51,12 @@ def test_pymeasure_instrument_served(nameserver, daemon_factory, lab):
         assert remote.voltage == 2.5
         remote.zero()
         assert remote.voltage == 0
+        channel = remote.describe()["properties"]["output_a.voltage"]["schema"]
+        assert (channel["minimum"], channel["maximum"], channel["x-unit"]) == (0, 5, "V")
+        remote.output_a.voltage = 4.5  # a channel, under a dotted name
+        assert remote.output_a.voltage == 4.5
+        with pytest.raises(InvalidArgument, match="above the maximum 5"):
+            remote.output_a.voltage = 6
         shown = panel(remote)
         try:
             assert {"voltage", "output_enabled", "mode"} <= set(shown.properties)

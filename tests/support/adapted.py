@@ -50,8 +50,14 @@ class PlainSupply:
 
 @functools.cache
 def _pymeasure_source() -> type:  # defined lazily: pymeasure is an optional extra
-    from pymeasure.instruments import Instrument
+    from pymeasure.instruments import Channel, Instrument
     from pymeasure.instruments.validators import strict_discrete_set, strict_range
+
+    class Output(Channel):
+        """One output channel."""
+
+        voltage = Channel.control("CH{ch}:VOLT?", "CH{ch}:VOLT %g", "Channel voltage in V.",
+                                  validator=strict_range, values=[0, 5])
 
     class SimSource(Instrument):
         """A SCPI source on pyvisa-sim, driven by PyMeasure."""
@@ -64,6 +70,7 @@ def _pymeasure_source() -> type:  # defined lazily: pymeasure is an optional ext
         mode = Instrument.setting("MODE %s", "Sweep mode.", validator=strict_discrete_set,
                                   values=["FIX", "SWE", "LIST"])
         identity = Instrument.measurement("*IDN?", "The instrument's identification.", cast=str)
+        output_a = Instrument.ChannelCreator(Output, "A")
 
         def __init__(self, adapter: str = "ASRL1::INSTR", name: str = "Sim source", **kwargs) -> None:
             kwargs.setdefault("visa_library", f"{SIM_SOURCE}@sim")
