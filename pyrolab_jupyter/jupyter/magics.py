@@ -261,7 +261,7 @@ class PyroLab(Magics):
             except TypeError as err:
                 raise UsageProblem(f"cannot construct {cls_name}({', '.join(args.args)}): {err}") from None
         try:
-            service = adapt(service)
+            service = adapt(service, args.adapter)
         except ConfigError as err:
             raise UsageProblem(f"cannot serve {args.cls}: {err}") from None
         nameserver = self.address

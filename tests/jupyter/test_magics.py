@@ -230,7 +230,7 @@ def test_daemon_start_serves_any_class_through_an_adapter(kernel: Kernel) -> Non
             "    def read(self, gain: float = 1.0) -> float:\n"
             "        return 2.0 * gain + self.offset\n")
     ok(kernel.kc, code)
-    out = ok(kernel.kc, "%pyrolab daemon start PlainMeter offset=0.5 --name lab.meter").stdout
+    out = ok(kernel.kc, "%pyrolab daemon start PlainMeter offset=0.5 --name lab.meter --adapter plain").stdout
     assert "lab.meter running at" in out
     meter = Lab(kernel.ns_address, timeout=5).connect("lab.meter")
     try:
