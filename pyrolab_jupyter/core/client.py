@@ -34,7 +34,8 @@ from pyrolab_jupyter.core.subscriptions import Callback, receiver
 from pyrolab_jupyter.core.summary import service_html
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "MemberGroup", "RemoteMethod", "RemoteService", "Subscription",
+    "add_view_hook",
 ]
 
 log = logging.getLogger(__name__)
