@@ -65,3 +65,23 @@ def test_pymeasure_instrument_served(nameserver, daemon_factory, lab):
             shown.close()
     finally:
         remote.disconnect()
+
+
+def test_a_driver_pymeasure_ships_is_described_from_its_validators():
+    from pymeasure.adapters import ProtocolAdapter
+    from pymeasure.instruments.keithley import Keithley2400
+
+    from pyrolab_jupyter.adapters import adapt
+    from pyrolab_jupyter.core.service import schema_of
+
+    # PyMeasure's own test adapter: the one message the driver sends when it is made, nothing else
+    keithley = Keithley2400(ProtocolAdapter([(b":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None)]))
+    service = adapt(keithley)
+    props = service.describe()["properties"]
+    assert props["source_voltage"]["schema"] == {"type": "number", "minimum": -210, "maximum": 210, "x-unit": "V"}
+    assert props["compliance_current"]["schema"]["maximum"] == 1.05
+    assert props["source_mode"]["schema"]["enum"] == ["current", "voltage"]
+    assert props["current"]["readonly"] is True and props["current"]["schema"]["x-unit"] == "A"
+    assert "GUAR" in props["output_off_state"]["schema"]["enum"]
+    with pytest.raises(InvalidArgument, match="above the maximum 210"):
+        schema_of(type(service)).properties["source_voltage"].validate(500)
