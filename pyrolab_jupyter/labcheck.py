@@ -100,7 +100,7 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
             elif p.kind is p.POSITIONAL_ONLY:
                 problems.append(f"{spec.class_path} needs the positional-only argument {name!r}, "
                                 "which a lab file cannot give")
-    if not problems and unpacked is None:
+    if not problems:
         try:
             sig.bind(**spec.args)
         except TypeError as err:  # anything the loop above did not foresee
