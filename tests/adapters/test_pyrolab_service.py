@@ -55,3 +55,21 @@ def test_pyrolab_sample_service_served_unchanged(nameserver, daemon_factory, lab
             shown.close()
     finally:
         remote.disconnect()
+
+
+def test_serving_a_pyrolab_service_leaves_pyro5_config_alone():
+    """Coexistence: importing PyroLab's services (as the adapter does) changes no process-wide Pyro5 setting."""
+    pytest.importorskip("pyrolab")
+    import subprocess
+    import sys
+
+    code = ("import Pyro5\n"
+            "before = {k: getattr(Pyro5.config, k) for k in Pyro5.config.__slots__}\n"
+            "from pyrolab.drivers.sample import SampleService\n"
+            "from pyrolab_jupyter.adapters import adapt\n"
+            "adapt(SampleService())\n"
+            "after = {k: getattr(Pyro5.config, k) for k in Pyro5.config.__slots__}\n"
+            "print(sorted(k for k in before if before[k] != after[k]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
