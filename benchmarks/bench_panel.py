@@ -177,7 +177,7 @@ def bench_plots(repeat: int = 10) -> None:
 
         matplotlib.use("module://ipympl.backend_nbagg")
         import matplotlib.pyplot as plt
-    except ImportError as err:
+    except (ImportError, ValueError) as err:  # no matplotlib, or matplotlib (e.g. from qcodes) without ipympl
         print(f"ipympl: not measured ({err})")
         return
     mpl_import = (time.perf_counter() - t0) * 1e3

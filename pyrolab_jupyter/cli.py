@@ -1,4 +1,4 @@
-"""The ``pyrolab`` command: nameserver, daemon, up, ls, check, replay and demo.
+"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ls, check, replay and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
 ``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from pyrolab_jupyter import serving, supervisor
+from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
@@ -54,7 +55,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         nameserver = nameserver_address(args.nameserver)
-        spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
+        spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
+                "adapter": args.adapter}
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
@@ -157,7 +159,7 @@ def _run_demo(argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pyrolab", formatter_class=_RAW,
+        prog="pyrolab", formatter_class=_RAW,  # also installed as pyrolab-jupyter: PyroLab has a `pyrolab` too
         description="Run a lab's nameserver and daemons, and see what they serve.",
         epilog="examples:\n"
                "  pyrolab up lab.yaml                  # everything in a lab file, supervised\n"
@@ -166,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                "  pyrolab replay s.jsonl -o dev.yaml   # a recorded instrument, as a pyvisa-sim device\n"
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
-               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.")
+               f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.{help_note()}")
+    parser.add_argument("--version", action="store_true",
+                        help="print the version and whose `pyrolab` command this environment has (PyroLab's?)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("nameserver", formatter_class=_RAW, help="run a nameserver in the foreground",
@@ -189,8 +193,11 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="examples:\n"
                               "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n"
                               "  pyrolab daemon mylab.stage:Stage --name bench1.stage --nameserver 10.0.0.5:9090 "
-                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'")
-    p.add_argument("class_path", metavar="MODULE:CLASS", help="the Service subclass to host")
+                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'\n"
+                              "  pyrolab daemon qcodes.instrument_drivers.yokogawa:YokogawaGS200 --name bench1.gs200 "
+                              "\\\n      --args '{\"name\": \"gs200\", \"address\": \"GPIB::1::INSTR\"}'")
+    p.add_argument("class_path", metavar="MODULE:CLASS",
+                   help="the class to host: a Service, or any driver class (served through an adapter)")
     p.add_argument("--name", required=True, help="the service's name at the nameserver")
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -199,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between re-registrations (default 5)")
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
     p.add_argument("--description", help="one line shown in listings")
+    p.add_argument("--adapter", metavar="NAME",
+                   help="adapter for a class that is not a Service: qcodes, pymeasure, pyrolab, plain or a "
+                        "plug-in's name (default: the first that claims it)")
     p.set_defaults(handler=_cmd_daemon)
 
     p = sub.add_parser("up", formatter_class=_RAW, help="run every process of a lab file, supervised",
@@ -245,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:  # everything after 'demo' belongs to the demo's own parser
         return _run_demo(args_list[1:])
+    if args_list[:1] == ["--version"]:
+        print(version_report())
+        return 0
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed

@@ -148,5 +148,31 @@ def daemon_factory() -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
+def python_child() -> Iterator[Callable[..., str]]:
+    """Run Python code (``-c``) in a child process; returns its first stdout line. Closing its stdin stops it."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(code: str, *args: str) -> str:
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        assert proc.stdout is not None
+        return proc.stdout.readline().strip()
+
+    yield run
+    for proc in started:
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.fixture
 def lab(nameserver: NameserverProcess) -> Lab:
     return Lab(nameserver.address, timeout=10)

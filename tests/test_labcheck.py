@@ -193,3 +193,46 @@ def test_malformed_safety_rules_are_config_problems(tmp_path: Path) -> None:
     assert "line 6: daemons.bench1.services.lab.laser.limits: limit on 'power': [20, 0]: the lower limit is above" \
         in problems
     assert "unknown key 'intervall' (did you mean 'interval'?)" in problems
+
+
+def test_a_misspelt_key_does_not_hide_a_bad_class(tmp_path: Path, instruments: str) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(textwrap.dedent("""\
+        nameserver: {host: 127.0.0.1, prot: 9090}
+        daemons:
+          bench1:
+            services:
+              lab.laser: {class: "labcheck_fakes:Lazer"}
+              lab.stage: {class: "labcheck_fakes:Stage", args: {prot: COM3}}
+        """), encoding="utf-8")
+    problems = check_lab_file(path)
+    assert len(problems) == 4, problems
+    assert any("prot" in p and "nameserver" in p for p in problems)
+    assert any("line 5" in p and "'labcheck_fakes' has no attribute 'Lazer'; did you mean 'Laser'?" in p
+               for p in problems)
+    assert any("line 6" in p and "unknown argument 'prot'" in p and "'port'" in p for p in problems)
+    assert any("missing required argument 'port'" in p for p in problems)
+
+
+def test_any_class_and_a_qcodes_driver_with_its_constructor_arguments(tmp_path: Path, instruments: str) -> None:
+    pytest.importorskip("qcodes")
+    gs200 = "qcodes.instrument_drivers.yokogawa:YokogawaGS200"
+    path = lab(tmp_path, f"""\
+        lab.plain: {{class: "labcheck_fakes:Laser", adapter: plain}}
+        lab.gs200:
+          class: {gs200}
+          adapter: qcodes
+          args: {{name: gs200, address: "GPIB::1::INSTR", pyvisa_sim_file: "qcodes.instrument.sims:Yokogawa_GS200.yaml"}}
+        """)
+    assert check_lab_file(path) == []
+    path = lab(tmp_path, f"""\
+        lab.gs200:
+          class: {gs200}
+          adapter: qcodez
+          args: {{name: gs200, pyvisa_simfile: x.yaml}}
+        """)
+    problems = check_lab_file(path)
+    assert any("unknown argument 'pyvisa_simfile'" in p and "did you mean 'pyvisa_sim_file'?" in p for p in problems)
+    assert any("missing required argument 'address'" in p for p in problems)
+    assert any("adapter" in p and "no adapter named 'qcodez' (did you mean 'qcodes'?)" in p for p in problems)
+    assert len(problems) == 3, problems

@@ -24,9 +24,11 @@ from Pyro5.errors import TimeoutError as PyroTimeout
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
+    PyroLabError,
     ServiceOffline,
     UnknownService,
 )
+from pyrolab_jupyter.core.foreign import is_foreign, metadata_description
 from pyrolab_jupyter.core.members import (
     RemoteFuture,
     RemoteMethod,
@@ -44,8 +46,8 @@ from pyrolab_jupyter.core.timefmt import ago, until
 from pyrolab_jupyter.core.tracebacks import with_remote_traceback
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
-    "stop_method",
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "MemberGroup", "RemoteMethod", "RemoteService", "Subscription",
+    "add_view_hook", "stop_method",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,9 +102,9 @@ class Lab:
         try:
             rows: list[dict[str, Any]] = self._ask("pyrolab_services")
             return rows
-        except AttributeError:  # a plain Pyro5 nameserver: no health information
+        except AttributeError:  # a plain Pyro5 (or PyroLab) nameserver: it checks nothing, so we cannot say
             listing = self._ask("list", return_metadata=True)
-            return [entry(n, u, m, "online", None) for n, (u, m) in sorted(listing.items())
+            return [entry(n, u, m, "unknown", None) for n, (u, m) in sorted(listing.items())
                     if n != "Pyro.NameServer"]
 
     def answers(self) -> bool:
@@ -205,6 +207,29 @@ class Subscription:
             pass
 
 
+class MemberGroup:
+    """Members served under dotted names (a QCoDeS channel's ``A.temperature``), reached as ``remote.A.temperature``."""
+
+    def __init__(self, service: RemoteService, prefix: str) -> None:
+        object.__setattr__(self, "_pyrolab_service", service)
+        object.__setattr__(self, "_pyrolab_prefix", prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_pyrolab") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}", value)
+
+    def __dir__(self) -> list[str]:
+        head = f"{self._pyrolab_prefix}."
+        return sorted({n[len(head):].partition(".")[0] for n in dir(self._pyrolab_service) if n.startswith(head)})
+
+    def __repr__(self) -> str:
+        return f"<members {self._pyrolab_prefix}.* of {self._pyrolab_service._pyrolab_name}>"
+
+
 ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
 _view_hooks: list[ViewHook] = []
 
@@ -238,7 +263,10 @@ class RemoteService:
         set_(self, "_pyrolab_pool", ProxyPool(uri, timeout))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
-        description = self._pyrolab_call("control", "describe", (), {})
+        try:
+            description = self._pyrolab_call("control", "describe", (), {})
+        except AttributeError:  # not served by pyrolab-jupyter: describe it from Pyro5's own metadata
+            description = metadata_description(name, self._pyrolab_call("metadata", "", (), {}))
         set_(self, "_pyrolab_description", description)
         methods = {n: remote_method(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
@@ -281,6 +309,10 @@ class RemoteService:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
                     result = proxy._pyroInvoke("__getattr__", (name,), {})
+                elif kind == "metadata":
+                    proxy._pyroGetMetadata()
+                    result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
+                              "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
                     result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
                 else:
@@ -389,6 +421,8 @@ class RemoteService:
         if name in methods:
             return methods[name]
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
+        if any(k.startswith(f"{name}.") for k in known):
+            return MemberGroup(self, name)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
@@ -419,16 +453,39 @@ class RemoteService:
 
     def describe(self) -> dict[str, Any]:
         """The service's description as a plain dict (JSON Schema per member)."""
+        if is_foreign(self._pyrolab_description):
+            return dict(self._pyrolab_description)
         description: dict[str, Any] = self._pyrolab_call("control", "describe", (), {})
         return description
 
     def read_properties(self, *names: str) -> dict[str, Any]:
         """Several property values in one round trip (all of them when none is named)."""
+        if is_foreign(self._pyrolab_description):
+            return self._pyrolab_read_each(list(names) or list(self._pyrolab_description["properties"]))
         values: dict[str, Any] = self._pyrolab_call("control", "pyrolab_read", (list(names) or None,), {})
         return values
 
+    def _pyrolab_read_each(self, names: list[str]) -> dict[str, Any]:
+        """``read_properties`` for an object without ``pyrolab_read``: one round trip per value."""
+        values: dict[str, Any] = {}
+        for prop in names:
+            try:
+                values[prop] = self._pyrolab_call("get", prop, (), {})
+            except (ServiceOffline, CallTimeout):
+                raise
+            except Exception as err:  # per value, as the daemon's pyrolab_read reports it
+                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+        values["__time__"] = time.time()
+        return values
+
+    def _pyrolab_native(self, what: str) -> None:
+        if is_foreign(self._pyrolab_description):
+            raise PyroLabError(f"{self._pyrolab_name} is a plain Pyro5 object, not served by pyrolab-jupyter: "
+                               f"it cannot {what}; serve it with start_daemon() or `pyrolab daemon` to get that")
+
     def lock(self, lease: float | None = 60.0) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
+        self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
         return LockHandle(self, info)
 
@@ -469,6 +526,7 @@ class RemoteService:
         Callbacks run on the subscription's own thread, one at a time; a
         change made between a read and this call is never missed.
         """
+        self._pyrolab_native("push changes (poll it instead)")
         host = self._pyrolab_pool.local_host
         subscription = Subscription(self, callback, host)
         try:

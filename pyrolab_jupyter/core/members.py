@@ -51,6 +51,10 @@ class RemoteMethod(Protocol):
         """Start the call in the background; ``cancel()`` on the Future invokes the service's stop action."""
         ...
 
+    def call_with(self, arguments: dict[str, Any]) -> Any:
+        """Call with the keyword arguments a form gathered; a method taking any arguments gets ``args`` spread."""
+        ...
+
 
 def remote_method(service: RemoteService, name: str, description: dict[str, Any]) -> RemoteMethod:
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -66,7 +70,13 @@ def remote_method(service: RemoteService, name: str, description: dict[str, Any]
     call.__signature__ = signature_of(description)  # type: ignore[attr-defined]
     submit.__name__ = f"{name}.submit"
     submit.__doc__ = f"Start {name}() on the daemon and return a concurrent.futures.Future at once."
+    def call_with(arguments: dict[str, Any]) -> Any:
+        if call.__signature__.parameters.keys() == {"args", "kwargs"} and arguments.keys() <= {"args"}:  # type: ignore[attr-defined]
+            return call(*(arguments.get("args") or ()))
+        return call(**arguments)
+
     call.submit = submit  # type: ignore[attr-defined]
+    call.call_with = call_with  # type: ignore[attr-defined]
     method: RemoteMethod = call  # type: ignore[assignment]
     return method
 

@@ -23,6 +23,9 @@ def annotation_text(schema: dict[str, Any]) -> str:
 
 def signature_of(description: dict[str, Any]) -> inspect.Signature:
     params_schema = description.get("parameters", {})
+    if params_schema.get("x-varargs"):  # a method known by name only (Pyro5 metadata): any arguments
+        return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                                  inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
     required = set(params_schema.get("required", []))
     params = []
     for pname, schema in params_schema.get("properties", {}).items():

@@ -38,10 +38,10 @@ from IPython.display import display
 from Pyro5.errors import PyroError
 from traitlets import Float, TraitError, Unicode, validate
 
+from pyrolab_jupyter.adapters import adapt
 from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
-from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
@@ -234,15 +234,13 @@ class PyroLab(Magics):
                 raise UsageProblem(f"constructor argument {item!r}: expected key=value\n"
                              f"{PARSERS[('daemon', 'start')].format_usage().strip()}")
             kwargs[key] = literal(value)
-        if isinstance(origin, Service):
-            if kwargs:
-                raise UsageProblem(f"{args.cls} is already an instance; constructor arguments make no sense")
-            service, cls_name = origin, type(origin).__name__
-        elif isinstance(origin, type) and issubclass(origin, Service):
+        if isinstance(origin, type):  # any class: a Service is served as is, others through an adapter
             cls_name = origin.__name__
             service = None
         else:
-            raise UsageProblem(f"{args.cls} is not a pyrolab_jupyter.Service subclass (nor an instance of one)")
+            if kwargs:
+                raise UsageProblem(f"{args.cls} is already an instance; constructor arguments make no sense")
+            service, cls_name = origin, type(origin).__name__
         name = args.name or cls_name.lower()
         existing = self.hosting.find(name)
         if existing:
@@ -262,6 +260,10 @@ class PyroLab(Magics):
                 service = origin(**kwargs)
             except TypeError as err:
                 raise UsageProblem(f"cannot construct {cls_name}({', '.join(args.args)}): {err}") from None
+        try:
+            service = adapt(service, args.adapter)
+        except ConfigError as err:
+            raise UsageProblem(f"cannot serve {args.cls}: {err}") from None
         nameserver = self.address
         wait = 3.0 if self._answers(nameserver) else 0.0  # no nameserver there: do not hold the cell
         hosted = self.hosting.start_daemon(

@@ -323,7 +323,9 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _run_call(self, row: MethodRow, kwargs: dict[str, Any]) -> None:
         try:
             try:
-                result = getattr(self.remote, row.name)(**kwargs)
+                method = getattr(self.remote, row.name)
+                call_with = getattr(method, "call_with", None)  # spreads ``args`` for untyped methods
+                result = call_with(kwargs) if call_with is not None else method(**kwargs)
             except Exception as err:  # shown in the panel, never raised into the kernel
                 row.show_error(err)
                 self._set_status(err)

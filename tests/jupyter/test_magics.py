@@ -222,6 +222,25 @@ def test_daemon_start_module_class_and_stop_frees_its_port(kernel: Kernel) -> No
     assert "lab.laser" not in Lab(kernel.ns_address, timeout=5).names()
 
 
+def test_daemon_start_serves_any_class_through_an_adapter(kernel: Kernel) -> None:
+    code = ("class PlainMeter:\n"
+            "    'Not a Service.'\n"
+            "    def __init__(self, offset=0.0):\n"
+            "        self.offset = offset\n"
+            "    def read(self, gain: float = 1.0) -> float:\n"
+            "        return 2.0 * gain + self.offset\n")
+    ok(kernel.kc, code)
+    out = ok(kernel.kc, "%pyrolab daemon start PlainMeter offset=0.5 --name lab.meter --adapter plain").stdout
+    assert "lab.meter running at" in out
+    meter = Lab(kernel.ns_address, timeout=5).connect("lab.meter")
+    try:
+        assert meter.read(gain=2) == 4.5
+        assert meter.offset == 0.5
+    finally:
+        meter.disconnect()
+    ok(kernel.kc, "%pyrolab daemon stop lab.meter")
+
+
 def test_hosted_logs_stay_out_of_cells(kernel: Kernel) -> None:
     code = (
         "import logging, threading\n"
