@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from Pyro5.errors import CommunicationError, NamingError, PyroError
@@ -32,7 +31,7 @@ from pyrolab_jupyter.core.subscriptions import Callback, receiver
 from pyrolab_jupyter.core.summary import service_html
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription",
 ]
 
 log = logging.getLogger(__name__)
@@ -196,16 +195,6 @@ class Subscription:
             pass
 
 
-ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
-_view_hooks: list[ViewHook] = []
-
-
-def add_view_hook(hook: ViewHook) -> None:
-    """Let an upper layer show a ``RemoteService`` its own way (the widget panel); core imports none."""
-    if hook not in _view_hooks:
-        _view_hooks.insert(0, hook)
-
-
 class RemoteService:
     """A service on a daemon, usable from any thread.
 
@@ -349,11 +338,7 @@ class RemoteService:
         return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """A registered view (the widget panel, once the Jupyter side is imported), else an HTML summary."""
-        for hook in _view_hooks:
-            bundle = hook(self)
-            if bundle is not None:
-                return bundle
+        """An HTML summary; in a kernel with ``%load_ext pyrolab_jupyter`` the magics' formatter shows the panel."""
         return {"text/plain": repr(self),
                 "text/html": service_html(self._pyrolab_name, self.describe())}
 

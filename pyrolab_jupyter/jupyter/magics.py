@@ -42,7 +42,7 @@ from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.service import Service
-from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
+from pyrolab_jupyter.core.summary import ago, service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
 from pyrolab_jupyter.jupyter.kernel_hosting import KernelHosting, hosting
@@ -79,7 +79,11 @@ def _summary_bundle(remote: RemoteService) -> dict[str, str]:
 
 
 def show_remote(remote: RemoteService) -> None:
-    """Display a service: its widget panel when available, else an HTML summary."""
+    """Display a service: its widget panel (the open one, if shown before) when available, else an HTML summary.
+
+    The one display path of a ``RemoteService`` in a kernel: ``%pyrolab connect``, ``%pyrolab panel``
+    and a service as a cell's result (the formatter ``load_ipython_extension`` registers) all come here.
+    """
     build = _panel_function()
     if build is not None:
         try:
@@ -338,7 +342,8 @@ class PyroLab(Magics):
             return
         text = (f"nameserver {self.address}\n{services_text(rows)}" if rows
                 else f"the nameserver at {self.address} has no services registered")
-        _show({"text/plain": text, "text/html": services_html(rows, self.address)}, raw=True)
+        readable = [{**row, "last_seen": ago(row.get("last_seen"))} for row in rows]  # `3 s ago`, not an epoch
+        _show({"text/plain": text, "text/html": services_html(readable, self.address)}, raw=True)
 
     def _connect(self, name: str, timeout: float | None = None) -> RemoteService:
         """A connection kept by this kernel (so a lock taken through it lasts)."""

@@ -6,8 +6,12 @@ heat map costs about 2 ms, against 100-130 ms for an ipympl canvas (matplotlib
 renders the figure in the kernel and ships PNGs), and importing bqplot takes
 about half the time of importing matplotlib with the ipympl backend. bqplot
 also updates in place by assigning the mark's data trait, which suits
-repeated calls and live values; ipympl must redraw. bqplot is imported on the
+repeated calls and live mode; ipympl must redraw. bqplot is imported on the
 first plot only, so panels without array results never pay for it.
+
+Every plot says what it shows: axis labels with units (the result's
+``x-unit``; a time axis in seconds when the service offers one), and images
+carry a colour bar.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from pyrolab_jupyter.jupyter.widget_mapping import format_value
 
-__all__ = ["error_view", "plot_array", "result_view"]
+__all__ = ["error_view", "numeric", "plot_array", "plot_image", "plot_line", "result_view"]
 
 _MAX_IMAGE_SIDE = 512  # a bigger image is decimated for display (the value itself is untouched)
 _MAX_LINE_POINTS = 20_000
@@ -46,7 +50,7 @@ def error_view(kind: str, message: str) -> widgets.Widget:
     return shown
 
 
-def _numeric(value: Any) -> np.ndarray | None:
+def numeric(value: Any) -> np.ndarray | None:
     if isinstance(value, np.ndarray) and value.ndim in (1, 2) and value.size:
         if np.issubdtype(value.dtype, np.complexfloating):
             return np.abs(value)
@@ -55,40 +59,79 @@ def _numeric(value: Any) -> np.ndarray | None:
     return None
 
 
-def plot_array(data: np.ndarray, previous: widgets.Widget | None = None) -> widgets.Widget:
-    """A bqplot figure of a 1-D (line) or 2-D (heat map) array; reuses ``previous`` when it fits."""
+_MARGIN = {"top": 10, "bottom": 40, "left": 60, "right": 10}
+_IMAGE_MARGIN = {"top": 10, "bottom": 40, "left": 50, "right": 80}  # room for the colour bar
+
+
+def _label(name: str, unit: str) -> str:
+    return f"{name} ({unit})" if unit else name
+
+
+def _figure(marks: list[Any], axes: list[Any], margin: dict[str, int]) -> widgets.Widget:
     import bqplot  # noqa: PLC0415 - imported on the first plot only (about 0.4 s)
 
-    if data.ndim == 1:
-        y = data[:: max(1, data.size // _MAX_LINE_POINTS)]
-        x = np.arange(data.size)[:: max(1, data.size // _MAX_LINE_POINTS)]
-        if isinstance(previous, bqplot.Figure) and isinstance(previous.marks[0], bqplot.Lines):
-            with previous.marks[0].hold_sync():
-                previous.marks[0].x, previous.marks[0].y = x, y
-            return previous
-        xs, ys = bqplot.LinearScale(), bqplot.LinearScale()
-        mark = bqplot.Lines(x=x, y=y, scales={"x": xs, "y": ys})
-        axes = [bqplot.Axis(scale=xs), bqplot.Axis(scale=ys, orientation="vertical")]
-    else:
-        step = max(1, -(-max(data.shape) // _MAX_IMAGE_SIDE))
-        z = data[::step, ::step]
-        if isinstance(previous, bqplot.Figure) and isinstance(previous.marks[0], bqplot.HeatMap):
-            previous.marks[0].color = z
-            return previous
-        xs, ys = bqplot.LinearScale(), bqplot.LinearScale(reverse=True)
-        mark = bqplot.HeatMap(color=z, scales={"x": xs, "y": ys, "color": bqplot.ColorScale(scheme="viridis")})
-        axes = [bqplot.Axis(scale=xs), bqplot.Axis(scale=ys, orientation="vertical")]
-    figure = bqplot.Figure(marks=[mark], axes=axes, fig_margin={"top": 10, "bottom": 30, "left": 50, "right": 10},
-                           layout=widgets.Layout(width="420px", height="280px"))
+    figure = bqplot.Figure(marks=marks, axes=axes, fig_margin=margin,
+                           layout=widgets.Layout(width="440px", height="300px"))
     figure.add_class("pyrolab-Panel-plot")
     return figure
 
 
-def result_view(value: Any, unit: str = "", previous: widgets.Widget | None = None) -> widgets.Widget:
-    """What a call returned: a plot for 1-D/2-D numeric arrays, text with the unit otherwise."""
-    data = _numeric(value)
+def plot_line(y: np.ndarray, unit: str = "", x: np.ndarray | None = None, x_unit: str = "",
+              previous: widgets.Widget | None = None) -> widgets.Widget:
+    """A 1-D array as a line, labelled with its unit; against ``x`` (a time axis) when given, else the sample index."""
+    import bqplot  # noqa: PLC0415
+
+    step = max(1, y.size // _MAX_LINE_POINTS)
+    xs_data = np.arange(y.size) if x is None or x.shape != y.shape else np.asarray(x, dtype=float)
+    x_label = ("time" if x_unit == "s" else "x") if x is not None and x.shape == y.shape else "sample"
+    x_label = _label(x_label, x_unit if x_label != "sample" else "")
+    if isinstance(previous, bqplot.Figure) and isinstance(previous.marks[0], bqplot.Lines):
+        with previous.marks[0].hold_sync():
+            previous.marks[0].x, previous.marks[0].y = xs_data[::step], y[::step]
+        if previous.axes[0].label != x_label:
+            previous.axes[0].label = x_label
+        return previous
+    xs, ys = bqplot.LinearScale(), bqplot.LinearScale()
+    mark = bqplot.Lines(x=xs_data[::step], y=y[::step], scales={"x": xs, "y": ys})
+    axes = [bqplot.Axis(scale=xs, label=x_label),
+            bqplot.Axis(scale=ys, orientation="vertical", label=_label("value", unit), label_offset="45px")]
+    return _figure([mark], axes, _MARGIN)
+
+
+def plot_image(data: np.ndarray, unit: str = "", previous: widgets.Widget | None = None) -> widgets.Widget:
+    """A 2-D array as an image (row 0 at the top) with a colour bar labelled with its unit."""
+    import bqplot  # noqa: PLC0415
+
+    step = max(1, -(-max(data.shape) // _MAX_IMAGE_SIDE))
+    z = data[::step, ::step]
+    rows, cols = np.arange(0, data.shape[0], step), np.arange(0, data.shape[1], step)
+    if isinstance(previous, bqplot.Figure) and isinstance(previous.marks[0], bqplot.HeatMap):
+        with previous.marks[0].hold_sync():
+            previous.marks[0].x, previous.marks[0].y, previous.marks[0].color = cols, rows, z
+        return previous
+    xs, ys = bqplot.LinearScale(), bqplot.LinearScale(reverse=True)
+    colours = bqplot.ColorScale(scheme="viridis")
+    mark = bqplot.HeatMap(x=cols, y=rows, color=z, scales={"x": xs, "y": ys, "color": colours})
+    axes = [bqplot.Axis(scale=xs, label="x (px)"),
+            bqplot.Axis(scale=ys, orientation="vertical", label="y (px)", label_offset="35px"),
+            bqplot.ColorAxis(scale=colours, orientation="vertical", side="right", label=unit or "value")]
+    return _figure([mark], axes, _IMAGE_MARGIN)
+
+
+def plot_array(data: np.ndarray, previous: widgets.Widget | None = None, unit: str = "",
+               x: np.ndarray | None = None, x_unit: str = "") -> widgets.Widget:
+    """A bqplot figure of a 1-D (line) or 2-D (image) array; reuses ``previous`` when it fits."""
+    if data.ndim == 1:
+        return plot_line(data, unit, x, x_unit, previous)
+    return plot_image(data, unit, previous)
+
+
+def result_view(value: Any, unit: str = "", previous: widgets.Widget | None = None,
+                x: np.ndarray | None = None, x_unit: str = "") -> widgets.Widget:
+    """What a call returned: a plot for 1-D/2-D numeric arrays (``x``: a time axis), text with the unit otherwise."""
+    data = numeric(value)
     if data is not None:
-        return plot_array(data, previous)
+        return plot_array(data, previous, unit, x, x_unit)
     if isinstance(value, np.ndarray):
         return _text(f"array{value.shape} {value.dtype}: {np.array2string(value, threshold=50)}", "array")
     if isinstance(value, np.generic):

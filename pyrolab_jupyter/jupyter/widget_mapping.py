@@ -5,15 +5,20 @@ or ``None`` for "not mine"; ``MAPPERS`` tries them in an explicit order, and
 the last one takes anything. The schema is the service's own description
 (``describe()``), so nothing here guesses from client-side Python values.
 
-A ``Control`` wraps the widget a panel lays out with three operations the
-panel wires up: ``get()`` (the value to send, or ``ValueError`` saying what is
-wrong with the text typed), ``set(value)`` (a value that arrived from the
-service; does not echo back) and ``on_commit(callback)`` (the user changed it).
+A ``Control`` wraps the input widgets a panel lays out (no label, unit or
+limits: the panel's grid puts those in their own columns, from ``unit_of`` and
+``limits_text``) with three operations the panel wires up: ``get()`` (the
+value to send, or ``ValueError`` saying what is wrong with what was typed,
+e.g. a number outside the range: refused, never clamped), ``set(value)`` (a
+value that arrived from the service; does not echo back) and
+``on_commit(callback)`` (the user changed it). ``readout()`` is the control of
+a read-only value: text, not a disabled input.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -29,12 +34,17 @@ __all__ = [
     "Control",
     "Factory",
     "Field",
+    "HTMLStyle",
+    "LabelStyle",
     "Mapper",
+    "TupleControl",
     "bounds",
+    "check_range",
     "control_for",
     "factory_for",
-    "HTMLStyle",
     "format_value",
+    "limits_text",
+    "readout",
     "shared",
     "unit_of",
 ]
@@ -47,7 +57,7 @@ _MISSING = object()  # "no value" (None is a value)
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    """What a factory needs besides the schema: label, tooltip, initial value, writability."""
+    """What a factory needs besides the schema: name, tooltip, initial value, writability."""
 
     name: str
     schema: Mapping[str, Any]
@@ -61,11 +71,11 @@ class Field:
 
 
 class Control:
-    """A widget and how to read, write and watch the Python value it stands for.
+    """Input widgets and how to read, write and watch the Python value they stand for.
 
-    ``parts`` are the widgets side by side (value, then extras such as a value
-    box or the unit); ``widget`` is the one to lay out: the value widget alone,
-    or an ``HBox`` of the parts.
+    ``parts`` are the widgets side by side (a slider and its value box, or one
+    box); ``widget`` is the one to lay out: the single part, or an ``HBox`` of
+    the parts.
     """
 
     def __init__(
@@ -116,6 +126,33 @@ class Control:
             callback(change["new"])
 
 
+class TupleControl(Control):
+    """A fixed-length tuple of numbers: one box per item; the value is the list of the items."""
+
+    def __init__(self, name: str, boxes: Sequence[widgets.ValueWidget],
+                 parsers: Sequence[Callable[[Any], Any]]) -> None:
+        self.boxes = tuple(boxes)
+        self._parsers = tuple(parsers)
+        self._name = name
+        super().__init__(self.boxes, self.boxes[0])
+        for box in self.boxes[1:]:
+            box.observe(self._changed, names="value")
+
+    def get(self) -> list[Any]:
+        return [parse(box.value) for parse, box in zip(self._parsers, self.boxes)]
+
+    def set(self, value: Any) -> None:
+        items = list(value) if isinstance(value, (list, tuple)) else []
+        if len(items) != len(self.boxes):
+            raise ValueError(f"{self._name}: expected {len(self.boxes)} items, got {value!r}")
+        self._quiet = True
+        try:
+            for box, item in zip(self.boxes, items):
+                box.value = item
+        finally:
+            self._quiet = False
+
+
 _shared: dict[tuple[Any, ...], widgets.Widget] = {}
 
 
@@ -150,42 +187,97 @@ def bounds(schema: Mapping[str, Any]) -> tuple[float | None, float | None]:
     return low, high
 
 
+def _short(number: float) -> str:
+    return f"{number:.6g}"
+
+
+def limits_text(schema: Mapping[str, Any]) -> str:
+    """The range as the panel's limits column shows it: ``0 … 50``, ``≥ 0``, ``≤ 9`` or nothing."""
+    items = schema.get("prefixItems")
+    if isinstance(items, list) and items:
+        texts = [limits_text(item) for item in items if isinstance(item, Mapping)]
+        return "; ".join(t for t in dict.fromkeys(texts) if t)
+    low, high = bounds(schema)
+    if low is not None and high is not None:
+        return f"{_short(low)} … {_short(high)}"
+    if low is not None:
+        return f"{'>' if 'exclusiveMinimum' in schema else '≥'} {_short(low)}"
+    if high is not None:
+        return f"{'<' if 'exclusiveMaximum' in schema else '≤'} {_short(high)}"
+    return ""
+
+
+def check_range(name: str, value: float, schema: Mapping[str, Any]) -> float:
+    """``value`` when the schema's range allows it, else ``ValueError`` naming the bound (never clamped)."""
+    unit = unit_of(schema)
+    suffix = f" {unit}" if unit else ""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name}: {value} refused: not a finite number")
+    checks: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+        ("minimum", lambda bound: value < bound, "below the minimum"),
+        ("exclusiveMinimum", lambda bound: value <= bound, "not above the exclusive minimum"),
+        ("maximum", lambda bound: value > bound, "above the maximum"),
+        ("exclusiveMaximum", lambda bound: value >= bound, "not below the exclusive maximum"),
+    )
+    for key, bad, word in checks:
+        if key in schema and bad(schema[key]):
+            raise ValueError(f"{name}: {_short(value)} refused: {word} {_short(schema[key])}{suffix}; "
+                             "nothing was sent")
+    return value
+
+
 def _is_number(schema: Mapping[str, Any]) -> bool:
     return schema.get("type") in ("number", "integer") and not schema.get("enum")
 
 
 def format_value(value: Any, unit: str = "") -> str:
     """A value as short text, with its unit."""
+    if hasattr(value, "tolist"):  # numpy scalars and small arrays
+        value = value.tolist()
     if isinstance(value, float):
         text = f"{value:.6g}"
     elif isinstance(value, str):
         text = value
+    elif isinstance(value, tuple):
+        text = ", ".join(format_value(v) for v in value)
     else:
         text = json.dumps(value) if isinstance(value, (list, dict, bool, type(None))) else repr(value)
     return f"{text} {unit}" if unit else text
 
 
-_LABEL_WIDTH = "130px"
+def _readout_text(value: Any) -> str:
+    if isinstance(value, list) and len(value) <= 8 and all(isinstance(v, (int, float)) for v in value):
+        value = tuple(value)  # a tuple property (sensor shape, limits): its items, not JSON
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"<span class='pyrolab-Panel-readout-text'>{html.escape(format_value(value))}</span>"
+
+
+def readout(field: Field) -> Control:
+    """A read-only value: text that follows the service (``set``), never an input."""
+    inner = widgets.HTML(_readout_text(field.value) if field.has_value else "",
+                         style=shared(HTMLStyle), layout=shared(widgets.Layout))
+    inner.add_class("pyrolab-Panel-readout")
+    inner.add_class("pyrolab-Panel-value")
+    return Control([inner], inner, show=_readout_text)
+
+
+_BOX_WIDTH = "110px"
 
 
 def _common(field: Field) -> dict[str, Any]:
-    """Constructor arguments every value widget takes: label, tooltip, writability."""
-    return {"description": field.name, "tooltip": field.tooltip or None, "disabled": field.disabled}
+    """Constructor arguments every input takes: tooltip, writability (the label is the grid's)."""
+    return {"tooltip": field.tooltip or None, "disabled": field.disabled}
 
 
 def _style(cls: type[widgets.Widget], **traits: Any) -> Any:
-    return shared(cls, description_width=_LABEL_WIDTH, **traits)
+    return shared(cls, description_width="0px", **traits)
 
 
-def _dress(field: Field, value_widget: widgets.Widget, *extra: widgets.Widget) -> list[widgets.Widget]:
-    """The value widget, its extras and the unit beside them; the mappers' common layout."""
+def _dress(value_widget: widgets.Widget, *extra: widgets.Widget) -> list[widgets.Widget]:
+    """The value widget and its extras; the mappers' common layout."""
     value_widget.add_class("pyrolab-Panel-value")
-    parts = [value_widget, *extra]
-    unit = unit_of(field.schema)
-    if unit:
-        parts.append(widgets.Label(unit, layout=shared(widgets.Layout, min_width="2em"),
-                                   style=shared(LabelStyle)))
-    return parts
+    return [value_widget, *extra]
 
 
 def _initial(field: Field, fallback: Any) -> Any:
@@ -201,6 +293,24 @@ def _as_int(schema: Mapping[str, Any]) -> bool:
 
 def _number(value: Any, integer: bool) -> Any:
     return int(value) if integer else float(value)
+
+
+def _number_parser(name: str, schema: Mapping[str, Any]) -> Callable[[Any], Any]:
+    integer = _as_int(schema)
+
+    def parse(raw: Any) -> Any:
+        if raw is None:
+            raise ValueError(f"{name}: no number given")
+        return check_range(name, _number(raw, integer), schema)
+
+    return parse
+
+
+def _number_box(field: Field, schema: Mapping[str, Any], value: Any) -> widgets.Widget:
+    """A plain number box: it takes whatever is typed; the range is checked by the parser (refused, not clamped)."""
+    cls = widgets.IntText if _as_int(schema) else widgets.FloatText
+    return cls(value=value, style=_style(DescriptionStyle), layout=shared(widgets.Layout, width=_BOX_WIDTH),
+               **_common(field))
 
 
 # mappers, in the order MAPPERS tries them
@@ -220,7 +330,7 @@ def map_enum(schema: Mapping[str, Any]) -> Factory | None:
                  else _style(DescriptionStyle))
         inner = cls(options=options, value=value if value in choices else choices[0], style=style,
                     layout=shared(widgets.Layout), **_common(field))
-        return Control(_dress(field, inner), inner)
+        return Control(_dress(inner), inner)
 
     return make
 
@@ -231,61 +341,72 @@ def map_bool(schema: Mapping[str, Any]) -> Factory | None:
         return None
 
     def make(field: Field) -> Control:
-        inner = widgets.Checkbox(value=bool(_initial(field, False)), indent=True,
-                                 style=_style(CheckboxStyle), layout=shared(widgets.Layout), **_common(field))
-        return Control(_dress(field, inner), inner)
+        inner = widgets.Checkbox(value=bool(_initial(field, False)), indent=False,
+                                 style=_style(CheckboxStyle), layout=shared(widgets.Layout, width="auto"),
+                                 **_common(field))
+        return Control(_dress(inner), inner)
 
     return make
 
 
+def _follow(slider: widgets.Widget, box: widgets.Widget, low: float, high: float) -> None:
+    """The box follows the slider; the slider follows the box only inside the range.
+
+    (``widgets.link`` would let the slider clamp a typed 80 to 50 and write 50
+    back into the box: a silent clamp. Here 80 stays in the box, and the
+    parser refuses it.)
+    """
+
+    def to_box(change: Mapping[str, Any]) -> None:
+        box.value = change["new"]
+
+    def to_slider(change: Mapping[str, Any]) -> None:
+        new = change["new"]
+        if new is not None and low <= new <= high:
+            slider.value = new
+
+    slider.observe(to_box, names="value")
+    box.observe(to_slider, names="value")
+
+
 def map_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
-    """Both bounds: a slider that sends on release, linked to a value box for exact input."""
+    """Both bounds: a slider that sends on release beside a box for exact input (out of range: refused)."""
     low, high = bounds(schema)
     if not _is_number(schema) or low is None or high is None:
         return None
     integer = _as_int(schema)
 
     def make(field: Field) -> Control:
-        value = min(max(_number(_initial(field, low), integer), low), high)
+        value = _number(_initial(field, low), integer)
+        inside = min(max(value, low), high)  # the slider's position; the box shows the true value
         style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle),
-                 "layout": shared(widgets.Layout, width="360px"), **_common(field)}
-        boxed = {"min": low, "max": high, "tooltip": field.tooltip or None, "disabled": field.disabled,
-                 "style": shared(DescriptionStyle), "layout": shared(widgets.Layout, width="110px")}
+                 "layout": shared(widgets.Layout, width="240px"), **_common(field)}
         if integer:
-            slider: widgets.Widget = widgets.IntSlider(value=value, min=low, max=high, **style)
-            box: widgets.Widget = widgets.BoundedIntText(value=value, **boxed)
+            slider: widgets.Widget = widgets.IntSlider(value=inside, min=low, max=high, **style)
         elif low > 0 and high / low >= _LOG_RATIO:
             slider = widgets.FloatLogSlider(
-                value=value, base=10, min=math.log10(low), max=math.log10(high), step=0.01, **style)
-            box = widgets.BoundedFloatText(value=value, **boxed)
+                value=inside, base=10, min=math.log10(low), max=math.log10(high), step=0.01, **style)
         else:
-            slider = widgets.FloatSlider(value=value, min=low, max=high, step=(high - low) / 1000, **style)
-            box = widgets.BoundedFloatText(value=value, step=None, **boxed)
+            slider = widgets.FloatSlider(value=inside, min=low, max=high, step=(high - low) / 1000, **style)
+        box = _number_box(field, schema, value)
         slider.add_class("pyrolab-Panel-slider")
-        box.add_class("pyrolab-Panel-value")
-        # the box is the value: exact, and it follows the slider (and the slider it)
-        widgets.link((slider, "value"), (box, "value"))
-        return Control(_dress(field, slider, box), box, parse=lambda raw: _number(raw, integer))
+        _follow(slider, box, low, high)
+        return Control(_dress(box, slider), box, parse=_number_parser(field.name, schema))
 
     return make
 
 
 def map_half_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
-    """One bound: a bounded text box (the missing side left wide open)."""
+    """One bound: a number box whose parser refuses values beyond it."""
     low, high = bounds(schema)
     if not _is_number(schema) or (low is None) == (high is None):
         return None
     integer = _as_int(schema)
-    cls = widgets.BoundedIntText if integer else widgets.BoundedFloatText
-    big = 2**53
 
     def make(field: Field) -> Control:
-        lo = -big if low is None else low
-        hi = big if high is None else high
-        value = min(max(_number(_initial(field, lo if low is not None else min(0, hi)), integer), lo), hi)
-        inner = cls(value=value, min=lo, max=hi, layout=shared(widgets.Layout, width="290px"),
-                    style=_style(DescriptionStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=lambda raw: _number(raw, integer))
+        start = low if low is not None else min(0, high or 0)
+        box = _number_box(field, schema, _number(_initial(field, start), integer))
+        return Control(_dress(box), box, parse=_number_parser(field.name, schema))
 
     return make
 
@@ -295,12 +416,10 @@ def map_number(schema: Mapping[str, Any]) -> Factory | None:
     if not _is_number(schema):
         return None
     integer = _as_int(schema)
-    cls = widgets.IntText if integer else widgets.FloatText
 
     def make(field: Field) -> Control:
-        inner = cls(value=_number(_initial(field, 0), integer), layout=shared(widgets.Layout, width="290px"),
-                    style=_style(DescriptionStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=lambda raw: _number(raw, integer))
+        box = _number_box(field, schema, _number(_initial(field, 0), integer))
+        return Control(_dress(box), box, parse=_number_parser(field.name, schema))
 
     return make
 
@@ -315,9 +434,36 @@ def map_string(schema: Mapping[str, Any]) -> Factory | None:
         value = _initial(field, "")
         long_now = long or "\n" in str(value)
         cls = widgets.Textarea if long_now else widgets.Text
-        inner = cls(value=str(value), continuous_update=False, layout=shared(widgets.Layout, width="400px"),
+        inner = cls(value=str(value), continuous_update=False, layout=shared(widgets.Layout, width="350px"),
                     style=_style(TextStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=str, show=str)
+        return Control(_dress(inner), inner, parse=str, show=str)
+
+    return make
+
+
+_TUPLE_MAX = 8  # more items than this: a JSON box
+
+
+def map_tuple(schema: Mapping[str, Any]) -> Factory | None:
+    """A fixed-length tuple of numbers (``tuple[int, int]``, an ROI): one number box per item."""
+    items = schema.get("prefixItems")
+    if (schema.get("type") != "array" or not isinstance(items, list) or not 0 < len(items) <= _TUPLE_MAX
+            or not all(isinstance(i, Mapping) and _is_number(i) for i in items)):
+        return None
+
+    def make(field: Field) -> Control:
+        start = _initial(field, None)
+        values = list(start) if isinstance(start, (list, tuple)) and len(start) == len(items) else [None] * len(items)
+        boxes, parsers = [], []
+        for index, (item, value) in enumerate(zip(items, values)):
+            fallback = bounds(item)[0] or 0
+            box = _number_box(field, item, _number(fallback if value is None else value, _as_int(item)))
+            box.layout = shared(widgets.Layout, width="80px")
+            box.add_class("pyrolab-Panel-value")
+            box.add_class("pyrolab-Panel-tuple-item")
+            boxes.append(box)
+            parsers.append(_number_parser(f"{field.name}[{index}]", item))
+        return TupleControl(field.name, boxes, parsers)
 
     return make
 
@@ -359,9 +505,9 @@ def map_json(schema: Mapping[str, Any]) -> Factory | None:
     def make(field: Field) -> Control:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value=_json_text(value), placeholder=_json_kind(schema), continuous_update=False,
-                             layout=shared(widgets.Layout, width="400px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width="350px"), style=_style(TextStyle),
                              **_common(field))
-        return Control(_dress(field, inner), inner, parse=_json_parser(field.name, schema), show=_json_text)
+        return Control(_dress(inner), inner, parse=_json_parser(field.name, schema), show=_json_text)
 
     return make
 
@@ -388,18 +534,19 @@ def map_unknown(schema: Mapping[str, Any]) -> Factory:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value="" if value is None else _json_text(value),
                              placeholder="any value: JSON, or plain text", continuous_update=False,
-                             layout=shared(widgets.Layout, width="400px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width="350px"), style=_style(TextStyle),
                              **_common(field))
         hint = widgets.Label("(any type)", style=shared(LabelStyle), layout=shared(widgets.Layout))
         hint.add_class("pyrolab-Panel-hint")
-        return Control(_dress(field, inner, hint), inner, parse=parse, show=_json_text)
+        return Control(_dress(inner, hint), inner, parse=parse, show=_json_text)
 
     return make
 
 
 # The order matters: enums first (an enum of strings is a string, of numbers a
 # number); bool before numbers; sliders need both bounds, so they come before
-# the one-bound and unbounded boxes; JSON after the scalars; the catch-all last.
+# the one-bound and unbounded boxes; tuples of numbers before JSON (which takes
+# any other array); the catch-all last.
 MAPPERS: Sequence[Mapper] = (
     map_enum,
     map_bool,
@@ -407,6 +554,7 @@ MAPPERS: Sequence[Mapper] = (
     map_half_bounded_number,
     map_number,
     map_string,
+    map_tuple,
     map_json,
     map_unknown,
 )
