@@ -111,16 +111,13 @@ class PropertyRow:
                 pass
 
 
-def _argument(name: str, control: Control, schema: Mapping[str, Any]) -> widgets.Widget:
-    """One argument beside its button: name, input, then unit and limits in small print."""
-    hint = " ".join(t for t in (unit_of(schema), f"[{limits_text(schema)}]" if limits_text(schema) else "") if t)
-    parts = [_small(name, "pyrolab-Panel-argname"), control.widget]
-    if hint:
-        parts.append(_small(hint, "pyrolab-Panel-unit"))
-    box = widgets.HBox(parts, layout=shared(widgets.Layout, align_items="center", margin="0 12px 0 0"))
-    box.add_class("pyrolab-Panel-argument")
-    box.add_class(f"pyrolab-Panel-argument-{name}")
-    return box
+def _argument(name: str, control: Control, schema: Mapping[str, Any]) -> list[widgets.Widget]:
+    """One argument beside its button: its input (which carries the name), then unit and limits in small print."""
+    control.value_widget.add_class("pyrolab-Panel-argument")
+    control.value_widget.add_class(f"pyrolab-Panel-argument-{name}")
+    limits = limits_text(schema)
+    hint = " ".join(t for t in (unit_of(schema), f"[{limits}]" if limits else "") if t)
+    return [*control.parts, _small(hint, "pyrolab-Panel-hint")] if hint else list(control.parts)
 
 
 def _repeatable(description: Mapping[str, Any]) -> bool:
@@ -145,9 +142,10 @@ class MethodRow:
         arguments = []
         for pname, schema in (params.get("properties") or {}).items():
             default = schema.get("default") if "default" in schema else None
-            control = control_for(Field(pname, schema, tooltip=schema.get("description") or "", value=default))
+            control = control_for(Field(pname, schema, tooltip=schema.get("description") or "", value=default,
+                                        label=True))
             self.controls[pname] = control
-            arguments.append(_argument(pname, control, schema))
+            arguments.extend(_argument(pname, control, schema))
         self.returns: Mapping[str, Any] = description.get("returns") or {}
         self.unit = unit_of(self.returns)
         self.button = widgets.Button(description=name, tooltip=doc or None, icon="play",

@@ -64,6 +64,7 @@ class Field:
     tooltip: str = ""
     value: Any = _MISSING  # an initial value (a parameter default, a property's current value)
     disabled: bool = False
+    label: bool = False  # the input carries the name (a method's argument); a property's label is the grid's
 
     @property
     def has_value(self) -> bool:
@@ -265,13 +266,14 @@ def readout(field: Field) -> Control:
 _BOX_WIDTH = "110px"
 
 
-def _common(field: Field) -> dict[str, Any]:
-    """Constructor arguments every input takes: tooltip, writability (the label is the grid's)."""
-    return {"tooltip": field.tooltip or None, "disabled": field.disabled}
+def _common(field: Field, labelled: bool = True) -> dict[str, Any]:
+    """Constructor arguments every input takes: tooltip, writability, and the name where it is the label."""
+    common = {"tooltip": field.tooltip or None, "disabled": field.disabled}
+    return {**common, "description": field.name} if field.label and labelled else common
 
 
-def _style(cls: type[widgets.Widget], **traits: Any) -> Any:
-    return shared(cls, description_width="0px", **traits)
+def _style(cls: type[widgets.Widget], field: Field, **traits: Any) -> Any:
+    return shared(cls, description_width="initial" if field.label else "0px", **traits)
 
 
 def _dress(value_widget: widgets.Widget, *extra: widgets.Widget) -> list[widgets.Widget]:
@@ -306,11 +308,16 @@ def _number_parser(name: str, schema: Mapping[str, Any]) -> Callable[[Any], Any]
     return parse
 
 
-def _number_box(field: Field, schema: Mapping[str, Any], value: Any) -> widgets.Widget:
+def _labelled_width(field: Field, width: str) -> str:
+    """A box's width plus room for its name when it carries one (the label is inside the widget's width)."""
+    return f"calc({width} + {len(field.name) + 1}ch)" if field.label else width
+
+
+def _number_box(field: Field, schema: Mapping[str, Any], value: Any, width: str = _BOX_WIDTH) -> widgets.Widget:
     """A plain number box: it takes whatever is typed; the range is checked by the parser (refused, not clamped)."""
     cls = widgets.IntText if _as_int(schema) else widgets.FloatText
-    return cls(value=value, style=_style(DescriptionStyle), layout=shared(widgets.Layout, width=_BOX_WIDTH),
-               **_common(field))
+    return cls(value=value, style=_style(DescriptionStyle, field),
+               layout=shared(widgets.Layout, width=_labelled_width(field, width)), **_common(field))
 
 
 # mappers, in the order MAPPERS tries them
@@ -326,8 +333,8 @@ def map_enum(schema: Mapping[str, Any]) -> Factory | None:
 
     def make(field: Field) -> Control:
         value = _initial(field, choices[0])
-        style = (_style(widgets.ToggleButtonsStyle, button_width="auto") if cls is widgets.ToggleButtons
-                 else _style(DescriptionStyle))
+        style = (_style(widgets.ToggleButtonsStyle, field, button_width="auto") if cls is widgets.ToggleButtons
+                 else _style(DescriptionStyle, field))
         inner = cls(options=options, value=value if value in choices else choices[0], style=style,
                     layout=shared(widgets.Layout), **_common(field))
         return Control(_dress(inner), inner)
@@ -342,7 +349,7 @@ def map_bool(schema: Mapping[str, Any]) -> Factory | None:
 
     def make(field: Field) -> Control:
         inner = widgets.Checkbox(value=bool(_initial(field, False)), indent=False,
-                                 style=_style(CheckboxStyle), layout=shared(widgets.Layout, width="auto"),
+                                 style=_style(CheckboxStyle, field), layout=shared(widgets.Layout, width="auto"),
                                  **_common(field))
         return Control(_dress(inner), inner)
 
@@ -379,8 +386,8 @@ def map_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
     def make(field: Field) -> Control:
         value = _number(_initial(field, low), integer)
         inside = min(max(value, low), high)  # the slider's position; the box shows the true value
-        style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle),
-                 "layout": shared(widgets.Layout, width="240px"), **_common(field)}
+        style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle, field),
+                 "layout": shared(widgets.Layout, width="240px"), **_common(field, labelled=False)}
         if integer:
             slider: widgets.Widget = widgets.IntSlider(value=inside, min=low, max=high, **style)
         elif low > 0 and high / low >= _LOG_RATIO:
@@ -434,8 +441,9 @@ def map_string(schema: Mapping[str, Any]) -> Factory | None:
         value = _initial(field, "")
         long_now = long or "\n" in str(value)
         cls = widgets.Textarea if long_now else widgets.Text
-        inner = cls(value=str(value), continuous_update=False, layout=shared(widgets.Layout, width="350px"),
-                    style=_style(TextStyle), **_common(field))
+        inner = cls(value=str(value), continuous_update=False,
+                    layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                    style=_style(TextStyle, field), **_common(field))
         return Control(_dress(inner), inner, parse=str, show=str)
 
     return make
@@ -457,8 +465,9 @@ def map_tuple(schema: Mapping[str, Any]) -> Factory | None:
         boxes, parsers = [], []
         for index, (item, value) in enumerate(zip(items, values)):
             fallback = bounds(item)[0] or 0
-            box = _number_box(field, item, _number(fallback if value is None else value, _as_int(item)))
-            box.layout = shared(widgets.Layout, width="80px")
+            item_field = field if index == 0 else dataclasses.replace(field, label=False)  # one name for all
+            box = _number_box(item_field, item, _number(fallback if value is None else value, _as_int(item)),
+                              width="80px")
             box.add_class("pyrolab-Panel-value")
             box.add_class("pyrolab-Panel-tuple-item")
             boxes.append(box)
@@ -505,7 +514,8 @@ def map_json(schema: Mapping[str, Any]) -> Factory | None:
     def make(field: Field) -> Control:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value=_json_text(value), placeholder=_json_kind(schema), continuous_update=False,
-                             layout=shared(widgets.Layout, width="350px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                             style=_style(TextStyle, field),
                              **_common(field))
         return Control(_dress(inner), inner, parse=_json_parser(field.name, schema), show=_json_text)
 
@@ -534,7 +544,8 @@ def map_unknown(schema: Mapping[str, Any]) -> Factory:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value="" if value is None else _json_text(value),
                              placeholder="any value: JSON, or plain text", continuous_update=False,
-                             layout=shared(widgets.Layout, width="350px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                             style=_style(TextStyle, field),
                              **_common(field))
         hint = widgets.Label("(any type)", style=shared(LabelStyle), layout=shared(widgets.Layout))
         hint.add_class("pyrolab-Panel-hint")

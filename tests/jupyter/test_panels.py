@@ -251,11 +251,11 @@ def test_method_arguments_sit_beside_their_button(opened):
     _, _, shown = opened
     row = shown.methods["set_power"]
     line = row.widget.children[0]
+    box, slider, hint = line.children[1:4]
     assert line.children[0] is row.button
-    argument = line.children[1]
-    assert "pyrolab-Panel-argument-mw" in argument._dom_classes
-    assert argument.children[0].value == "mw" and argument.children[1] is row.controls["mw"].widget
-    assert argument.children[2].value == "mW [0 … 50]"
+    assert box is row.controls["mw"].value_widget and box.description == "mw"  # the argument, named, then
+    assert "pyrolab-Panel-argument-mw" in box._dom_classes
+    assert isinstance(slider, widgets.FloatSlider) and hint.value == "mW [0 … 50]"  # its slider, unit and limits
 
 
 def test_a_tuple_is_separate_number_boxes(opened):
@@ -264,7 +264,7 @@ def test_a_tuple_is_separate_number_boxes(opened):
     boxes = roi.control.parts
     assert [type(b).__name__ for b in boxes] == ["IntText", "IntText"] and [b.value for b in boxes] == [10, 20]
     boxes[1].value = 30
-    wait_for(lambda: service._roi == (10, 30), what="the tuple setter")
+    wait_for(lambda: service._roi == (10, 30) and list(roi.last_value) == [10, 30], what="the tuple setter")
     boxes[0].value = 500
     assert "roi[0]: 500 refused: above the maximum 100" in roi.note.value
     assert [b.value for b in boxes] == [10, 30]
