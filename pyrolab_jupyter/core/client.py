@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
+import threading
 import time
-from typing import Any
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Protocol
 
 from Pyro5.errors import CommunicationError, NamingError, PyroError
 from Pyro5.errors import TimeoutError as PyroTimeout
@@ -20,15 +25,17 @@ from Pyro5.errors import TimeoutError as PyroTimeout
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
+    RemoteError,
     ServiceOffline,
     UnknownService,
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool
 from pyrolab_jupyter.core.serialization import decode, encode
-from pyrolab_jupyter.core.signatures import help_text, signature_of
-from pyrolab_jupyter.core.subscriptions import Callback, receiver
+from pyrolab_jupyter.core.signatures import help_text, method_doc, property_doc, signature_of
+from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
 from pyrolab_jupyter.core.summary import service_html
+from pyrolab_jupyter.core.timefmt import ago, until
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription",
@@ -39,12 +46,36 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0
 
 
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+, in .*$')
+_NOT_SERVICE_CODE = ("/Pyro5/", "/pyrolab_jupyter/core/", "\\Pyro5\\", "\\pyrolab_jupyter\\core\\")
+_STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
+
+
+def _service_frames(text: str) -> str:
+    """The daemon-side frames in the service's own code (Pyro5's and this library's left out)."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        match = _FRAME.match(line)
+        if match and not any(part in match.group("file") for part in _NOT_SERVICE_CODE):
+            kept.append(line)
+            if i + 1 < len(lines) and lines[i + 1].startswith("    "):
+                kept.append(lines[i + 1])
+    return "\n".join(kept)
+
+
 def _with_remote_traceback(err: Exception, where: str) -> Exception:
+    """Drop the Pyro5 frames (the traceback ends at this library's call) and note where the daemon raised it."""
     lines = getattr(err, "_pyroTraceback", None)
     if lines and not getattr(err, "remote_traceback", ""):
         err.remote_traceback = "".join(lines)  # type: ignore[attr-defined]
-        err.add_note(f"(raised by {where} on its daemon; the daemon-side traceback is in .remote_traceback)")
-    return err
+    remote = str(getattr(err, "remote_traceback", "") or "")
+    if remote and not getattr(err, "_pyrolab_noted", False):
+        frames = _service_frames(remote)
+        err._pyrolab_noted = True  # type: ignore[attr-defined]
+        err.add_note(f"raised by {where} on its daemon" + (f", in:\n{frames}" if frames else "")
+                     + "\n(the full daemon-side traceback is in .remote_traceback)")
+    return err.with_traceback(None)
 
 
 class Lab:
@@ -131,21 +162,101 @@ class Lab:
         return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
 
 
-class RemoteMethod:
-    """A remote method with the signature and docstring its service published."""
+class RemoteMethod(Protocol):
+    """A remote method: a plain function with the signature and docstring its service published.
 
-    def __init__(self, service: RemoteService, name: str, description: dict[str, Any]) -> None:
-        self._service = service
-        self.__name__ = name
-        self.__qualname__ = f"{service._pyrolab_name}.{name}"
-        self.__doc__ = description.get("description") or None
-        self.__signature__ = signature_of(description)
+    Being a real function, IPython's ``?`` shows one clean signature and the
+    doc (units, ranges), and Tab never calls the instrument.
+    """
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._service._pyrolab_call("call", self.__name__, args, kwargs)
+    __signature__: Any
 
-    def __repr__(self) -> str:
-        return f"<remote method {self.__qualname__}{self.__signature__}>"
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def submit(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Start the call in the background; ``cancel()`` on the Future invokes the service's stop action."""
+        ...
+
+
+def _remote_method(service: RemoteService, name: str, description: dict[str, Any]) -> RemoteMethod:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
+        return service._pyrolab_call("call", name, args, kwargs)
+
+    def submit(*args: Any, **kwargs: Any) -> Future[Any]:
+        return service._pyrolab_submit(name, args, kwargs)
+
+    call.__name__ = name
+    call.__qualname__ = f"{service._pyrolab_name}.{name}"
+    call.__doc__ = method_doc(name, description)
+    call.__signature__ = signature_of(description)  # type: ignore[attr-defined]
+    submit.__name__ = f"{name}.submit"
+    submit.__doc__ = f"Start {name}() on the daemon and return a concurrent.futures.Future at once."
+    call.submit = submit  # type: ignore[attr-defined]
+    method: RemoteMethod = call  # type: ignore[assignment]
+    return method
+
+
+def _remote_property(service_name: str, name: str, description: dict[str, Any]) -> property:
+    def fget(self: RemoteService) -> Any:
+        __tracebackhide__ = True  # noqa: F841
+        try:
+            return self._pyrolab_call("get", name, (), {})
+        except AttributeError as err:  # else Python would retry through __getattr__ and hide it
+            raise RemoteError(f"reading {service_name}.{name} raised AttributeError: {err}") from None
+
+    def fset(self: RemoteService, value: Any) -> None:
+        __tracebackhide__ = True  # noqa: F841
+        if description.get("readonly"):
+            raise AttributeError(f"{service_name}.{name} is read-only")
+        self._pyrolab_call("set", name, (value,), {})
+
+    return property(fget, fset, None, property_doc(name, description))
+
+
+class _RemoteFuture(Future[Any]):
+    """A Future whose ``cancel()`` also stops a call already running, through the service's stop action."""
+
+    def __init__(self, stop: Callable[[], Any] | None) -> None:
+        super().__init__()
+        self._pyrolab_stop = stop
+
+    def cancel(self) -> bool:
+        if super().cancel():  # not started yet: it never will
+            return True
+        if self._pyrolab_stop is None or not self.running():
+            return False  # finished, or no stop action to end it with
+        try:
+            self._pyrolab_stop()
+        except Exception as err:
+            log.warning("cancel(): the stop action failed: %s", err)
+            return False
+        with self._condition:
+            if self._state != "RUNNING":
+                return False  # it finished meanwhile
+            self._state = "CANCELLED_AND_NOTIFIED"
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
+        return True
+
+
+def _settle(future: Future[Any], action: Callable[[], Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = action()
+    except BaseException as err:
+        try:
+            future.set_exception(err)
+        except InvalidStateError:  # cancelled while it ran
+            pass
+        return
+    try:
+        future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 class LockHandle:
@@ -170,13 +281,27 @@ class LockHandle:
 
 
 class Subscription:
-    """Live updates of a service's properties; ``close()`` ends them."""
+    """Live updates of a service's properties; ``close()`` ends them.
 
-    def __init__(self, service: RemoteService, token: str, host: str) -> None:
+    The callback gets ``(prop, value, time)``: first every property's current
+    value, then each change. ``value`` is an exception object where a read
+    failed. Two pseudo-properties arrive too: ``pyrolab.locked_by`` (the lock
+    holder or None) and ``pyrolab.call`` (a completed state-changing call:
+    ``{"member", "kind", "caller", "outcome", "changes"}``), after which the
+    properties that call may have changed are re-read and handed on.
+    """
+
+    def __init__(self, service: RemoteService, callback: Callback, host: str) -> None:
         self.service = service
-        self.token = token
+        self.token = uuid.uuid4().hex
         self._host = host
         self.closed = False
+        self.listener = Listener(callback, self._reread, service._pyrolab_name)
+        receiver(host).add(self.token, self.listener)
+
+    def _reread(self, names: list[str] | None) -> dict[str, Any]:
+        values: dict[str, Any] = self.service._pyrolab_call("control", "pyrolab_read", (names,), {})
+        return values
 
     def renew(self) -> None:
         """(Re)subscribe with the daemon, e.g. after it restarted and forgot us; token and callback stay."""
@@ -220,9 +345,15 @@ class RemoteService:
         set_(self, "_pyrolab_subscriptions", {})
         description = self._pyrolab_call("control", "describe", (), {})
         set_(self, "_pyrolab_description", description)
-        methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
+        methods = {n: _remote_method(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
         set_(self, "__doc__", help_text(description))
+        # properties become real ones on a class of this object's own, so `remote.power?` shows the
+        # property's doc (unit, range) and completion (IPython, jedi) never reads them
+        props = {n: _remote_property(name, n, d) for n, d in description.get("properties", {}).items()}
+        cls = type(type(self).__name__, (type(self),), {**props, "__doc__": self.__doc__,
+                                                        "__module__": type(self).__module__})
+        set_(self, "__class__", cls)
 
     # timeouts
 
@@ -243,6 +374,7 @@ class RemoteService:
     # the one path every remote operation takes
 
     def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         for attempt in (1, 2):
@@ -268,12 +400,53 @@ class RemoteService:
                 raise self._pyrolab_offline(err) from err
             except Exception as err:
                 pool.release(proxy)
-                raise _with_remote_traceback(err, where)
+                raise _with_remote_traceback(err, where) from None
+            except BaseException:  # KeyboardInterrupt mid-call: this connection is mid-reply, unusable
+                if kind == "call":  # stop first, on another connection (so a lock held keeps one)
+                    self._pyrolab_interrupted(name)
+                pool.discard(proxy)
+                raise
             pool.release(proxy)
             if attempt == 2 and name != "pyrolab_subscribe":
                 self._pyrolab_renew_subscriptions()  # a daemon that came back has forgotten them
             return decode(result)
         raise AssertionError("unreachable")
+
+    @property
+    def _pyrolab_stop_method(self) -> str | None:
+        return next((n for n, d in self._pyrolab_description.get("methods", {}).items() if d.get("stop")), None)
+
+    def _pyrolab_stop(self) -> Any:
+        """Call the service's stop action with a short timeout (``AttributeError`` if it has none)."""
+        stop = self._pyrolab_stop_method
+        if stop is None:
+            raise AttributeError(f"{self._pyrolab_name} declares no stop action (expose(stop=True))")
+        pool = self._pyrolab_pool
+        saved, pool.timeout = pool.timeout, min(pool.timeout, _STOP_TIMEOUT)
+        try:
+            return self._pyrolab_call("call", stop, (), {})
+        finally:
+            pool.timeout = saved
+
+    def _pyrolab_interrupted(self, name: str) -> None:
+        """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise."""
+        stop = self._pyrolab_stop_method
+        if stop is None or stop == name:
+            return
+        try:
+            self._pyrolab_stop()
+        except Exception as err:
+            log.warning("%s interrupted; its stop action %s() failed: %s", name, stop, err)
+        else:
+            log.warning("%s.%s interrupted: called %s() on the service", self._pyrolab_name, name, stop)
+
+    def _pyrolab_submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        stop = self._pyrolab_stop if self._pyrolab_stop_method not in (None, name) else None
+        future = _RemoteFuture(stop)
+        thread = threading.Thread(target=_settle, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
+                                  args=(future, lambda: self._pyrolab_call("call", name, args, kwargs)))
+        thread.start()
+        return future
 
     def _pyrolab_renew_subscriptions(self) -> None:
         for subscription in list(self._pyrolab_subscriptions.values()):
@@ -312,23 +485,16 @@ class RemoteService:
         methods = self._pyrolab_methods
         if name in methods:
             return methods[name]
-        if name in self._pyrolab_description.get("properties", {}):
-            return self._pyrolab_call("get", name, (), {})
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_pyrolab"):
-            object.__setattr__(self, name, value)
+        if name.startswith("_pyrolab") or name in self._pyrolab_description.get("properties", {}):
+            object.__setattr__(self, name, value)  # exposed properties are real properties of our class
             return
-        props = self._pyrolab_description.get("properties", {})
-        if name not in props:
-            raise AttributeError(f"{self._pyrolab_name} has no exposed property {name!r} to set")
-        if props[name].get("readonly"):
-            raise AttributeError(f"{self._pyrolab_name}.{name} is read-only")
-        self._pyrolab_call("set", name, (value,), {})
+        raise AttributeError(f"{self._pyrolab_name} has no exposed property {name!r} to set")
 
     def __dir__(self) -> list[str]:
         desc = self._pyrolab_description
@@ -369,14 +535,25 @@ class RemoteService:
         return holder
 
     def lock_info(self) -> dict[str, Any] | None:
-        """``{"holder", "since", "expires", "mine"}`` or None when unlocked."""
+        """``{"holder", "since", "expires", "mine", "since_text", "expires_text"}`` or None when unlocked.
+
+        ``since``/``expires`` are epoch seconds (``expires`` None: no lease end);
+        the ``_text`` keys say the same for people: ``"3 s ago"``, ``"until 14:02"``.
+        """
         info: dict[str, Any] | None = self._pyrolab_call("control", "pyrolab_lock_info", (), {})
+        if info is not None:
+            info["since_text"] = ago(info.get("since"))
+            info["expires_text"] = until(info.get("expires"))
         return info
 
     def subscribe(self, callback: Callback) -> Subscription:
-        """Call ``callback(prop, value, time)`` whenever the service announces a change."""
+        """Call ``callback(prop, value, time)`` with every property's current value, then with each change.
+
+        Callbacks run on the subscription's own thread, one at a time; a
+        change made between a read and this call is never missed.
+        """
         host = self._pyrolab_pool.local_host
-        subscription = Subscription(self, receiver(host).add(callback), host)
+        subscription = Subscription(self, callback, host)
         try:
             subscription.renew()
         except BaseException:

@@ -26,7 +26,7 @@ from pyrolab_jupyter.core.naming import (
     nameserver_uri,
 )
 from pyrolab_jupyter.core.proxies import new_proxy
-from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
+from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher, Snapshot
 from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
@@ -91,6 +91,7 @@ class LabDaemon(TrackingDaemon):
             raise ValueError(f"service name {name!r} is already hosted by this daemon")
         servant = make_servant(name, service, self, description)
         uri = str(self.register(servant, objectId=name))
+        self._publisher.poller.add(name, servant.poll_periods, servant.poll_read)
         service._pyrolab_publish = lambda prop, value: self.publish(name, prop, value)
         text = description or _first_line(servant._description.get("description", ""))
         self._hosted[name] = (service, uri, text)
@@ -153,8 +154,8 @@ class LabDaemon(TrackingDaemon):
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
 
-    def subscribe(self, service: str, callback_uri: str, token: str) -> None:
-        self._publisher.subscribe(service, callback_uri, token)
+    def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None:
+        self._publisher.subscribe(service, callback_uri, token, client_id, snapshot)
 
     def unsubscribe(self, token: str) -> None:
         self._publisher.unsubscribe(token)

@@ -4,6 +4,12 @@ For each hosted service a class is generated whose exposed members mirror the
 service's (so a plain ``Pyro5.api.Proxy`` works as well as ``RemoteService``),
 plus control members under the reserved ``pyrolab_`` prefix. Every call is
 checked against the lock and validated before the service's own code runs.
+
+Every completed state-changing call (a method not marked ``readonly``, a
+property set) is announced to subscribers with its caller, outcome and the
+properties it may have changed. The stop action (``expose(stop=True)``) skips
+the lock check and the one-call-at-a-time mutex: it must work while another
+client's call runs, so it must be safe to call then.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from Pyro5.callcontext import current_context
+
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError, RemoteError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
+from pyrolab_jupyter.core.poller import SKIP
+from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY, Snapshot, check_callback
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
@@ -36,7 +46,7 @@ class Host(Protocol):
     def current_client(self) -> ClientInfo: ...
     def locks_changed(self, service: str) -> None: ...
     def publish(self, service: str, prop: str, value: Any) -> None: ...
-    def subscribe(self, service: str, callback_uri: str, token: str) -> None: ...
+    def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
 
 
@@ -50,6 +60,13 @@ RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
     func._pyroExposed = True  # type: ignore[attr-defined]
     return func
+
+
+_OUTCOME_TEXT = 200  # an announced error message is cut to this
+
+
+def _outcome(err: BaseException | None) -> str:
+    return "ok" if err is None else f"{type(err).__name__}: {err}"[:_OUTCOME_TEXT]
 
 
 def _translate(err: Exception) -> Exception:
@@ -91,19 +108,91 @@ class _ServantBase:
                 raise
             raise translated from err
 
+    def _run_stop(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The stop action: no lock check and no mutex, so it reaches a service busy with another's call."""
+        try:
+            return action(*args, **kwargs)
+        except PyroLabError:
+            raise
+        except Exception as err:
+            translated = _translate(err)
+            if translated is err:
+                raise
+            raise translated from err
+
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
-        result = self._run(not call.readonly, getattr(self._service, method), *args, **kwargs)
+        action = getattr(self._service, method)
+        if call.readonly:
+            return encode(plain(self._run(False, action, *args, **kwargs)))
+        if not call.stop:
+            self._host.locks.check(self._name, self._host.current_client())  # a refusal changed nothing
+        try:
+            result = self._run_stop(action, *args, **kwargs) if call.stop else self._run(False, action, *args, **kwargs)
+        except BaseException as err:
+            self._announce(method, "call", call.changes, err)
+            raise
+        self._announce(method, "call", call.changes, None)
         return encode(plain(result))
+
+    def _announce(self, member: str, kind: str, changes: tuple[str, ...] | None, err: BaseException | None) -> None:
+        """Tell subscribers a state-changing call completed, so they re-read what it may have changed."""
+        self._host.publish(self._name, CALL_PROPERTY, {
+            "member": member, "kind": kind, "caller": self._host.current_client().identity,
+            "outcome": _outcome(err), "changes": None if changes is None else list(changes),
+        })
 
     def _get(self, prop: str) -> Any:
         return encode(plain(self._run(False, getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
-        current = self._run(True, self._assign, prop, value)
+        self._host.locks.check(self._name, self._host.current_client())
+        changes = self._schema.properties[prop].changes
+        try:
+            current = self._run(False, self._assign, prop, value)
+        except BaseException as err:
+            self._announce(prop, "set", changes, err)
+            raise
         self._host.publish(self._name, prop, current)
+        self._announce(prop, "set", tuple(c for c in changes if c != prop) if changes is not None else None, None)
+
+    def _read_or_error(self, prop: str) -> Any:
+        """The encoded value, or the encoded error: one bad sensor spoils no panel."""
+        try:
+            return self._get(prop)
+        except Exception as err:
+            return encode(err)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every property's current value (encoded, errors as values) and the lock holder."""
+        values = {prop: self._read_or_error(prop) for prop in self._schema.properties}
+        lease = self._host.locks.holder(self._name)
+        values[LOCK_PROPERTY] = lease.holder.identity if lease else None
+        return values
+
+    @property
+    def poll_periods(self) -> dict[str, float]:
+        return {n: p.poll for n, p in self._schema.properties.items() if p.poll is not None}
+
+    def poll_read(self, prop: str) -> Any:
+        """A polled value; ``SKIP`` when a non-thread-safe service is busy for longer than a poll period."""
+        period = self._schema.properties[prop].poll or 0.0
+        mutex = self._mutex
+        if isinstance(mutex, contextlib.nullcontext):
+            acquired = True
+        else:
+            acquired = mutex.acquire(timeout=period)
+        if not acquired:
+            return SKIP
+        try:
+            return plain(getattr(self._service, prop))
+        except Exception as err:
+            return _translate(err)
+        finally:
+            if not isinstance(mutex, contextlib.nullcontext):
+                mutex.release()
 
     def _assign(self, prop: str, value: Any) -> Any:
         setattr(self._service, prop, value)
@@ -148,21 +237,24 @@ class _ServantBase:
 
     @_exposed
     def pyrolab_read(self, names: list[str] | None = None) -> dict[str, Any]:
-        """Several property values in one round trip; a failing one maps to its error text."""
+        """Several property values in one round trip; a failing one comes back as its error, beside the others."""
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise InvalidArgument("pyrolab_read(): names must be a list of property names")
         values: dict[str, Any] = {}
         for prop in self._schema.properties if names is None else names:
             if prop not in self._schema.properties:
-                raise InvalidArgument(f"pyrolab_read(): {prop!r} is not a property of {self._name}")
-            try:
-                values[prop] = self._get(prop)
-            except Exception as err:  # reported per value so one bad sensor spoils no panel
-                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+                raise InvalidArgument(f"pyrolab_read(): {prop[:80]!r} is not a property of {self._name}")
+            values[prop] = self._read_or_error(prop)
         values["__time__"] = time.time()
         return values
 
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
-        self._host.subscribe(self._name, callback_uri, token)
+        """Push changes to ``callback_uri`` (this caller's own address only), the current values first."""
+        peer = current_context.client_sock_addr
+        check_callback(callback_uri, token, str(peer[0]) if peer else None)
+        client = self._host.current_client()
+        self._host.subscribe(self._name, callback_uri, token, client.client_id, self.snapshot)
 
     @_exposed
     def pyrolab_unsubscribe(self, token: str) -> None:

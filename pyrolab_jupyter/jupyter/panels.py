@@ -36,7 +36,8 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from pyrolab_jupyter.core.publish import LOCK_PROPERTY
+from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
+from pyrolab_jupyter.core.timefmt import clock, until
 from pyrolab_jupyter.jupyter.plots import error_view, numeric
 from pyrolab_jupyter.jupyter.rows import MethodRow, PropertyRow, error_text, is_error, note, values_table
 from pyrolab_jupyter.jupyter.widget_mapping import unit_of
@@ -64,21 +65,13 @@ def _badge(state: str) -> str:
             f"color:#fff;padding:1px 9px;border-radius:9px;font-weight:600'>{state}</span>")
 
 
-def _clock(epoch: float) -> str:
-    """``14:02`` today, else ``Dec 01 14:02``."""
-    when = time.localtime(epoch)
-    same_day = time.localtime()[:3] == when[:3]
-    return time.strftime("%H:%M" if same_day else "%b %d %H:%M", when)
-
-
 def holder_text(info: Mapping[str, Any] | None) -> str:
     """``unlocked`` or ``locked by alice@pc (pid 42) (this kernel) until 14:02``."""
     if not info or not info.get("holder"):
         return "unlocked"
     mine = " (this kernel)" if info.get("mine") else ""
     expires = info.get("expires")
-    until = f" until {_clock(float(expires))}" if expires else ""
-    return f"locked by {info['holder']}{mine}{until}"
+    return f"locked by {info['holder']}{mine}" + (f" {until(float(expires))}" if expires else "")
 
 
 def _section(title: str, rows: list[widgets.Widget], css: str) -> widgets.Accordion:
@@ -132,6 +125,8 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.lock_button.add_class("pyrolab-Panel-lock-button")
         self.stop_button: widgets.Button | None = None
         self.header_note = note()
+        self.last_change = widgets.HTML("")  # the last state-changing call announced, and who made it
+        self.last_change.add_class("pyrolab-Panel-last-change")
         title = widgets.HTML(
             f"<b>{html.escape(self._name)}</b> <code>{html.escape(str(description.get('class', '')))}</code>",
             tooltip=description.get("description") or None,
@@ -144,8 +139,8 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                                               layout=widgets.Layout(width="auto"))
             self.stop_button.add_class("pyrolab-Panel-stop")
             header_parts.append(self.stop_button)
-        header = widgets.HBox([*header_parts, self.header_note],
-                              layout=widgets.Layout(align_items="center", grid_gap="8px"))
+        header = widgets.HBox([*header_parts, self.header_note, self.last_change],
+                              layout=widgets.Layout(align_items="center", grid_gap="8px", flex_flow="row wrap"))
         header.add_class("pyrolab-Panel-header")
         sections = []
         if self.properties:
@@ -207,6 +202,9 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._set_status(None)
         if prop == LOCK_PROPERTY:
             self._refresh_lock()  # someone (maybe another client) took or released the lock
+            return
+        if prop == CALL_PROPERTY:
+            self.last_change.value = _change_text(value, _time)
             return
         row = self.properties.get(prop)
         if row is not None:
@@ -462,6 +460,17 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+
+def _change_text(call: Any, stamp: float) -> str:
+    """``set_power() by alice@pc (pid 42) at 14:02``, with the error when the call failed."""
+    if not isinstance(call, Mapping):
+        return ""
+    member = str(call.get("member", "?")) + ("()" if call.get("kind") == "call" else " set")
+    outcome = call.get("outcome")
+    failed = f" failed ({outcome})" if outcome and outcome != "ok" else ""
+    return (f"<small>last change: <code>{html.escape(member)}</code> by {html.escape(str(call.get('caller')))} "
+            f"at {html.escape(clock(stamp) if stamp else '?')}{html.escape(failed)}</small>")
 
 
 def _same(a: Any, b: Any) -> bool:

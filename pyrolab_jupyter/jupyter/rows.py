@@ -42,8 +42,9 @@ def is_error(value: Any) -> bool:
 
 def error_text(value: Any) -> str:
     """The HTML a note shows for a failed read or call."""
-    if isinstance(value, BaseException):
-        return str(error_view(type(value).__name__, str(value)).value)
+    if isinstance(value, BaseException):  # a remote error names its own type (``remote_type``)
+        kind = str(getattr(value, "remote_type", "") or type(value).__name__).rsplit(".", 1)[-1]
+        return str(error_view(kind, str(value)).value)
     return str(error_view(str(value.get("type")), str(value.get("message"))).value)
 
 

@@ -63,7 +63,8 @@ def test_help_dir_and_signatures(lab, nameserver, daemon_factory):
     assert {"set_power", "power", "lock", "describe"} <= set(dir(remote))
     sig = inspect.signature(remote.set_power)
     assert list(sig.parameters) == ["mw"] and "mW" in str(sig)
-    assert remote.set_power.__doc__ == "Set the output power."
+    assert remote.set_power.__doc__.startswith("Set the output power.")
+    assert "mw : number, 0 to 50 mW" in remote.set_power.__doc__
     assert "power" in remote.__doc__ and "set_power" in remote.__doc__
     with pytest.raises(AttributeError, match="did you mean set_power"):
         remote.set_powr(1)
