@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -560,3 +561,56 @@ def test_the_badge_says_offline_and_the_panel_recovers_by_itself(monkeypatch):
         for handle in handles:
             handle.stop()
         ns.stop()
+
+
+@pytest.fixture
+def sim_lab():
+    """The simulated laser and stage in a daemon of their own process."""
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    sim = "pyrolab_jupyter.instruments.sim"
+    daemon = start_daemon({"lab.laser": f"{sim}:Laser", "lab.stage": f"{sim}:Stage"}, nameserver=ns.uri, spawn=True)
+    try:
+        yield Lab(ns.uri)
+    finally:
+        daemon.stop()
+        ns.stop()
+
+
+def test_another_clients_method_call_reaches_the_open_panel_with_who_made_it(sim_lab):
+    remote = sim_lab.connect("lab.laser")
+    shown = panel(remote)
+    other = Lab(sim_lab.address).connect("lab.laser")
+    try:
+        other.set_power(12.0)  # a method, not a setter: the daemon announces the call
+        other.turn_on()  # changes `on` and the derived `emitted_power`
+        wait_for(lambda: shown.properties["power"].last_value == 12.0, what="the method-made change")
+        wait_for(lambda: shown.properties["emitted_power"].last_value == 12.0, what="the derived property")
+        assert shown.properties["on"].control.get() is True
+        wait_for(lambda: "turn_on()" in shown.last_change.value, what="the last change")
+        assert f"(pid {os.getpid()})" in shown.last_change.value  # who made it
+    finally:
+        shown.close()
+        other.disconnect()
+        remote.disconnect()
+
+
+def test_a_moving_stage_shows_in_the_panel_and_stop_stops_it(sim_lab):
+    remote = sim_lab.connect("lab.stage")
+    shown = panel(remote)
+    other = Lab(sim_lab.address).connect("lab.stage")
+    try:
+        assert shown.stop_method == "stop" and "stop" not in shown.methods
+        other.velocity = 5.0
+        other.move_to(90.0, wait=False)
+        wait_for(lambda: shown.properties["moving"].last_value is True, what="moving")
+        wait_for(lambda: 0 < shown.properties["position"].last_value, what="the position while moving")
+        shown.stop_button.click()
+        wait_for(lambda: shown.properties["moving"].last_value is False, what="stopped")
+        stopped_at = other.position
+        assert stopped_at < 80.0  # stopped on the way, not at the target
+        wait_for(lambda: shown.properties["position"].last_value == stopped_at, what="the final position")
+        assert "stopped at" in shown.header_note.value
+    finally:
+        shown.close()
+        other.disconnect()
+        remote.disconnect()
