@@ -38,7 +38,7 @@ import numpy as np
 
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
 from pyrolab_jupyter.core.timefmt import clock, until
-from pyrolab_jupyter.jupyter.plots import error_view, numeric
+from pyrolab_jupyter.jupyter.plots import error_html, numeric
 from pyrolab_jupyter.jupyter.rows import MethodRow, PropertyRow, error_text, is_error, note, values_table
 from pyrolab_jupyter.jupyter.widget_mapping import unit_of
 
@@ -276,7 +276,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         """Press ``name``'s call button: refused visibly while the previous call runs."""
         row = self.methods[name]
         if not row.busy.acquire(blocking=False):
-            row.note.value = error_view("Busy", f"{name} is still running; this press was refused").value
+            row.note.value = error_html("Busy", f"{name} is still running; this press was refused")
             return
         try:
             kwargs = row.arguments()
@@ -395,7 +395,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _lock_action(self) -> None:
         if not self._lock_busy.acquire(blocking=False):
-            self.header_note.value = error_view("Busy", "a lock request is still running").value
+            self.header_note.value = error_html("Busy", "a lock request is still running")
             return
         _spawn(self._run_lock, not (self._lock_info or {}).get("mine"), name="pyrolab-panel-lock")
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from pyrolab_jupyter.jupyter.widget_mapping import format_value
 
-__all__ = ["error_view", "numeric", "plot_array", "plot_image", "plot_line", "result_view"]
+__all__ = ["error_html", "error_view", "numeric", "plot_array", "plot_image", "plot_line", "result_view"]
 
 _MAX_IMAGE_SIDE = 512  # a bigger image is decimated for display (the value itself is untouched)
 _MAX_LINE_POINTS = 20_000
@@ -40,17 +40,22 @@ def _text(value: str, kind: str) -> widgets.Widget:
     return shown
 
 
+def error_html(kind: str, message: str) -> str:
+    """An error as the panel writes it: the exception type in bold, then the message; no type for a refusal."""
+    head = f"<b>{html.escape(kind)}</b>: " if kind else ""
+    return (f"<span style='color:var(--jp-error-color1, #c62828);display:inline-block;line-height:1.3'>"
+            f"{head}{html.escape(message)}</span>")
+
+
 def error_view(kind: str, message: str) -> widgets.Widget:
-    """An error as the panel shows it: the exception type, then the message (remote or local)."""
-    shown = widgets.HTML(
-        f"<span style='color:var(--jp-error-color1, #c62828)'><b>{html.escape(kind)}</b>: "
-        f"{html.escape(message)}</span>"
-    )
+    """An error as a widget (a call's result)."""
+    shown = widgets.HTML(error_html(kind, message))
     shown.add_class("pyrolab-Panel-error")
     return shown
 
 
 def numeric(value: Any) -> np.ndarray | None:
+    """``value`` as a float array when it is a plottable 1-D or 2-D numeric array, else None."""
     if isinstance(value, np.ndarray) and value.ndim in (1, 2) and value.size:
         if np.issubdtype(value.dtype, np.complexfloating):
             return np.abs(value)

@@ -15,11 +15,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from pyrolab_jupyter.jupyter.plots import error_view, result_view
+from pyrolab_jupyter.jupyter.plots import error_html, result_view
 from pyrolab_jupyter.jupyter.widget_mapping import (
     Control,
     Field,
     HTMLStyle,
+    REFUSED,
     LabelStyle,
     control_for,
     format_value,
@@ -31,7 +32,7 @@ from pyrolab_jupyter.jupyter.widget_mapping import (
 
 __all__ = ["LIVE_RATES", "MethodRow", "PropertyRow", "error_text", "is_error", "note", "values_table"]
 
-_COLUMNS = "150px 360px 60px 100px minmax(0, 1fr)"  # label · control · unit · limits · note
+_COLUMNS = "130px 300px 50px 90px minmax(180px, 1fr)"  # label · control · unit · limits · note
 LIVE_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)  # Hz offered by a method's live mode
 
 
@@ -41,11 +42,13 @@ def is_error(value: Any) -> bool:
 
 
 def error_text(value: Any) -> str:
-    """The HTML a note shows for a failed read or call."""
+    """The HTML a note shows for a failed read or call, or for a value refused before sending."""
+    if isinstance(value, ValueError) and REFUSED in str(value):  # the panel's own refusal: the message says it all
+        return error_html("", str(value))
     if isinstance(value, BaseException):  # a remote error names its own type (``remote_type``)
         kind = str(getattr(value, "remote_type", "") or type(value).__name__).rsplit(".", 1)[-1]
-        return str(error_view(kind, str(value)).value)
-    return str(error_view(str(value.get("type")), str(value.get("message"))).value)
+        return error_html(kind, str(value))
+    return error_html(str(value.get("type")), str(value.get("message")))
 
 
 def note() -> widgets.HTML:
@@ -151,7 +154,7 @@ class MethodRow:
         self.unit = unit_of(self.returns)
         self.button = widgets.Button(description=name, tooltip=doc or None, icon="play",
                                      style=shared(widgets.ButtonStyle),
-                                     layout=shared(widgets.Layout, width="150px", min_width="150px"))
+                                     layout=shared(widgets.Layout, width="130px", min_width="130px"))
         self.button.add_class("pyrolab-Panel-call")
         self.button.add_class(f"pyrolab-Panel-call-{name}")
         self.note = note()
@@ -171,9 +174,10 @@ class MethodRow:
                                          layout=shared(widgets.Layout, width="90px"))
             self.rate.add_class("pyrolab-Panel-rate")
             extras = [self.live, self.rate]
-        line = widgets.HBox([self.button, *arguments, *extras, self.note],
-                            layout=shared(widgets.Layout, align_items="center", flex_flow="row wrap"))
-        self.widget = widgets.VBox([line, self.result], layout=shared(widgets.Layout, margin="2px 0"))
+        # the result follows on the same line; a plot, wider than what is left, wraps below
+        self.widget = widgets.HBox([self.button, *arguments, *extras, self.note, self.result],
+                                   layout=shared(widgets.Layout, align_items="center", flex_flow="row wrap",
+                                                 margin="2px 0", grid_gap="4px 8px"))
         self.widget.add_class("pyrolab-Panel-method")
         self.widget.add_class(f"pyrolab-Panel-method-{name}")
         for pname, control in self.controls.items():
@@ -207,7 +211,9 @@ class MethodRow:
         self.note.value = ""
 
     def show_error(self, err: BaseException) -> None:
-        self.result.children = (error_view(type(err).__name__, str(err)),)
+        shown = widgets.HTML(error_text(err))
+        shown.add_class("pyrolab-Panel-error")
+        self.result.children = (shown,)
         self.note.value = ""
 
 

@@ -31,6 +31,7 @@ from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle, TextStyle
 
 __all__ = [
     "MAPPERS",
+    "REFUSED",
     "Control",
     "Factory",
     "Field",
@@ -53,6 +54,7 @@ _TOGGLE_MAX = 4  # four choices or fewer: toggle buttons, else a dropdown
 _LONG_TEXT = 80  # maxLength or default above this: a textarea
 _LOG_RATIO = 1e4  # positive bounds this far apart: a log slider
 _MISSING = object()  # "no value" (None is a value)
+REFUSED = "refused:"  # in every message of a value refused before it is sent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +215,7 @@ def check_range(name: str, value: float, schema: Mapping[str, Any]) -> float:
     unit = unit_of(schema)
     suffix = f" {unit}" if unit else ""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{name}: {value} refused: not a finite number")
+        raise ValueError(f"{name}: {value} {REFUSED} not a finite number")
     checks: tuple[tuple[str, Callable[[float], bool], str], ...] = (
         ("minimum", lambda bound: value < bound, "below the minimum"),
         ("exclusiveMinimum", lambda bound: value <= bound, "not above the exclusive minimum"),
@@ -222,7 +224,7 @@ def check_range(name: str, value: float, schema: Mapping[str, Any]) -> float:
     )
     for key, bad, word in checks:
         if key in schema and bad(schema[key]):
-            raise ValueError(f"{name}: {_short(value)} refused: {word} {_short(schema[key])}{suffix}; "
+            raise ValueError(f"{name}: {_short(value)} {REFUSED} {word} {_short(schema[key])}{suffix}; "
                              "nothing was sent")
     return value
 
@@ -387,7 +389,7 @@ def map_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
         value = _number(_initial(field, low), integer)
         inside = min(max(value, low), high)  # the slider's position; the box shows the true value
         style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle, field),
-                 "layout": shared(widgets.Layout, width="240px"), **_common(field, labelled=False)}
+                 "layout": shared(widgets.Layout, width="180px"), **_common(field, labelled=False)}
         if integer:
             slider: widgets.Widget = widgets.IntSlider(value=inside, min=low, max=high, **style)
         elif low > 0 and high / low >= _LOG_RATIO:

@@ -251,7 +251,7 @@ def test_an_out_of_range_typed_value_is_refused_beside_the_control_never_clamped
 def test_method_arguments_sit_beside_their_button(opened):
     _, _, shown = opened
     row = shown.methods["set_power"]
-    line = row.widget.children[0]
+    line = row.widget
     box, slider, hint = line.children[1:4]
     assert line.children[0] is row.button
     assert box is row.controls["mw"].value_widget and box.description == "mw"  # the argument, named, then
