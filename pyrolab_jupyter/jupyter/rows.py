@@ -17,10 +17,10 @@ import ipywidgets as widgets
 
 from pyrolab_jupyter.jupyter.plots import error_html, result_view
 from pyrolab_jupyter.jupyter.widget_mapping import (
+    REFUSED,
     Control,
     Field,
     HTMLStyle,
-    REFUSED,
     LabelStyle,
     control_for,
     format_value,
