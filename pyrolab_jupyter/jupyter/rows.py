@@ -53,15 +53,12 @@ def error_text(value: Any) -> str:
 
 def note() -> widgets.HTML:
     """Where a row says what went wrong (a refusal, an error) or what is going on."""
-    shown = widgets.HTML("", style=shared(HTMLStyle), layout=shared(widgets.Layout))
-    shown.add_class("pyrolab-Panel-note")
-    return shown
+    return widgets.HTML("", style=shared(HTMLStyle), layout=shared(widgets.Layout),
+                        _dom_classes=("pyrolab-Panel-note",))
 
 
 def _small(text: str, css: str) -> widgets.Label:
-    label = widgets.Label(text, style=shared(LabelStyle), layout=shared(widgets.Layout))
-    label.add_class(css)
-    return label
+    return widgets.Label(text, style=shared(LabelStyle), layout=shared(widgets.Layout), _dom_classes=(css,))
 
 
 class PropertyRow:
@@ -80,17 +77,15 @@ class PropertyRow:
         self.last_value = None if failed else value
         if failed:
             self.note.value = error_text(value)
-        label = widgets.Label(name, tooltip=doc or None, style=shared(LabelStyle), layout=shared(widgets.Layout))
-        label.add_class("pyrolab-Panel-label")
+        label = widgets.Label(name, tooltip=doc or None, style=shared(LabelStyle), layout=shared(widgets.Layout),
+                              _dom_classes=("pyrolab-Panel-label",))
         self.widget = widgets.GridBox(
             [label, self.control.widget, _small(self.unit, "pyrolab-Panel-unit"),
              _small(limits_text(self.schema), "pyrolab-Panel-limits"), self.note],
             layout=shared(widgets.Layout, grid_template_columns=_COLUMNS, align_items="center",
-                          grid_gap="0px 8px"))
-        self.widget.add_class("pyrolab-Panel-property")
-        self.widget.add_class(f"pyrolab-Panel-property-{name}")
-        if self.readonly:
-            self.widget.add_class("pyrolab-Panel-readonly")
+                          grid_gap="0px 8px"),
+            _dom_classes=("pyrolab-Panel-property", f"pyrolab-Panel-property-{name}",
+                          *(("pyrolab-Panel-readonly",) if self.readonly else ())))
 
     def show(self, value: Any) -> None:
         """A value from the service (push, poll or read)."""
@@ -154,12 +149,10 @@ class MethodRow:
         self.unit = unit_of(self.returns)
         self.button = widgets.Button(description=name, tooltip=doc or None, icon="play",
                                      style=shared(widgets.ButtonStyle),
-                                     layout=shared(widgets.Layout, width="130px", min_width="130px"))
-        self.button.add_class("pyrolab-Panel-call")
-        self.button.add_class(f"pyrolab-Panel-call-{name}")
+                                     layout=shared(widgets.Layout, width="130px", min_width="130px"),
+                                     _dom_classes=("pyrolab-Panel-call", f"pyrolab-Panel-call-{name}"))
         self.note = note()
-        self.result = widgets.Box([], layout=shared(widgets.Layout))
-        self.result.add_class("pyrolab-Panel-result-box")
+        self.result = widgets.Box([], layout=shared(widgets.Layout), _dom_classes=("pyrolab-Panel-result-box",))
         self.busy = threading.Lock()
         self.calls = 0
         self.live: widgets.ToggleButton | None = None
@@ -177,9 +170,8 @@ class MethodRow:
         # the result follows on the same line; a plot, wider than what is left, wraps below
         self.widget = widgets.HBox([self.button, *arguments, *extras, self.note, self.result],
                                    layout=shared(widgets.Layout, align_items="center", flex_flow="row wrap",
-                                                 margin="2px 0", grid_gap="4px 8px"))
-        self.widget.add_class("pyrolab-Panel-method")
-        self.widget.add_class(f"pyrolab-Panel-method-{name}")
+                                                 margin="2px 0", grid_gap="4px 8px"),
+                                   _dom_classes=("pyrolab-Panel-method", f"pyrolab-Panel-method-{name}"))
         for pname, control in self.controls.items():
             control.on_commit(lambda _raw, pname=pname: self._check(pname))  # type: ignore[misc]
 
