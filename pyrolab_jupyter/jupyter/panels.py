@@ -115,8 +115,8 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._x_axis_method = TIME_AXIS if TIME_AXIS in methods and not (
             methods[TIME_AXIS].get("parameters") or {}).get("required") else None
 
-        self.status = widgets.HTML(_badge("online"))
-        self.status.add_class("pyrolab-Panel-status")
+        self.status = widgets.HTML(_badge(self.status_text),  # offline already when the first read failed
+                                   _dom_classes=("pyrolab-Panel-status", f"pyrolab-Panel-status-{self.status_text}"))
         locked_by = description.get("locked_by")
         self.lock_label = widgets.Label(holder_text({"holder": locked_by} if locked_by else None))
         self.lock_label.add_class("pyrolab-Panel-lock")
