@@ -72,11 +72,11 @@ def _label(name: str, unit: str) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def _figure(marks: list[Any], axes: list[Any], margin: dict[str, int]) -> widgets.Widget:
+def _figure(marks: list[Any], axes: list[Any], margin: dict[str, int], width: str = "440px",
+            height: str = "300px") -> widgets.Widget:
     import bqplot  # noqa: PLC0415 - imported on the first plot only (about 0.4 s)
 
-    figure = bqplot.Figure(marks=marks, axes=axes, fig_margin=margin,
-                           layout=widgets.Layout(width="440px", height="300px"))
+    figure = bqplot.Figure(marks=marks, axes=axes, fig_margin=margin, layout=widgets.Layout(width=width, height=height))
     figure.add_class("pyrolab-Panel-plot")
     return figure
 
@@ -98,7 +98,8 @@ def plot_line(y: np.ndarray, unit: str = "", x: np.ndarray | None = None, x_unit
         return previous
     xs, ys = bqplot.LinearScale(), bqplot.LinearScale()
     mark = bqplot.Lines(x=xs_data[::step], y=y[::step], scales={"x": xs, "y": ys})
-    axes = [bqplot.Axis(scale=xs, label=x_label),
+    # a time axis in seconds ticks with SI prefixes (500µ, 1m), so small times stay readable
+    axes = [bqplot.Axis(scale=xs, label=x_label, tick_format="~s" if x_unit == "s" else None, num_ticks=6),
             bqplot.Axis(scale=ys, orientation="vertical", label=_label("value", unit), label_offset="45px")]
     return _figure([mark], axes, _MARGIN)
 
@@ -120,7 +121,8 @@ def plot_image(data: np.ndarray, unit: str = "", previous: widgets.Widget | None
     axes = [bqplot.Axis(scale=xs, label="x (px)"),
             bqplot.Axis(scale=ys, orientation="vertical", label="y (px)", label_offset="35px"),
             bqplot.ColorAxis(scale=colours, orientation="vertical", side="right", label=unit or "value")]
-    return _figure([mark], axes, _IMAGE_MARGIN)
+    # tall enough for bqplot's colour bar, which is the plot's height less 200 px
+    return _figure([mark], axes, _IMAGE_MARGIN, width="520px", height="440px")
 
 
 def plot_array(data: np.ndarray, previous: widgets.Widget | None = None, unit: str = "",

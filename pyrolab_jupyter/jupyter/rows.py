@@ -32,7 +32,7 @@ from pyrolab_jupyter.jupyter.widget_mapping import (
 
 __all__ = ["LIVE_RATES", "MethodRow", "PropertyRow", "error_text", "is_error", "note", "values_table"]
 
-_COLUMNS = "130px 300px 50px 90px minmax(180px, 1fr)"  # label · control · unit · limits · note
+_COLUMNS = "130px 300px 50px 120px minmax(180px, 1fr)"  # label · control · unit · limits · note
 LIVE_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)  # Hz offered by a method's live mode
 
 

@@ -469,7 +469,7 @@ def map_tuple(schema: Mapping[str, Any]) -> Factory | None:
             fallback = bounds(item)[0] or 0
             item_field = field if index == 0 else dataclasses.replace(field, label=False)  # one name for all
             box = _number_box(item_field, item, _number(fallback if value is None else value, _as_int(item)),
-                              width="80px")
+                              width="64px")
             box.add_class("pyrolab-Panel-value")
             box.add_class("pyrolab-Panel-tuple-item")
             boxes.append(box)
