@@ -614,3 +614,25 @@ def test_a_moving_stage_shows_in_the_panel_and_stop_stops_it(sim_lab):
         shown.close()
         other.disconnect()
         remote.disconnect()
+
+
+def test_a_change_between_the_first_read_and_the_subscription_reaches_the_panel(bench):
+    service, lab = bench
+    remote = lab.connect("test.bench")
+    read = remote.read_properties
+
+    def read_then_change(*names):
+        values = read(*names)
+        service._power = 33.0  # behind the panel's back, announced by nobody
+        return values
+
+    object.__setattr__(remote, "read_properties", read_then_change)  # only the build's read goes through it
+    shown = panel(remote)
+    object.__delattr__(remote, "read_properties")
+    try:
+        assert shown.properties["power"].control.get() in (1.0, 33.0)
+        # the subscription hands the current values first; the keepalive read (5 s) is not what shows it
+        wait_for(lambda: shown.properties["power"].last_value == 33.0, timeout=3, what="the value after the read")
+    finally:
+        shown.close()
+        remote.disconnect()
