@@ -17,7 +17,8 @@ pytestmark = pytest.mark.network
     ("bench_calls.py", ["--calls", "10"], ["raw Pyro5", "ratio", "method call set_power", "16 MiB array"]),
     ("bench_health.py", ["--repeat", "1", "--interval", "0.3"], ["offline detection", "repopulated"]),
     ("bench_panel.py", ["--repeat", "2", "--seconds", "0.3"], ["panel build, 40 members", "live updates"]),
-], ids=["calls", "health", "panel"])
+    ("bench_truth.py", ["--changes", "3"], ["raw Pyro5 call round trip", "subscriber sees it", "10 silent"]),
+], ids=["calls", "health", "panel", "truth"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

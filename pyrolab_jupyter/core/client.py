@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from Pyro5.errors import CommunicationError, NamingError, PyroError
@@ -38,7 +38,7 @@ from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.timefmt import ago, until
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription",
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "stop_method",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,15 @@ class Lab:
         return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
 
 
+def stop_method(description: dict[str, Any]) -> str | None:
+    """The name of the service's stop action (``expose(stop=True)``) in its description, if it has one.
+
+    A panel's Stop button calls it like any method: the daemon lets anyone do
+    that, locked or not, also while another call runs.
+    """
+    return next((n for n, d in description.get("methods", {}).items() if d.get("stop")), None)
+
+
 class RemoteMethod(Protocol):
     """A remote method: a plain function with the signature and docstring its service published.
 
@@ -220,43 +229,41 @@ class _RemoteFuture(Future[Any]):
     def __init__(self, stop: Callable[[], Any] | None) -> None:
         super().__init__()
         self._pyrolab_stop = stop
+        self._pyrolab_deciding = threading.Lock()  # the call's end waits while cancel() stops it
 
     def cancel(self) -> bool:
         if super().cancel():  # not started yet: it never will
             return True
-        if self._pyrolab_stop is None or not self.running():
-            return False  # finished, or no stop action to end it with
-        try:
-            self._pyrolab_stop()
-        except Exception as err:
-            log.warning("cancel(): the stop action failed: %s", err)
-            return False
-        with self._condition:
-            if self._state != "RUNNING":
-                return False  # it finished meanwhile
-            self._state = "CANCELLED_AND_NOTIFIED"
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
+        with self._pyrolab_deciding:
+            if self._pyrolab_stop is None or not self.running():
+                return self.cancelled()  # finished, or no stop action to end it with
+            try:
+                self._pyrolab_stop()
+            except Exception as err:
+                log.warning("cancel(): the stop action failed: %s", err)
+                return False
+            with self._condition:
+                self._state = "CANCELLED_AND_NOTIFIED"
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                self._condition.notify_all()
         self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
-
-def _settle(future: Future[Any], action: Callable[[], Any]) -> None:
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        result = action()
-    except BaseException as err:
+    def run(self, action: Callable[[], Any]) -> None:
+        """Run ``action`` on this (worker) thread and settle the Future, unless cancel() settled it first."""
+        if not self.set_running_or_notify_cancel():
+            return
         try:
-            future.set_exception(err)
-        except InvalidStateError:  # cancelled while it ran
-            pass
-        return
-    try:
-        future.set_result(result)
-    except InvalidStateError:
-        pass
+            result = action()
+        except BaseException as err:
+            with self._pyrolab_deciding:
+                if not self.cancelled():
+                    self.set_exception(err)
+            return
+        with self._pyrolab_deciding:
+            if not self.cancelled():
+                self.set_result(result)
 
 
 class LockHandle:
@@ -373,12 +380,15 @@ class RemoteService:
 
     # the one path every remote operation takes
 
-    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      timeout: float | None = None) -> Any:
         __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         for attempt in (1, 2):
             proxy = pool.acquire()
+            if timeout is not None:  # this call only: the pool resets it on the next acquire
+                proxy._pyroTimeout = timeout
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
@@ -390,7 +400,7 @@ class RemoteService:
             except PyroTimeout as err:
                 pool.discard(proxy)
                 raise CallTimeout(
-                    f"{where} got no answer within {pool.timeout:g} s (it may still be running on the daemon); "
+                    f"{where} got no answer within {timeout or pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
                 ) from err
             except CommunicationError as err:
@@ -414,19 +424,14 @@ class RemoteService:
 
     @property
     def _pyrolab_stop_method(self) -> str | None:
-        return next((n for n, d in self._pyrolab_description.get("methods", {}).items() if d.get("stop")), None)
+        return stop_method(self._pyrolab_description)
 
     def _pyrolab_stop(self) -> Any:
         """Call the service's stop action with a short timeout (``AttributeError`` if it has none)."""
         stop = self._pyrolab_stop_method
         if stop is None:
             raise AttributeError(f"{self._pyrolab_name} declares no stop action (expose(stop=True))")
-        pool = self._pyrolab_pool
-        saved, pool.timeout = pool.timeout, min(pool.timeout, _STOP_TIMEOUT)
-        try:
-            return self._pyrolab_call("call", stop, (), {})
-        finally:
-            pool.timeout = saved
+        return self._pyrolab_call("call", stop, (), {}, timeout=min(self._pyrolab_timeout, _STOP_TIMEOUT))
 
     def _pyrolab_interrupted(self, name: str) -> None:
         """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise."""
@@ -443,8 +448,8 @@ class RemoteService:
     def _pyrolab_submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         stop = self._pyrolab_stop if self._pyrolab_stop_method not in (None, name) else None
         future = _RemoteFuture(stop)
-        thread = threading.Thread(target=_settle, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
-                                  args=(future, lambda: self._pyrolab_call("call", name, args, kwargs)))
+        thread = threading.Thread(target=future.run, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
+                                  args=(lambda: self._pyrolab_call("call", name, args, kwargs),))
         thread.start()
         return future
 

@@ -6,6 +6,7 @@ render them, relative to now or as a local wall-clock time.
 
 from __future__ import annotations
 
+import datetime
 import time
 
 __all__ = ["ago", "clock", "until"]
@@ -20,11 +21,28 @@ def _span(seconds: float) -> str:
     return "0 s"
 
 
-def ago(epoch: float | None, now: float | None = None) -> str:
-    """``"3 s ago"``, ``"5 min ago"``, ``"just now"``; ``"never"`` for None; a future time reads ``"in 3 s"``."""
+def _epoch(when: float | str) -> float | None:
+    """Epoch seconds from a number or ISO text (a naive time is local); None if unreadable."""
+    if isinstance(when, (int, float)):
+        return float(when)
+    try:
+        moment = datetime.datetime.fromisoformat(str(when))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def ago(when: float | str | None, now: float | None = None) -> str:
+    """``"3 s ago"``, ``"5 min ago"``, ``"just now"`` from epoch seconds or ISO text; ``"-"`` for never.
+
+    A future time reads ``"in 3 s"``; text that is no time is returned as it is.
+    """
+    if when is None or when == "":
+        return "-"
+    epoch = _epoch(when)
     if epoch is None:
-        return "never"
-    delta = (time.time() if now is None else now) - float(epoch)
+        return str(when)
+    delta = (time.time() if now is None else now) - epoch
     if abs(delta) < 1.0:
         return "just now"
     return f"{_span(delta)} ago" if delta > 0 else f"in {_span(-delta)}"

@@ -36,6 +36,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from pyrolab_jupyter.core.client import stop_method
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
 from pyrolab_jupyter.core.timefmt import clock, until
 from pyrolab_jupyter.jupyter.plots import error_html, numeric
@@ -108,7 +109,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.description = description
         props: Mapping[str, Any] = description.get("properties") or {}
         methods: Mapping[str, Any] = description.get("methods") or {}
-        self.stop_method = next((n for n, d in methods.items() if d.get("stop")), None)
+        self.stop_method = stop_method(description)
         values = self._read_all(list(props))
         self.properties = {n: PropertyRow(n, d, values.get(n)) for n, d in props.items()}
         self.methods = {n: MethodRow(n, d) for n, d in methods.items() if n != self.stop_method}

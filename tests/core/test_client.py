@@ -141,3 +141,133 @@ def test_without_the_jupyter_side_a_service_shows_an_html_summary(nameserver, da
     out = subprocess.run([sys.executable, "-c", _SUMMARY, nameserver.address], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "['text/html', 'text/plain'] False", out.stderr
+
+
+def test_read_properties_over_the_wire_returns_a_failing_value_as_an_error(lab, nameserver, daemon_factory):
+    from pyrolab_jupyter.errors import PyroLabError, RemoteError
+
+    daemon_factory({"t.sensors": "labservices:Sensors"}, nameserver.address)
+    remote = lab.connect("t.sensors")
+    values = remote.read_properties()
+    assert values["good"] == 1.5
+    broken, missing = values["broken"], values["missing"]
+    assert isinstance(broken, RemoteError) and isinstance(broken, PyroLabError)
+    assert broken.remote_type == "labservices.DeviceFault" and "sensor unplugged" in str(broken)
+    assert isinstance(missing, PyroLabError) and missing.remote_type == "KeyError" and "channel 7" in str(missing)
+    assert set(remote.read_properties("good", "broken")) == {"good", "broken", "__time__"}
+
+
+_CTRL_C = """
+import signal, sys, threading, time
+from pyrolab_jupyter import Lab
+stage = Lab(sys.argv[1]).connect("t.stage")
+stage.velocity = 1.0
+main = threading.main_thread().ident
+def interrupt():
+    while not stage.moving:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    signal.pthread_kill(main, signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    stage.move_to(50.0)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_keyboard_interrupt_during_a_move_stops_the_stage(lab, nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.stage": "pyrolab_jupyter.instruments.sim:Stage"}, nameserver.address)
+    stage = lab.connect("t.stage")
+    out = subprocess.run([sys.executable, "-c", _CTRL_C, nameserver.address], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "interrupted", out.stderr
+    assert "interrupted: called stop()" in out.stderr  # says what it did
+    assert stage.moving is False
+    where = stage.position
+    assert 0.0 < where < 10.0  # stopped soon after it started (1 mm/s toward 50 mm)
+    time.sleep(0.3)
+    assert stage.position == where
+
+
+def test_submit_returns_a_future_and_cancel_stops_the_running_call(lab, nameserver, daemon_factory):
+    from concurrent.futures import CancelledError, wait
+
+    daemon_factory({"t.stage": "pyrolab_jupyter.instruments.sim:Stage"}, nameserver.address)
+    stage = lab.connect("t.stage", timeout=120)
+    assert stage.move_to.submit(1.0).result(timeout=30) is None  # a plain completed call
+    stage.velocity = 1.0
+    future = stage.move_to.submit(50.0)
+    wait_for(lambda: stage.moving, timeout=10)
+    assert future.running() and future.cancel() is True
+    assert future.cancelled() and wait([future], timeout=10).done == {future}
+    with pytest.raises(CancelledError):
+        future.result(timeout=1)
+    wait_for(lambda: stage.moving is False, timeout=10)
+    assert stage.position < 10.0
+    assert future.cancel() is True  # cancelling again is harmless
+
+
+def test_the_stop_action_reaches_a_busy_locked_service(lab, nameserver, daemon_factory):
+    daemon_factory({"t.motor": "labservices:Motor"}, nameserver.address)
+    holder = lab.connect("t.motor", timeout=60)
+    other = Lab(nameserver.address).connect("t.motor")
+    assert other.lock_info() is None
+    with holder.lock(lease=60):
+        future = holder.run.submit(30.0)  # holds the non-thread-safe service
+        wait_for(lambda: holder.position > 0, timeout=10)
+        import subprocess
+        import sys
+
+        script = ("import sys\nfrom pyrolab_jupyter import Lab\nm = Lab(sys.argv[1]).connect('t.motor')\n"
+                  "m.halt()\ntry:\n    m.run(1)\nexcept Exception as e:\n    print(type(e).__name__)\n")
+        out = subprocess.run([sys.executable, "-c", script, nameserver.address], capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.strip() == "ServiceLocked", out.stderr  # anyone may stop; nothing else
+        assert future.result(timeout=10) < 30 * 50 * 0.01  # run() ended early
+        assert holder.stop_count() == 1
+
+
+def test_completion_and_help_never_read_the_instrument(lab, nameserver, daemon_factory):
+    from IPython.core.completer import IPCompleter, provisionalcompleter
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.oinspect import Inspector
+
+    daemon_factory({"t.sensors": "labservices:Sensors"}, nameserver.address)
+    slow = lab.connect("t.sensors")
+    assert slow.reads() == 0
+    for jedi in (False, True):
+        completer = IPCompleter(namespace={"slow": slow}, global_namespace={}, use_jedi=jedi,
+                                disable_matchers=["IPCompleter.magic_matcher"])  # no shell here
+        with provisionalcompleter():
+            found = {c.text.lstrip(".") for c in completer.completions("slow.", 5)}
+            assert {"good", "broken", "reads", "lock"} <= found, found
+            assert "good" in {c.text.lstrip(".") for c in completer.completions("slow.go", 7)}
+    assert "good" in dir(slow) and "__time__" not in dir(slow)
+    prop = InteractiveShell._getattr_property(slow, "good")  # what `slow.good?` inspects
+    info = Inspector(theme_name="nocolor").info(prop, "slow.good")
+    assert "A sensor that works." in info["docstring"] and "0 to 10 V" in info["docstring"]
+    method = Inspector(theme_name="nocolor").info(slow.reads, "slow.reads")
+    assert method["definition"].startswith("slow.reads(") and "call_def" not in {k for k, v in method.items() if v}
+    assert slow.reads() == 0  # neither Tab nor ? read a property
+    assert slow.good == 1.5 and slow.reads() == 1
+
+
+def test_remote_tracebacks_end_at_the_daemons_frame_not_in_pyro5(lab, nameserver, daemon_factory):
+    import traceback
+
+    from pyrolab_jupyter.errors import RemoteError
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    remote = lab.connect("t.dummy")
+    for call, kind in ((remote.fail_custom, RemoteError), (remote.fail_builtin, KeyError)):
+        with pytest.raises(kind) as caught:
+            call()
+        text = "".join(traceback.format_exception(caught.value))
+        assert "Pyro5" not in text and "if you see this" not in text, text
+        assert "labservices.py" in text and f"in {call.__name__}" in text  # the service's own frame
+        assert text.rstrip().splitlines()[-1].startswith("(the full daemon-side traceback")
+        assert call.__name__ in caught.value.remote_traceback  # kept whole for whoever needs it
