@@ -42,7 +42,7 @@ from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.service import Service
-from pyrolab_jupyter.core.summary import ago, service_html, services_html, services_text, text_table
+from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
 from pyrolab_jupyter.jupyter.kernel_hosting import KernelHosting, hosting
@@ -342,8 +342,7 @@ class PyroLab(Magics):
             return
         text = (f"nameserver {self.address}\n{services_text(rows)}" if rows
                 else f"the nameserver at {self.address} has no services registered")
-        readable = [{**row, "last_seen": ago(row.get("last_seen"))} for row in rows]  # `3 s ago`, not an epoch
-        _show({"text/plain": text, "text/html": services_html(readable, self.address)}, raw=True)
+        _show({"text/plain": text, "text/html": services_html(rows, self.address)}, raw=True)
 
     def _connect(self, name: str, timeout: float | None = None) -> RemoteService:
         """A connection kept by this kernel (so a lock taken through it lasts)."""
