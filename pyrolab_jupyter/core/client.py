@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Any
 
 from Pyro5.errors import CommunicationError, NamingError, PyroError
 from Pyro5.errors import TimeoutError as PyroTimeout
@@ -25,17 +24,24 @@ from Pyro5.errors import TimeoutError as PyroTimeout
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     NameserverUnreachable,
-    RemoteError,
     ServiceOffline,
     UnknownService,
+)
+from pyrolab_jupyter.core.members import (
+    RemoteFuture,
+    RemoteMethod,
+    remote_method,
+    remote_property,
+    stop_method,
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool
 from pyrolab_jupyter.core.serialization import decode, encode
-from pyrolab_jupyter.core.signatures import help_text, method_doc, property_doc, signature_of
+from pyrolab_jupyter.core.signatures import help_text
 from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
 from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.timefmt import ago, until
+from pyrolab_jupyter.core.tracebacks import with_remote_traceback
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "stop_method",
@@ -44,38 +50,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-
-
-_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+, in .*$')
-_NOT_SERVICE_CODE = ("/Pyro5/", "/pyrolab_jupyter/core/", "\\Pyro5\\", "\\pyrolab_jupyter\\core\\")
 _STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
-
-
-def _service_frames(text: str) -> str:
-    """The daemon-side frames in the service's own code (Pyro5's and this library's left out)."""
-    lines = text.splitlines()
-    kept: list[str] = []
-    for i, line in enumerate(lines):
-        match = _FRAME.match(line)
-        if match and not any(part in match.group("file") for part in _NOT_SERVICE_CODE):
-            kept.append(line)
-            if i + 1 < len(lines) and lines[i + 1].startswith("    "):
-                kept.append(lines[i + 1])
-    return "\n".join(kept)
-
-
-def _with_remote_traceback(err: Exception, where: str) -> Exception:
-    """Drop the Pyro5 frames (the traceback ends at this library's call) and note where the daemon raised it."""
-    lines = getattr(err, "_pyroTraceback", None)
-    if lines and not getattr(err, "remote_traceback", ""):
-        err.remote_traceback = "".join(lines)  # type: ignore[attr-defined]
-    remote = str(getattr(err, "remote_traceback", "") or "")
-    if remote and not getattr(err, "_pyrolab_noted", False):
-        frames = _service_frames(remote)
-        err._pyrolab_noted = True  # type: ignore[attr-defined]
-        err.add_note(f"raised by {where} on its daemon" + (f", in:\n{frames}" if frames else "")
-                     + "\n(the full daemon-side traceback is in .remote_traceback)")
-    return err.with_traceback(None)
 
 
 class Lab:
@@ -162,110 +137,6 @@ class Lab:
         return RemoteService(self, name, self.lookup(name), timeout or self.timeout)
 
 
-def stop_method(description: dict[str, Any]) -> str | None:
-    """The name of the service's stop action (``expose(stop=True)``) in its description, if it has one.
-
-    A panel's Stop button calls it like any method: the daemon lets anyone do
-    that, locked or not, also while another call runs.
-    """
-    return next((n for n, d in description.get("methods", {}).items() if d.get("stop")), None)
-
-
-class RemoteMethod(Protocol):
-    """A remote method: a plain function with the signature and docstring its service published.
-
-    Being a real function, IPython's ``?`` shows one clean signature and the
-    doc (units, ranges), and Tab never calls the instrument.
-    """
-
-    __signature__: Any
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-
-    def submit(self, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Start the call in the background; ``cancel()`` on the Future invokes the service's stop action."""
-        ...
-
-
-def _remote_method(service: RemoteService, name: str, description: dict[str, Any]) -> RemoteMethod:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
-        return service._pyrolab_call("call", name, args, kwargs)
-
-    def submit(*args: Any, **kwargs: Any) -> Future[Any]:
-        return service._pyrolab_submit(name, args, kwargs)
-
-    call.__name__ = name
-    call.__qualname__ = f"{service._pyrolab_name}.{name}"
-    call.__doc__ = method_doc(name, description)
-    call.__signature__ = signature_of(description)  # type: ignore[attr-defined]
-    submit.__name__ = f"{name}.submit"
-    submit.__doc__ = f"Start {name}() on the daemon and return a concurrent.futures.Future at once."
-    call.submit = submit  # type: ignore[attr-defined]
-    method: RemoteMethod = call  # type: ignore[assignment]
-    return method
-
-
-def _remote_property(service_name: str, name: str, description: dict[str, Any]) -> property:
-    def fget(self: RemoteService) -> Any:
-        __tracebackhide__ = True  # noqa: F841
-        try:
-            return self._pyrolab_call("get", name, (), {})
-        except AttributeError as err:  # else Python would retry through __getattr__ and hide it
-            raise RemoteError(f"reading {service_name}.{name} raised AttributeError: {err}") from None
-
-    def fset(self: RemoteService, value: Any) -> None:
-        __tracebackhide__ = True  # noqa: F841
-        if description.get("readonly"):
-            raise AttributeError(f"{service_name}.{name} is read-only")
-        self._pyrolab_call("set", name, (value,), {})
-
-    return property(fget, fset, None, property_doc(name, description))
-
-
-class _RemoteFuture(Future[Any]):
-    """A Future whose ``cancel()`` also stops a call already running, through the service's stop action."""
-
-    def __init__(self, stop: Callable[[], Any] | None) -> None:
-        super().__init__()
-        self._pyrolab_stop = stop
-        self._pyrolab_deciding = threading.Lock()  # the call's end waits while cancel() stops it
-
-    def cancel(self) -> bool:
-        if super().cancel():  # not started yet: it never will
-            return True
-        with self._pyrolab_deciding:
-            if self._pyrolab_stop is None or not self.running():
-                return self.cancelled()  # finished, or no stop action to end it with
-            try:
-                self._pyrolab_stop()
-            except Exception as err:
-                log.warning("cancel(): the stop action failed: %s", err)
-                return False
-            with self._condition:
-                self._state = "CANCELLED_AND_NOTIFIED"
-                for waiter in self._waiters:
-                    waiter.add_cancelled(self)
-                self._condition.notify_all()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
-        return True
-
-    def run(self, action: Callable[[], Any]) -> None:
-        """Run ``action`` on this (worker) thread and settle the Future, unless cancel() settled it first."""
-        if not self.set_running_or_notify_cancel():
-            return
-        try:
-            result = action()
-        except BaseException as err:
-            with self._pyrolab_deciding:
-                if not self.cancelled():
-                    self.set_exception(err)
-            return
-        with self._pyrolab_deciding:
-            if not self.cancelled():
-                self.set_result(result)
-
-
 class LockHandle:
     """Returned by ``RemoteService.lock()``; leaving a ``with`` block releases the lock."""
 
@@ -303,8 +174,14 @@ class Subscription:
         self.token = uuid.uuid4().hex
         self._host = host
         self.closed = False
-        self.listener = Listener(callback, self._reread, service._pyrolab_name)
+        self.listener = Listener(callback, self._reread, service._pyrolab_name, self._keepalive)
         receiver(host).add(self.token, self.listener)
+
+    def _keepalive(self) -> None:
+        """Renew if the daemon no longer serves us (it dropped us, or restarted: the call then finds it again)."""
+        if not self.closed and not self.service._pyrolab_call("control", "pyrolab_subscribed", (self.token,), {}):
+            if not self.closed:
+                self.renew()
 
     def _reread(self, names: list[str] | None) -> dict[str, Any]:
         values: dict[str, Any] = self.service._pyrolab_call("control", "pyrolab_read", (names,), {})
@@ -352,12 +229,12 @@ class RemoteService:
         set_(self, "_pyrolab_subscriptions", {})
         description = self._pyrolab_call("control", "describe", (), {})
         set_(self, "_pyrolab_description", description)
-        methods = {n: _remote_method(self, n, d) for n, d in description.get("methods", {}).items()}
+        methods = {n: remote_method(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
         set_(self, "__doc__", help_text(description))
         # properties become real ones on a class of this object's own, so `remote.power?` shows the
         # property's doc (unit, range) and completion (IPython, jedi) never reads them
-        props = {n: _remote_property(name, n, d) for n, d in description.get("properties", {}).items()}
+        props = {n: remote_property(name, n, d) for n, d in description.get("properties", {}).items()}
         cls = type(type(self).__name__, (type(self),), {**props, "__doc__": self.__doc__,
                                                         "__module__": type(self).__module__})
         set_(self, "__class__", cls)
@@ -410,7 +287,7 @@ class RemoteService:
                 raise self._pyrolab_offline(err) from err
             except Exception as err:
                 pool.release(proxy)
-                raise _with_remote_traceback(err, where) from None
+                raise with_remote_traceback(err, where) from None
             except BaseException:  # KeyboardInterrupt mid-call: this connection is mid-reply, unusable
                 if kind == "call":  # stop first, on another connection (so a lock held keeps one)
                     self._pyrolab_interrupted(name)
@@ -447,7 +324,7 @@ class RemoteService:
 
     def _pyrolab_submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         stop = self._pyrolab_stop if self._pyrolab_stop_method not in (None, name) else None
-        future = _RemoteFuture(stop)
+        future = RemoteFuture(stop)
         thread = threading.Thread(target=future.run, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
                                   args=(lambda: self._pyrolab_call("call", name, args, kwargs),))
         thread.start()

@@ -160,6 +160,9 @@ class LabDaemon(TrackingDaemon):
     def unsubscribe(self, token: str) -> None:
         self._publisher.unsubscribe(token)
 
+    def subscribed(self, token: str) -> bool:
+        return self._publisher.has(token)
+
     def client_gone(self, client: ClientInfo) -> None:
         freed = self.locks.release_client(client.client_id)
         if freed:

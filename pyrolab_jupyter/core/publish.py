@@ -156,6 +156,10 @@ class Publisher:
             subscriber.mailbox.close()
             self.poller.wake()
 
+    def has(self, token: str) -> bool:
+        with self._mutex:
+            return token in self._subscribers
+
     def count(self) -> int:
         with self._mutex:
             return len(self._subscribers)
@@ -177,9 +181,10 @@ class Publisher:
         self.poller.stop()
         for subscriber in subscribers:
             subscriber.mailbox.close()
+        deadline = time.monotonic() + 1.0  # one stuck in a delivery ends by its own timeout (a daemon thread)
         for subscriber in subscribers:
             if subscriber.thread is not None:
-                subscriber.thread.join(timeout=self.limits.delivery_timeout + 1)
+                subscriber.thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _deliver(self, subscriber: _Subscriber) -> None:
         proxy = new_proxy(subscriber.uri, self.limits.delivery_timeout)

@@ -48,11 +48,12 @@ class Host(Protocol):
     def publish(self, service: str, prop: str, value: Any) -> None: ...
     def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
+    def subscribed(self, token: str) -> bool: ...
 
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
-    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_subscribed",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -67,6 +68,19 @@ _OUTCOME_TEXT = 200  # an announced error message is cut to this
 
 def _outcome(err: BaseException | None) -> str:
     return "ok" if err is None else f"{type(err).__name__}: {err}"[:_OUTCOME_TEXT]
+
+
+def _translated(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run service code; an error the client could not rebuild leaves as ``RemoteError``."""
+    try:
+        return action(*args, **kwargs)
+    except PyroLabError:
+        raise
+    except Exception as err:
+        translated = _translate(err)
+        if translated is err:
+            raise
+        raise translated from err
 
 
 def _translate(err: Exception) -> Exception:
@@ -93,43 +107,21 @@ class _ServantBase:
         if description:
             self._description["description"] = description
 
-    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run service code under the lock check and the service's mutex; translate its errors."""
-        if writes:
-            self._host.locks.check(self._name, self._host.current_client())
-        try:
-            with self._mutex:
-                return action(*args, **kwargs)
-        except PyroLabError:
-            raise
-        except Exception as err:
-            translated = _translate(err)
-            if translated is err:
-                raise
-            raise translated from err
-
-    def _run_stop(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """The stop action: no lock check and no mutex, so it reaches a service busy with another's call."""
-        try:
-            return action(*args, **kwargs)
-        except PyroLabError:
-            raise
-        except Exception as err:
-            translated = _translate(err)
-            if translated is err:
-                raise
-            raise translated from err
+    def _run(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run service code under the service's mutex (one call at a time unless thread-safe)."""
+        with self._mutex:
+            return _translated(action, *args, **kwargs)
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
         action = getattr(self._service, method)
         if call.readonly:
-            return encode(plain(self._run(False, action, *args, **kwargs)))
+            return encode(plain(self._run(action, *args, **kwargs)))
         if not call.stop:
             self._host.locks.check(self._name, self._host.current_client())  # a refusal changed nothing
-        try:
-            result = self._run_stop(action, *args, **kwargs) if call.stop else self._run(False, action, *args, **kwargs)
+        try:  # the stop action skips the mutex: it must reach a service busy with another's call
+            result = _translated(action, *args, **kwargs) if call.stop else self._run(action, *args, **kwargs)
         except BaseException as err:
             self._announce(method, "call", call.changes, err)
             raise
@@ -144,14 +136,14 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(False, getattr, self._service, prop)))
+        return encode(plain(self._run(getattr, self._service, prop)))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(decode(value))
         self._host.locks.check(self._name, self._host.current_client())
         changes = self._schema.properties[prop].changes
         try:
-            current = self._run(False, self._assign, prop, value)
+            current = self._run(self._assign, prop, value)
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
@@ -259,6 +251,11 @@ class _ServantBase:
     @_exposed
     def pyrolab_unsubscribe(self, token: str) -> None:
         self._host.unsubscribe(token)
+
+    @_exposed
+    def pyrolab_subscribed(self, token: str) -> bool:
+        """Whether the subscription ``token`` is still served (the client renews it if not)."""
+        return isinstance(token, str) and self._host.subscribed(token)
 
 
 def _method(name: str) -> Callable[..., Any]:

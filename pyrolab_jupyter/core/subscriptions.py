@@ -22,20 +22,28 @@ from pyrolab_jupyter.core.mailbox import Mailbox
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, merge_calls
 from pyrolab_jupyter.core.serialization import decode
 
-__all__ = ["Callback", "Listener", "receiver"]
+__all__ = ["KEEPALIVE", "Callback", "Listener", "receiver"]
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[str, Any, float], None]  # (property, value, epoch seconds)
+KEEPALIVE = 5.0  # seconds without an update after which a subscription checks the daemon still serves it
 Reread = Callable[[list[str] | None], Mapping[str, Any]]  # names (None: all) -> values and "__time__"
 
 
 class Listener:
-    """One subscription's mailbox and the thread that hands its values to the callback."""
+    """One subscription's mailbox and the thread that hands its values to the callback.
 
-    def __init__(self, callback: Callback, reread: Reread, name: str) -> None:
+    After ``KEEPALIVE`` seconds without an update it calls ``keepalive`` (the
+    subscription checks that the daemon still serves it and renews it if not:
+    a daemon drops a subscriber it could not reach, or restarted).
+    """
+
+    def __init__(self, callback: Callback, reread: Reread, name: str,
+                 keepalive: Callable[[], None] | None = None) -> None:
         self.callback = callback
         self._reread = reread
+        self._keepalive = keepalive
         self.mailbox = Mailbox()
         self._thread = threading.Thread(target=self._run, name=f"pyrolab-subscription-{name}", daemon=True)
         self._thread.start()
@@ -47,13 +55,24 @@ class Listener:
         self.mailbox.close()
 
     def _run(self) -> None:
-        while (batch := self.mailbox.take()) is not None:
+        while (batch := self.mailbox.take(KEEPALIVE)) is not None:
+            if not batch:
+                self._check()
+                continue
             call = batch.pop(CALL_PROPERTY, None)
             for prop, (value, stamp) in batch.items():
                 self._hand(prop, value, stamp)
             if call is not None:
                 self._hand(CALL_PROPERTY, call[0], call[1])
                 self._refresh(call[0].get("changes") if isinstance(call[0], dict) else None)
+
+    def _check(self) -> None:
+        if self._keepalive is None or self.mailbox.closed:
+            return
+        try:
+            self._keepalive()
+        except Exception as err:  # offline: tried again after the next quiet period
+            log.info("subscription keepalive failed: %s", err)
 
     def _hand(self, prop: str, value: Any, stamp: float) -> None:
         try:

@@ -16,6 +16,8 @@ from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.publish import SubscriptionLimits
 from pyrolab_jupyter.errors import AccessDenied, InvalidArgument
 
+pytestmark = pytest.mark.network
+
 
 class SilentPeer:
     """Accepts TCP connections on 127.0.0.1 and never answers; notes which ones the other side closed."""
@@ -133,3 +135,23 @@ def test_subscriptions_are_capped_per_client_process_not_per_address(lab, namese
     subscriptions.append(remote.subscribe(lambda *a: None))  # closing one makes room
     for subscription in subscriptions:
         subscription.close()
+
+
+def test_the_daemon_wide_cap_and_a_renewed_token_replacing_its_old_subscription():
+    from pyrolab_jupyter.core.publish import Publisher
+
+    publisher = Publisher(SubscriptionLimits(per_client=10, per_daemon=3))
+    uri = "PYRO:pyrolab.inbox@127.0.0.1:9"  # never called: the snapshots below are empty
+    try:
+        for i in range(3):
+            publisher.subscribe("svc", uri, f"t{i}", f"client{i}", dict)
+        with pytest.raises(AccessDenied, match="this daemon already serves 3 subscriptions"):
+            publisher.subscribe("svc", uri, "t3", "client3", dict)
+        publisher.subscribe("svc", uri, "t0", "client0", dict)  # the same token again: renewed, not added
+        assert publisher.count() == 3 and publisher.services() == {"svc"}
+        publisher.unsubscribe("t1")
+        publisher.subscribe("svc", uri, "t3", "client3", dict)
+        assert publisher.count() == 3
+    finally:
+        publisher.stop()
+    assert publisher.count() == 0

@@ -9,10 +9,13 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from conftest import wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
+
+pytestmark = pytest.mark.network
 
 
 class Seen:
@@ -161,3 +164,20 @@ def test_nothing_is_polled_without_subscribers_and_polling_stops_after(lab, name
     stage.move_to(20.0, wait=True)
     time.sleep(0.5)
     assert len(seen.items) == count  # a closed subscription hears nothing more
+
+
+def test_a_dropped_subscription_renews_itself_after_a_quiet_period(lab, nameserver, daemon_factory):
+    from pyrolab_jupyter.core.subscriptions import KEEPALIVE
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    remote = lab.connect("t.dummy")
+    seen = Seen()
+    subscription = remote.subscribe(seen)
+    wait_for(lambda: seen.values("power"), timeout=10)
+    # what the daemon does to a subscriber it could not reach in time
+    remote._pyrolab_call("control", "pyrolab_unsubscribe", (subscription.token,), {})
+    assert remote._pyrolab_call("control", "pyrolab_subscribed", (subscription.token,), {}) is False
+    Lab(nameserver.address).connect("t.dummy").set_power(9.0)
+    wait_for(lambda: seen.last("power") == 9.0, timeout=3 * KEEPALIVE + 10)
+    assert remote._pyrolab_call("control", "pyrolab_subscribed", (subscription.token,), {}) is True
+    subscription.close()

@@ -150,11 +150,11 @@ class Motor(Service):
 
     @expose(changes=["position"])
     def run(self, seconds: float) -> float:
-        """Move for ``seconds`` unless stopped; returns the position reached."""
-        self._stop.clear()
+        """Move for ``seconds`` unless stopped (also by a halt() that came first); returns the position reached."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self._stop.wait(0.02):
             self._position += 0.01
+        self._stop.clear()
         return self._position
 
     @expose(stop=True)
