@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 

@@ -36,7 +36,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from pyrolab_jupyter.core.client import stop_method
+from pyrolab_jupyter.core.members import stop_method
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
 from pyrolab_jupyter.core.timefmt import clock, until
 from pyrolab_jupyter.jupyter.plots import error_html, numeric
