@@ -29,7 +29,7 @@ def _demo_command(port: int, ns_port: int, folder: Path) -> list[str]:
     args = ["--no-browser", "--port", str(port), "--nameserver-port", str(ns_port), "--notebook-dir", str(folder)]
     if importlib.util.find_spec("pyrolab_jupyter.cli") is not None:
         return [sys.executable, "-m", "pyrolab_jupyter.cli", "demo", *args]
-    return [sys.executable, "-c", "import sys; from pyrolab_jupyter.demo import copy_notebooks, main, notebooks_dir; sys.exit(main(sys.argv[1:]))",
+    return [sys.executable, "-c", "import sys; from pyrolab_jupyter.demo import main; sys.exit(main(sys.argv[1:]))",
             *args]
 
 

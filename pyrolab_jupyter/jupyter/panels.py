@@ -38,9 +38,9 @@ import numpy as np
 
 from pyrolab_jupyter.core.members import stop_method
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
-from pyrolab_jupyter.core.timefmt import clock, until
+from pyrolab_jupyter.jupyter.header import Header
 from pyrolab_jupyter.jupyter.plots import error_html, numeric
-from pyrolab_jupyter.jupyter.rows import MethodRow, PropertyRow, error_text, is_error, note, values_table
+from pyrolab_jupyter.jupyter.rows import MethodRow, PropertyRow, error_text, is_error, values_table
 from pyrolab_jupyter.jupyter.widget_mapping import unit_of
 
 __all__ = ["MethodRow", "Panel", "PropertyRow", "panel"]
@@ -51,7 +51,6 @@ _OPEN_SECTION_MAX = 24  # a section with more members than this starts collapsed
 KEEPALIVE_S = 5.0  # with push, still read every value this often (at least)
 _OFFLINE = ("ServiceOffline", "CommunicationError")  # errors that mean "nobody answers there"
 _UNKNOWN = ("CallTimeout", "TimeoutError")  # no answer in time: maybe busy, maybe gone
-_BADGE = {"online": "#2e7d32", "offline": "#c62828", "unknown": "#757575"}
 TIME_AXIS = "time_axis"  # a service method of this name gives the x values of its 1-D results
 
 
@@ -59,20 +58,6 @@ def _spawn(target: Callable[..., None], *args: Any, name: str) -> threading.Thre
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
     thread.start()
     return thread
-
-
-def _badge(state: str) -> str:
-    return (f"<span class='pyrolab-Panel-badge pyrolab-Panel-badge-{state}' style='background:{_BADGE[state]};"
-            f"color:#fff;padding:1px 9px;border-radius:9px;font-weight:600'>{state}</span>")
-
-
-def holder_text(info: Mapping[str, Any] | None) -> str:
-    """``unlocked`` or ``locked by alice@pc (pid 42) (this kernel) until 14:02``."""
-    if not info or not info.get("holder"):
-        return "unlocked"
-    mine = " (this kernel)" if info.get("mine") else ""
-    expires = info.get("expires")
-    return f"locked by {info['holder']}{mine}" + (f" {until(float(expires))}" if expires else "")
 
 
 def _section(title: str, rows: list[widgets.Widget], css: str) -> widgets.Accordion:
@@ -116,40 +101,19 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._x_axis_method = TIME_AXIS if TIME_AXIS in methods and not (
             methods[TIME_AXIS].get("parameters") or {}).get("required") else None
 
-        self.status = widgets.HTML(_badge(self.status_text),  # offline already when the first read failed
-                                   _dom_classes=("pyrolab-Panel-status", f"pyrolab-Panel-status-{self.status_text}"))
-        locked_by = description.get("locked_by")
-        self.lock_label = widgets.Label(holder_text({"holder": locked_by} if locked_by else None))
-        self.lock_label.add_class("pyrolab-Panel-lock")
-        self.lock_button = widgets.Button(description="Lock", icon="lock", layout=widgets.Layout(width="auto"),
-                                          tooltip="lock this service for this kernel (press again to unlock)")
-        self.lock_button.add_class("pyrolab-Panel-lock-button")
-        self.stop_button: widgets.Button | None = None
-        self.header_note = note()
-        self.last_change = widgets.HTML("")  # the last state-changing call announced, and who made it
-        self.last_change.add_class("pyrolab-Panel-last-change")
-        title = widgets.HTML(
-            f"<b>{html.escape(self._name)}</b> <code>{html.escape(str(description.get('class', '')))}</code>",
-            tooltip=description.get("description") or None,
-        )
-        title.add_class("pyrolab-Panel-title")
-        header_parts = [title, self.status, self.lock_button, self.lock_label]
-        if self.stop_method is not None:
-            self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
-                                              tooltip=f"call {self.stop_method}() (allowed while locked)",
-                                              layout=widgets.Layout(width="auto"))
-            self.stop_button.add_class("pyrolab-Panel-stop")
-            header_parts.append(self.stop_button)
-        header = widgets.HBox([*header_parts, self.header_note, self.last_change],
-                              layout=widgets.Layout(align_items="center", grid_gap="8px", flex_flow="row wrap"))
-        header.add_class("pyrolab-Panel-header")
+        self.header = Header(self._name, str(description.get("class", "")), description.get("description") or "",
+                             self.status_text, description.get("locked_by"), self.stop_method)
+        # the header's widgets by their old names (tests and users reach them from the panel)
+        header = self.header
+        self.status, self.lock_label, self.lock_button = header.status, header.lock_label, header.lock_button
+        self.stop_button, self.header_note, self.last_change = header.stop_button, header.note, header.last_change
         sections = []
         if self.properties:
             sections.append(_section("Properties", [r.widget for r in self.properties.values()],
                                      "pyrolab-Panel-properties"))
         if self.methods:
             sections.append(_section("Methods", [r.widget for r in self.methods.values()], "pyrolab-Panel-methods"))
-        super().__init__([header, *sections])
+        super().__init__([self.header.widget, *sections])
         self.add_class("pyrolab-Panel")
         self._wire()
 
@@ -205,7 +169,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._refresh_lock()  # someone (maybe another client) took or released the lock
             return
         if prop == CALL_PROPERTY:
-            self.last_change.value = _change_text(value, _time)
+            self.header.show_change(value, _time)
             return
         row = self.properties.get(prop)
         if row is not None:
@@ -254,9 +218,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _show_status(self, state: str) -> None:
         self.status_text = state
-        self.status.value = _badge(state)
-        for other in _BADGE:
-            (self.status.add_class if other == state else self.status.remove_class)(f"pyrolab-Panel-status-{other}")
+        self.header.show_status(state)
 
     def _recover(self) -> None:
         """Back online: renew the push (a restarted daemon forgot it), show every value and the lock again."""
@@ -423,13 +385,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _show_lock(self, info: Mapping[str, Any] | None) -> None:
         self._lock_info = info
-        text = holder_text(info)
-        if self.lock_label.value != text:
-            self.lock_label.value = text
-        mine = bool(info and info.get("mine"))
-        with self.lock_button.hold_sync():
-            self.lock_button.description = "Unlock" if mine else "Lock"
-            self.lock_button.icon = "unlock" if mine else "lock"
+        self.header.show_lock(info)
 
     # display and ending
 
@@ -461,17 +417,6 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
-
-
-def _change_text(call: Any, stamp: float) -> str:
-    """``set_power() by alice@pc (pid 42) at 14:02``, with the error when the call failed."""
-    if not isinstance(call, Mapping):
-        return ""
-    member = str(call.get("member", "?")) + ("()" if call.get("kind") == "call" else " set")
-    outcome = call.get("outcome")
-    failed = f" failed ({outcome})" if outcome and outcome != "ok" else ""
-    return (f"<small>last change: <code>{html.escape(member)}</code> by {html.escape(str(call.get('caller')))} "
-            f"at {html.escape(clock(stamp) if stamp else '?')}{html.escape(failed)}</small>")
 
 
 def _same(a: Any, b: Any) -> bool:
