@@ -38,10 +38,10 @@ import numpy as np
 
 from pyrolab_jupyter.core.members import stop_method
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY
+from pyrolab_jupyter.jupyter.controls import unit_of
 from pyrolab_jupyter.jupyter.header import Header
 from pyrolab_jupyter.jupyter.plots import error_html, numeric
 from pyrolab_jupyter.jupyter.rows import MethodRow, PropertyRow, error_text, is_error, values_table
-from pyrolab_jupyter.jupyter.widget_mapping import unit_of
 
 __all__ = ["MethodRow", "Panel", "PropertyRow", "panel"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from pyrolab_jupyter.jupyter.widget_mapping import format_value
+from pyrolab_jupyter.jupyter.controls import format_value
 
 __all__ = ["error_html", "error_view", "numeric", "plot_array", "plot_image", "plot_line", "result_view"]
 

@@ -14,21 +14,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
-from pyrolab_jupyter.jupyter.plots import error_html, result_view
-from pyrolab_jupyter.jupyter.widget_mapping import (
+from pyrolab_jupyter.jupyter.controls import (
     REFUSED,
     Control,
     Field,
-    HTMLStyle,
-    LabelStyle,
-    control_for,
     format_value,
     limits_text,
     readout,
     shared,
     unit_of,
 )
+from pyrolab_jupyter.jupyter.plots import error_html, result_view
+from pyrolab_jupyter.jupyter.widget_mapping import control_for
 
 __all__ = ["LIVE_RATES", "MethodRow", "PropertyRow", "error_text", "is_error", "note", "values_table"]
 

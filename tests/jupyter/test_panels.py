@@ -439,7 +439,8 @@ def test_bad_json_input_is_shown_not_raised(opened):
     row = shown.methods["set_power"]
     row.controls["mw"].value_widget.value = 3.0
     # a parse error in any parameter stays in the panel
-    from pyrolab_jupyter.jupyter.widget_mapping import Field, control_for
+    from pyrolab_jupyter.jupyter.controls import Field
+    from pyrolab_jupyter.jupyter.widget_mapping import control_for
 
     row.controls["mw"] = control_for(Field("mw", {"type": "array"}))
     row.controls["mw"].value_widget.value = "[1,"

@@ -5,19 +5,16 @@ from __future__ import annotations
 import ipywidgets as widgets
 import pytest
 
+from pyrolab_jupyter.jupyter.controls import Field, limits_text
 from pyrolab_jupyter.jupyter.widget_mapping import (
     MAPPERS,
-    Field,
-    check_range,
     control_for,
     factory_for,
-    limits_text,
     map_bool,
     map_bounded_number,
     map_enum,
     map_json,
     map_unknown,
-    readout,
 )
 
 
@@ -78,11 +75,6 @@ def test_a_typed_value_outside_the_range_is_refused_not_clamped():
     assert control.value_widget.value == 80.0 and slider.value == 10.0  # the box keeps what was typed
     with pytest.raises(ValueError, match=r"power: 80 refused: above the maximum 50 mW; nothing was sent"):
         control.get()
-    with pytest.raises(ValueError, match="below the minimum 1"):
-        check_range("n", 0, {"minimum": 1})
-    with pytest.raises(ValueError, match="not above the exclusive minimum 0"):
-        check_range("x", 0.0, {"exclusiveMinimum": 0})
-    assert check_range("x", 0.5, {"exclusiveMinimum": 0, "maximum": 1}) == 0.5
 
 
 def test_wide_positive_range_uses_a_log_slider():
@@ -114,13 +106,6 @@ def test_a_tuple_of_numbers_is_one_box_per_item():
     with pytest.raises(ValueError, match=r"roi\[1\]: 0 refused: below the minimum 1"):
         control.get()
     assert limits_text(schema) == "≥ 0; ≥ 1"
-
-
-def test_a_read_only_value_is_text():
-    control = readout(Field("shape", {"type": "array"}, value=[480, 640]))
-    assert isinstance(control.value_widget, widgets.HTML) and "480, 640" in control.value_widget.value
-    control.set(True)
-    assert control.value_widget.value == "yes"
 
 
 def test_defaults_are_prefilled_and_docstrings_become_tooltips():
