@@ -173,7 +173,7 @@ def bench_plots(repeat: int = 10) -> None:
         return (time.perf_counter() - start) / repeat * 1e3
 
     print(f"bqplot: import {bq_import:.0f} ms; figure with 1000-point line {bq(y):.1f} ms, "
-          f"256x256 heat map {bq(z):.1f} ms")
+          f"256x256 image {bq(z):.1f} ms")
     try:
         t0 = time.perf_counter()
         import matplotlib

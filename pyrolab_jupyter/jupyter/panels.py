@@ -435,6 +435,9 @@ def _descendants(root: widgets.Widget) -> list[widgets.Widget]:
         stack.extend(getattr(widget, "children", ()))
         for part in (*getattr(widget, "marks", ()), *getattr(widget, "axes", ())):  # bqplot figures
             found.append(part)
+            picture = getattr(part, "image", None)  # an Image mark's picture is a widget of its own
+            if isinstance(picture, widgets.Widget):
+                found.append(picture)
     return found
 
 

@@ -290,11 +290,17 @@ def test_array_results_are_plotted_with_bqplot(opened):
     image = shown.methods["image"]
     image.button.click()
     wait_for(lambda: image.calls == 1, what="image")
-    heat = image.result.children[0].marks[0]
-    assert isinstance(heat, bqplot.HeatMap) and np.asarray(heat.color).shape == (3, 4)
+    picture = image.result.children[0].marks[0]
+    assert isinstance(picture, bqplot.Image) and isinstance(picture.image, widgets.Image)
+    assert picture.image.format == "png" and bytes(picture.image.value).startswith(b"\x89PNG")
+    assert tuple(picture.x) == (0, 4) and tuple(picture.y) == (3, 0)  # 4 wide, 3 high, row 0 at the top
     axes = image.result.children[0].axes
     assert [a.label for a in axes[:2]] == ["x (px)", "y (px)"]
-    assert isinstance(axes[2], bqplot.ColorAxis) and axes[2].scale is heat.scales["color"]  # the colour bar
+    colour_bar = axes[2]
+    assert isinstance(colour_bar, bqplot.ColorAxis) and (colour_bar.scale.min, colour_bar.scale.max) == (0, 11)
+    image.button.click()
+    wait_for(lambda: image.calls == 2, what="a second image")
+    assert image.result.children[0].marks[0] is picture  # updated in place
 
 
 def test_a_trace_is_plotted_against_the_services_time_axis_with_units(opened):
@@ -586,7 +592,7 @@ def test_another_clients_method_call_reaches_the_open_panel_with_who_made_it(sim
         other.turn_on()  # changes `on` and the derived `emitted_power`
         wait_for(lambda: shown.properties["power"].last_value == 12.0, what="the method-made change")
         wait_for(lambda: shown.properties["emitted_power"].last_value == 12.0, what="the derived property")
-        assert shown.properties["on"].control.get() is True
+        wait_for(lambda: shown.properties["on"].control.get() is True, what="on")
         wait_for(lambda: "turn_on()" in shown.last_change.value, what="the last change")
         assert f"(pid {os.getpid()})" in shown.last_change.value  # who made it
     finally:
