@@ -310,9 +310,19 @@ class RemoteService:
         return self._pyrolab_call("call", stop, (), {}, timeout=min(self._pyrolab_timeout, _STOP_TIMEOUT))
 
     def _pyrolab_interrupted(self, name: str) -> None:
-        """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise."""
+        """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise.
+
+        Either way another connection is open before the interrupted one closes,
+        so a lock this process holds does not end with it.
+        """
         stop = self._pyrolab_stop_method
         if stop is None or stop == name:
+            try:
+                spare = self._pyrolab_pool.acquire()
+                spare._pyroBind()
+                self._pyrolab_pool.release(spare)
+            except Exception as err:
+                log.info("no spare connection to %s: %s", self._pyrolab_name, err)
             return
         try:
             self._pyrolab_stop()

@@ -2,8 +2,9 @@
 
 Each subscriber has its own coalescing mailbox (the latest value per
 property) and its own delivery thread, so a slow or dead subscriber delays
-nobody else: a delivery that fails or outlasts ``delivery_timeout`` drops that
-subscriber alone. Subscriptions are capped per client process and per daemon,
+nobody else: a delivery that fails or outlasts ``delivery_timeout`` drops the
+subscribers of that client process (they share one connection to its
+receiver) and nobody else. Subscriptions are capped per client process and per daemon,
 and a daemon calls back only the address a subscription came from.
 
 Besides property values, subscribers get two pseudo-properties:
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from Pyro5.api import Proxy
 from Pyro5.core import URI
 from Pyro5.errors import CommunicationError, PyroError
 
@@ -75,6 +77,27 @@ class _Subscriber:
         self.mailbox.put(prop, value, stamp, merge_calls if prop == CALL_PROPERTY else None)
 
 
+class _Link:
+    """One connection to a client process's receiver, shared by that client's subscribers (one at a time).
+
+    One per client, not one per subscription: a kernel with many panels holds
+    few of its receiver's worker threads, and a dead receiver is found once.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.lock = threading.Lock()
+        self.proxy: Proxy | None = None
+        self.dead = False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.proxy is not None:
+                self.proxy._pyroClaimOwnership()
+                self.proxy._pyroRelease()
+                self.proxy = None
+
+
 def _same_host(a: str, b: str) -> bool:
     try:
         return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
@@ -107,6 +130,7 @@ class Publisher:
     def __init__(self, limits: SubscriptionLimits | None = None) -> None:
         self.limits = limits or SubscriptionLimits()
         self._subscribers: dict[str, _Subscriber] = {}
+        self._links: dict[str, _Link] = {}  # callback uri -> the connection its subscribers share
         self._mutex = threading.Lock()
         self._stopped = False
         self.poller = Poller(self.publish, self.services)
@@ -186,22 +210,57 @@ class Publisher:
             if subscriber.thread is not None:
                 subscriber.thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
+    def _link(self, uri: str) -> _Link:
+        with self._mutex:
+            link = self._links.get(uri)
+            if link is None:
+                link = self._links[uri] = _Link(uri)
+            return link
+
     def _deliver(self, subscriber: _Subscriber) -> None:
-        proxy = new_proxy(subscriber.uri, self.limits.delivery_timeout)
         try:
             while (batch := subscriber.mailbox.take()) is not None:
                 payload = {prop: {"value": value, "time": stamp} for prop, (value, stamp) in batch.items()}
-                try:
-                    proxy.pyrolab_update(subscriber.token, subscriber.service, payload)
-                except (CommunicationError, OSError) as err:  # dead, silent or too slow: this one goes
-                    log.info("dropping subscriber %s of %s at %s: %s", subscriber.token, subscriber.service,
-                             subscriber.uri, err)
-                    self._drop(subscriber)
+                if not self._send(self._link(subscriber.uri), subscriber, payload):
                     return
-                except Exception:
-                    log.exception("subscriber %s of %s failed on an update", subscriber.token, subscriber.service)
         finally:
-            proxy._pyroRelease()
+            self._forget_link(subscriber.uri)
+
+    def _send(self, link: _Link, subscriber: _Subscriber, payload: dict[str, Any]) -> bool:
+        """Deliver one batch; False when the receiver is dead, silent or too slow (its subscribers are dropped)."""
+        with link.lock:
+            if link.dead:
+                self._drop(subscriber)
+                return False
+            if link.proxy is None:
+                link.proxy = new_proxy(link.uri, self.limits.delivery_timeout)
+            link.proxy._pyroClaimOwnership()
+            try:
+                link.proxy.pyrolab_update(subscriber.token, subscriber.service, payload)
+            except (CommunicationError, OSError) as err:  # dead, silent or too slow: every subscriber there goes
+                log.info("dropping the subscribers at %s: %s", link.uri, err)
+                link.dead = True
+                link.proxy._pyroRelease()
+                link.proxy = None
+                with self._mutex:
+                    if self._links.get(link.uri) is link:
+                        del self._links[link.uri]  # a later subscription from there starts afresh
+                    gone = [s for s in self._subscribers.values() if s.uri == link.uri]
+                for other in gone:
+                    self._drop(other)
+                return False
+            except Exception:
+                log.exception("subscriber %s of %s failed on an update", subscriber.token, subscriber.service)
+        return True
+
+    def _forget_link(self, uri: str) -> None:
+        """Close the connection to ``uri`` once no subscriber uses it."""
+        with self._mutex:
+            if any(s.uri == uri for s in self._subscribers.values()):
+                return
+            link = self._links.pop(uri, None)
+        if link is not None:
+            link.close()
 
     def _drop(self, subscriber: _Subscriber) -> None:
         with self._mutex:

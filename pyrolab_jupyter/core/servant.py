@@ -233,7 +233,7 @@ class _ServantBase:
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise InvalidArgument("pyrolab_read(): names must be a list of property names")
         values: dict[str, Any] = {}
-        for prop in self._schema.properties if names is None else names:
+        for prop in self._schema.properties if names is None else dict.fromkeys(names):  # each read once
             if prop not in self._schema.properties:
                 raise InvalidArgument(f"pyrolab_read(): {prop[:80]!r} is not a property of {self._name}")
             values[prop] = self._read_or_error(prop)

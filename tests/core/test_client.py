@@ -155,6 +155,9 @@ def test_read_properties_over_the_wire_returns_a_failing_value_as_an_error(lab, 
     assert broken.remote_type == "labservices.DeviceFault" and "sensor unplugged" in str(broken)
     assert isinstance(missing, PyroLabError) and missing.remote_type == "KeyError" and "channel 7" in str(missing)
     assert set(remote.read_properties("good", "broken")) == {"good", "broken", "__time__"}
+    before = remote.reads()
+    remote.read_properties(*["good"] * 10_000)  # a name asked for many times is read once
+    assert remote.reads() == before + 1
 
 
 _CTRL_C = """
@@ -272,3 +275,41 @@ def test_remote_tracebacks_end_at_the_daemons_frame_not_in_pyro5(lab, nameserver
         assert "labservices.py" in text and f"in {call.__name__}" in text  # the service's own frame
         assert text.rstrip().splitlines()[-1].startswith("(the full daemon-side traceback")
         assert call.__name__ in caught.value.remote_traceback  # kept whole for whoever needs it
+
+
+def test_lock_info_reads_for_people_and_read_only_properties_refuse_a_set(lab, nameserver, daemon_factory):
+    daemon_factory({"t.laser": "pyrolab_jupyter.instruments.sim:Laser"}, nameserver.address)
+    laser = lab.connect("t.laser")
+    with laser.lock(lease=600):
+        info = laser.lock_info()
+        assert info["since_text"] == "just now" and info["expires_text"].startswith("until ")
+        assert info["holder"] and info["mine"] is True
+    with pytest.raises(AttributeError, match="t.laser.max_power is read-only"):
+        laser.max_power = 3.0
+    laser.power = 2.0
+    assert laser.power == 2.0 and type(laser).power.__doc__.startswith("Power setpoint")
+
+
+_CTRL_C_LOCKED = """
+import signal, sys, threading, time
+from pyrolab_jupyter import Lab
+dummy = Lab(sys.argv[1]).connect("t.dummy")
+dummy.lock(lease=60)
+main = threading.main_thread().ident
+threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+try:
+    dummy.sleep(1.5)  # a service without a stop action
+except KeyboardInterrupt:
+    time.sleep(2.5)  # the daemon notices the interrupted connection when the call ends
+    print("interrupted, lock mine:", dummy.lock_info()["mine"], flush=True)
+"""
+
+
+def test_an_interrupted_call_keeps_the_lock_of_its_process(lab, nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_LOCKED, nameserver.address], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "interrupted, lock mine: True", out.stderr
