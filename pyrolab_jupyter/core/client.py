@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -47,7 +46,7 @@ from pyrolab_jupyter.core.tracebacks import with_remote_traceback
 
 __all__ = [
     "DEFAULT_TIMEOUT", "Lab", "LockHandle", "MemberGroup", "RemoteMethod", "RemoteService", "Subscription",
-    "add_view_hook", "stop_method",
+    "stop_method",
 ]
 
 log = logging.getLogger(__name__)
@@ -228,16 +227,6 @@ class MemberGroup:
 
     def __repr__(self) -> str:
         return f"<members {self._pyrolab_prefix}.* of {self._pyrolab_service._pyrolab_name}>"
-
-
-ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
-_view_hooks: list[ViewHook] = []
-
-
-def add_view_hook(hook: ViewHook) -> None:
-    """Let an upper layer show a ``RemoteService`` its own way (the widget panel); core imports none."""
-    if hook not in _view_hooks:
-        _view_hooks.insert(0, hook)
 
 
 class RemoteService:
@@ -441,11 +430,7 @@ class RemoteService:
         return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """A registered view (the widget panel, once the Jupyter side is imported), else an HTML summary."""
-        for hook in _view_hooks:
-            bundle = hook(self)
-            if bundle is not None:
-                return bundle
+        """An HTML summary; in a kernel with ``%load_ext pyrolab_jupyter`` the magics' formatter shows the panel."""
         return {"text/plain": repr(self),
                 "text/html": service_html(self._pyrolab_name, self.describe())}
 

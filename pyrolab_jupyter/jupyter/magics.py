@@ -79,7 +79,11 @@ def _summary_bundle(remote: RemoteService) -> dict[str, str]:
 
 
 def show_remote(remote: RemoteService) -> None:
-    """Display a service: its widget panel when available, else an HTML summary."""
+    """Display a service: its widget panel (the open one, if shown before) when available, else an HTML summary.
+
+    The one display path of a ``RemoteService`` in a kernel: ``%pyrolab connect``, ``%pyrolab panel``
+    and a service as a cell's result (the formatter ``load_ipython_extension`` registers) all come here.
+    """
     build = _panel_function()
     if build is not None:
         try:
