@@ -40,7 +40,7 @@ def _cmd_nameserver(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         return serving.serve_nameserver(args.host, args.port, args.check_interval, args.on_offline,
-                                           args.storage)
+                                           args.storage, max_message=_bytes(args.max_message_mb))
     except (OSError, ValueError) as err:
         return _fail(str(err))
 
@@ -57,7 +57,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         nameserver = nameserver_address(args.nameserver)
         spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
                 "adapter": args.adapter}
-        return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat)
+        return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
+                                    max_message=_bytes(args.max_message_mb))
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
 
@@ -91,13 +92,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
         return 1
-    children = supervisor.lab_children(lab)
+    logs = supervisor.logs_folder(lab, args.logs)
+    children = supervisor.lab_children(lab, state_dir=logs)
     if not children:
         return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")
     if not lab.nameserver.external and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
                      f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
-    sup = supervisor.Supervisor(children, supervisor.logs_folder(lab, args.logs),
+    sup = supervisor.Supervisor(children, logs,
                                 wait_for=None if lab.nameserver.external else lab.nameserver.address)
     return sup.run()
 
@@ -185,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--on-offline", choices=("keep", "remove"), default="keep",
                    help="keep a vanished service's entry marked offline, or remove it (default keep)")
     p.add_argument("--storage", default="memory", help="'memory' (default) or 'sql:PATH'")
+    _max_message_option(p)
     p.set_defaults(handler=_cmd_nameserver)
 
     p = sub.add_parser("daemon", formatter_class=_RAW, help="host one service in the foreground",
@@ -209,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", metavar="NAME",
                    help="adapter for a class that is not a Service: qcodes, pymeasure, pyrolab, plain or a "
                         "plug-in's name (default: the first that claims it)")
+    _max_message_option(p)
     p.set_defaults(handler=_cmd_daemon)
 
     p = sub.add_parser("up", formatter_class=_RAW, help="run every process of a lab file, supervised",
@@ -248,6 +252,17 @@ def _parser() -> argparse.ArgumentParser:
                    description="pyrolab demo [--no-browser] [--port P] [--nameserver-port N]",
                    epilog="examples:\n  pyrolab demo\n  pyrolab demo --no-browser --port 8899")
     return parser
+
+
+def _max_message_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-message-mb", type=float, default=128.0, metavar="MB",
+                        help="largest message accepted, in MiB (default 128); a larger one is refused at once")
+
+
+def _bytes(mib: float) -> int:
+    if not mib > 0:
+        raise SystemExit(f"pyrolab: --max-message-mb={mib}: must be a positive number of MiB")
+    return int(mib * 1024 * 1024)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,12 +90,14 @@ def start_nameserver(
     check_interval: float = 5.0,
     on_offline: Literal["keep", "remove"] = "keep",
     storage: str = "memory",
+    max_message: int | None = None,
 ) -> NameserverHost:
     """A nameserver with its health monitor, serving from this process's background threads.
 
     The handle has ``uri``, ``address`` (``host:port``) and ``stop()``. ``port=0`` picks a free port.
+    ``max_message``: bytes a message may have (default 128 MiB; a larger one is refused from its header).
     """
-    return NameserverHost(host, port, check_interval, on_offline, storage).start()
+    return NameserverHost(host, port, check_interval, on_offline, storage, max_message=max_message).start()
 
 
 class DaemonHandle:
@@ -150,10 +152,11 @@ class DaemonHandle:
 
 
 def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-                   heartbeat: float) -> LabDaemon:
+                   heartbeat: float, max_message: int | None = None, state_file: str | None = None) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
-    daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat)
+    daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat, max_message=max_message,
+                       state_file=state_file)
     try:
         for name, (service, description) in built.items():
             daemon.add(name, service, description)
@@ -172,18 +175,21 @@ def start_daemon(
     spawn: bool = False,
     heartbeat: float = 5.0,
     register_timeout: float = 5.0,
+    max_message: int | None = None,
+    state_file: str | None = None,
 ) -> DaemonHandle:
     """Host ``services`` (name → any object, ``"module:Class"`` or ``{"class", "args", "description", "adapter"}``).
 
     An object that is not a ``Service`` is served through an adapter (see
     ``pyrolab_jupyter.adapters``). With ``spawn=True`` the daemon runs in its
     own process (specs must then be strings or mappings). Returns once the daemon serves and, when a
-    nameserver is given and answers within ``register_timeout``, is registered.
+    nameserver is given and answers within ``register_timeout``, is registered. ``max_message``: bytes a
+    message may have (default 128 MiB). ``state_file``: where its locks are kept across a restart.
     """
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = _host_services(services, nameserver, host, port, heartbeat)
+        daemon = _host_services(services, nameserver, host, port, heartbeat, max_message, state_file)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -192,7 +198,7 @@ def start_daemon(
     specs = {n: {"class": s} if isinstance(s, str) else dict(cast(Mapping[str, Any], s)) for n, s in services.items()}
     order = {"services": specs,
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
-             "register_timeout": register_timeout}
+             "register_timeout": register_timeout, "max_message": max_message, "state_file": state_file}
     process = subprocess.Popen(
         [sys.executable, "-m", "pyrolab_jupyter.serving", "spawned", json.dumps(order)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

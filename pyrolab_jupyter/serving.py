@@ -52,9 +52,11 @@ def wait_for_stop(watch_stdin: bool) -> None:
 
 
 def serve_nameserver(host: str, port: int, check_interval: float, on_offline: str, storage: str = "memory",
-                     watch_stdin: bool = False, announce: Callable[[str], None] = _say) -> int:
+                     watch_stdin: bool = False, announce: Callable[[str], None] = _say,
+                     max_message: int | None = None) -> int:
     """Run a nameserver in the foreground until a signal stops it; 0 on a clean stop."""
-    ns = hosting.start_nameserver(host, port, check_interval, on_offline, storage)  # type: ignore[arg-type]
+    ns = hosting.start_nameserver(host, port, check_interval, on_offline, storage,  # type: ignore[arg-type]
+                                  max_message=max_message)
     announce(f"nameserver at {ns.address} (check every {check_interval:g} s, on offline: {on_offline}); "
              "Ctrl-C stops it")
     try:
@@ -68,14 +70,16 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
 def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
                  heartbeat: float = 5.0, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
-                 ready: Callable[[hosting.DaemonHandle], None] | None = None) -> int:
+                 ready: Callable[[hosting.DaemonHandle], None] | None = None,
+                 max_message: int | None = None, state_file: str | None = None) -> int:
     """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
 
     The daemon registers with ``nameserver`` and keeps retrying on its
     heartbeat while the nameserver is down, so it may start first.
     """
     handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
-                                  register_timeout=register_timeout)
+                                  register_timeout=register_timeout, max_message=max_message,
+                                  state_file=state_file)
     daemon = handle.daemon
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
@@ -122,11 +126,13 @@ def main(argv: list[str]) -> int:
     try:
         if kind == "nameserver":
             return serve_nameserver(order["host"], order["port"], order["check_interval"], order["on_offline"],
-                                    order.get("storage", "memory"), watch_stdin=True, announce=announce)
+                                    order.get("storage", "memory"), watch_stdin=True, announce=announce,
+                                    max_message=order.get("max_message"))
         return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
                             order["heartbeat"], watch_stdin=True, announce=announce,
                             register_timeout=order.get("register_timeout", 2.0),
-                            ready=report if kind == "spawned" else None)
+                            ready=report if kind == "spawned" else None,
+                            max_message=order.get("max_message"), state_file=order.get("state_file"))
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":

@@ -5,7 +5,9 @@ daemon of the file. A child that dies is restarted (the first time within
 0.5 s, then with exponential backoff); one that keeps crashing is given up on
 with a clear line, and the others keep running. Every child's output goes to
 its own rotated log file and to the console, prefixed ``[name] `` (coloured
-only on a terminal). The first Ctrl-C or SIGTERM stops every child (SIGTERM,
+only on a terminal). The console never holds anything up: lines go through a
+bounded buffer written by a thread of its own, so an unread or closed stdout
+costs console lines (the log files keep them all), never service. The first Ctrl-C or SIGTERM stops every child (SIGTERM,
 then a kill after ``stop_timeout``); a second Ctrl-C kills at once.
 
 The children run ``python -m pyrolab_jupyter.serving nameserver|daemon JSON``
@@ -19,6 +21,7 @@ import json
 import logging
 import logging.handlers
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -40,6 +43,68 @@ __all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children"
 
 _COLOURS = ("36", "33", "35", "32", "34", "31")  # cyan, yellow, magenta, green, blue, red
 _TICK = 0.05
+_CONSOLE_LINES = 2000  # console lines buffered while the console does not take them; older ones are dropped
+_CONSOLE_WAIT = 0.2  # seconds a line waits for a full console before it is dropped
+_CONSOLE_LINE_BYTES = 4000  # under PIPE_BUF: a writable pipe takes the whole line without blocking
+
+
+class _Console:
+    """Writes lines to a stream from its own thread; a stream that blocks or breaks costs lines only.
+
+    ``write`` never blocks (a deque append, safe from a signal handler too).
+    """
+
+    def __init__(self, stream: TextIO, lines: int = _CONSOLE_LINES) -> None:
+        self.stream = stream
+        try:  # a real file descriptor is written directly, and only when it takes a line at once
+            stream.flush()
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self._lines: deque[str] = deque(maxlen=lines)
+        self._dropped = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def write(self, line: str) -> None:
+        if len(self._lines) == self._lines.maxlen:
+            self._dropped += 1
+        self._lines.append(line)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pyrolab-up-console", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                line = self._lines.popleft()
+            except IndexError:
+                if self._closed:
+                    return
+                time.sleep(_TICK)
+                continue
+            if self._dropped:
+                line, self._dropped = f"[up] ({self._dropped} console lines dropped; the logs have them)\n{line}", 0
+            try:
+                self._emit(line)
+            except (OSError, ValueError):
+                pass
+
+    def _emit(self, line: str) -> None:
+        if self._fd is None:
+            self.stream.write(line)
+            self.stream.flush()
+            return
+        if not select.select([], [self._fd], [], _CONSOLE_WAIT)[1]:
+            self._dropped += 1  # nobody reads the console: the line is lost there (the log file has it)
+            return
+        os.write(self._fd, line.encode("utf-8", "replace")[:_CONSOLE_LINE_BYTES])
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Let the thread write what is buffered, for at most ``timeout`` seconds."""
+        self._closed = True
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 # --- the children ------------------------------------------------------------------------------
@@ -82,20 +147,24 @@ class _Child:
     reader: threading.Thread | None = None
 
 
-def lab_children(lab: LabConfig, python: str = sys.executable) -> list[ChildSpec]:
-    """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon."""
+def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path | None = None) -> list[ChildSpec]:
+    """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon.
+
+    With ``state_dir`` (the logs folder) each daemon keeps its lock table there, so a restart keeps the locks.
+    """
     ns = lab.nameserver
     specs = []
     if not ns.external:
         order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
-                 "on_offline": ns.on_offline, "storage": ns.storage}
+                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns)}
         specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
                              "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
-                 "heartbeat": daemon.heartbeat}
+                 "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
+                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None}
         specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
     return specs
 
@@ -142,8 +211,8 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.console = console if console is not None else sys.stdout
         self.colour = bool(getattr(self.console, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+        self._console = _Console(self.console)
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-        self._print_lock = threading.RLock()  # a signal handler may print while the main thread does
         self._stop = threading.Event()
         self._kill = threading.Event()
         logs.mkdir(parents=True, exist_ok=True)
@@ -168,12 +237,7 @@ class Supervisor:
 
     def _echo(self, prefix: str, colour: str, line: str) -> None:
         head = f"\x1b[{colour}m[{prefix}]\x1b[0m " if self.colour else f"[{prefix}] "
-        with self._print_lock:
-            try:
-                self.console.write(head + line + "\n")
-                self.console.flush()
-            except (OSError, ValueError):
-                pass
+        self._console.write(head + line + "\n")
 
     def say(self, text: str, child: _Child | None = None) -> None:
         """A line of the supervisor's own: console (as ``[up]``), ``up.log`` and the child's log."""
@@ -276,6 +340,7 @@ class Supervisor:
                 self._tick()
         finally:
             clean = self._stop_all()
+            self._console.close()
         return 0 if clean else 1
 
     def _tick(self) -> None:

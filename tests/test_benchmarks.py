@@ -16,11 +16,13 @@ pytestmark = pytest.mark.network
 @pytest.mark.parametrize("script, args, expected", [
     ("bench_calls.py", ["--calls", "10"], ["raw Pyro5", "ratio", "method call set_power", "16 MiB array"]),
     ("bench_health.py", ["--repeat", "1", "--interval", "0.3"], ["offline detection", "repopulated"]),
+    ("bench_abuse.py", ["--idle", "20", "--slow", "5", "--fuzz", "40", "--oneways", "50"],
+     ["forged marshal tuple", "compressed bomb", "fresh client", "one-way calls", "kill -9"]),
     ("bench_panel.py", ["--repeat", "2", "--seconds", "0.3"], ["panel build, 40 members", "live updates"]),
     ("bench_truth.py", ["--changes", "3"], ["raw Pyro5 call round trip", "subscriber sees it", "10 silent"]),
     ("bench_safety.py", ["--calls", "10"], ["raw Pyro5", "ratio", "a soft limit", "an interlock"]),
     ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
-], ids=["calls", "health", "panel", "truth", "safety", "adapters"])
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

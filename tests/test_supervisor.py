@@ -158,6 +158,65 @@ def test_up_restarts_what_dies_and_stops_everything(tmp_path):
 
 
 @pytest.mark.network
+def test_a_lock_survives_kill_9_of_its_daemon_under_up(tmp_path):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}\n"
+                        "daemons:\n  bench1:\n    heartbeat: 0.5\n    services:\n"
+                        "      lab.laser: {class: 'pyrolab_jupyter.instruments.sim:Laser'}\n")
+    up = Up(str(lab_file), "--logs", str(tmp_path / "logs"))
+    try:
+        before = wait_for(lambda: online(address).get("lab.laser"), timeout=30)
+        laser = Lab(address, timeout=10).connect("lab.laser")
+        laser.lock(lease=120)
+        (pid,) = up.pids("bench1")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: online(address).get("lab.laser") not in (None, before), timeout=30)
+        info = laser.lock_info()  # reconnects to the restarted daemon, which restored the lock table
+        assert info is not None and info["mine"], info
+        other = subprocess.run([sys.executable, "-c", "from pyrolab_jupyter import Lab\n"
+                                f"r = Lab({address!r}, timeout=10).connect('lab.laser')\n"
+                                "try:\n    r.lock(lease=5); print('locked')\n"
+                                "except Exception as e:\n    print(type(e).__name__)\n"],
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert other.stdout.strip() == "ServiceLocked", other.stdout + other.stderr
+        laser.unlock()
+    finally:
+        up.stop()
+    assert (tmp_path / "logs" / "bench1.locks.json").exists()
+
+
+@pytest.mark.network
+def test_up_keeps_serving_when_nobody_reads_its_console(tmp_path):
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}\n"
+                        "daemons:\n  talker:\n    heartbeat: 0.5\n    services:\n"
+                        "      lab.chatty: {class: 'labservices:Chatty'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(lab_file), "--logs",
+                             str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:  # stdout is a pipe nobody reads: 600 KB of log lines fill it many times over
+        wait_for(lambda: "lab.chatty" in online(address), timeout=30)
+        chatty = Lab(address, timeout=30).connect("lab.chatty")
+        for _ in range(3):
+            assert chatty.talk(1000) == 1000
+            assert "lab.chatty" in online(address)
+        assert wait_for(lambda: "00999 " in (tmp_path / "logs" / "talker.log").read_text(), timeout=10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0
+
+
+@pytest.mark.network
 def test_daemons_may_start_before_an_external_nameserver(tmp_path):
     """With ``nameserver: host:port`` (external), ``up`` starts only daemons; they wait for it."""
     from pyrolab_jupyter import start_nameserver

@@ -17,11 +17,13 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-from Pyro5.errors import CommunicationError, NamingError, PyroError
+from Pyro5.errors import CommunicationError, NamingError, PyroError, SerializeError
 from Pyro5.errors import TimeoutError as PyroTimeout
 
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
+    InvalidArgument,
+    LockLost,
     NameserverUnreachable,
     PyroLabError,
     ServiceOffline,
@@ -36,7 +38,7 @@ from pyrolab_jupyter.core.members import (
     stop_method,
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
-from pyrolab_jupyter.core.proxies import ProxyPool
+from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.signatures import help_text
 from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
@@ -312,6 +314,10 @@ class RemoteService:
                     f"{where} got no answer within {timeout or pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
                 ) from err
+            except SerializeError as err:
+                pool.discard(proxy)
+                raise InvalidArgument(f"{where}: a value cannot be sent or received ({str(err)[:200]}); "
+                                      "use plain values (numbers, str, bytes, lists, dicts) or numpy arrays") from err
             except CommunicationError as err:
                 pool.discard(proxy)
                 if attempt == 1 and self._pyrolab_relookup():
@@ -319,6 +325,8 @@ class RemoteService:
                 raise self._pyrolab_offline(err) from err
             except Exception as err:
                 pool.release(proxy)
+                if isinstance(err, LockLost):
+                    forget_lock(self._pyrolab_name)
                 raise with_remote_traceback(err, where) from None
             except BaseException:  # KeyboardInterrupt mid-call: this connection is mid-reply, unusable
                 if kind == "call":  # stop first, on another connection (so a lock held keeps one)
@@ -459,7 +467,7 @@ class RemoteService:
             except (ServiceOffline, CallTimeout):
                 raise
             except Exception as err:  # per value, as the daemon's pyrolab_read reports it
-                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+                values[prop] = err
         values["__time__"] = time.time()
         return values
 
@@ -472,10 +480,12 @@ class RemoteService:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
         self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
+        hold_lock(self._pyrolab_name, info["expires"])
         return LockHandle(self, info)
 
     def unlock(self) -> bool:
         """Release this process's lock; False if none was held."""
+        forget_lock(self._pyrolab_name)
         return bool(self._pyrolab_call("control", "pyrolab_unlock", (), {}))
 
     def force_unlock(self) -> str | None:

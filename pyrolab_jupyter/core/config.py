@@ -134,6 +134,8 @@ class NameserverConfig(_Model):
     on_offline: Literal["keep", "remove"] = "keep"
     storage: str = "memory"
     external: bool = False
+    max_message_mb: float | None = Field(None, gt=0)
+    """None: the lab file's top-level ``max_message_mb``."""
     """True when the file names only an address: ``pyrolab up`` then starts no nameserver."""
 
     @field_validator("storage")
@@ -202,6 +204,8 @@ class DaemonConfig(_Model):
     host: str = "127.0.0.1"
     port: Port = 0
     heartbeat: float = Field(5.0, gt=0)
+    max_message_mb: float | None = Field(None, gt=0)
+    """None: the lab file's top-level ``max_message_mb``."""
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
 
 
@@ -254,6 +258,12 @@ class LabConfig(_Model):
     daemons: dict[str, DaemonConfig] = Field(default_factory=dict)
     security: SecurityConfig | None = None
     logs: str | None = None
+    max_message_mb: float = Field(128.0, gt=0)
+    """Largest message a nameserver or daemon of this lab reads (MiB); a part may set its own."""
+
+    def max_message(self, part: NameserverConfig | DaemonConfig) -> int:
+        """Bytes a part's messages may have: its own ``max_message_mb``, else the file's."""
+        return int((part.max_message_mb or self.max_message_mb) * 1024 * 1024)
     """Folder for per-process logs, relative to the lab file."""
 
     _source: str = PrivateAttr("<string>")

@@ -1,9 +1,12 @@
 """Who is connected: client identity in the handshake, and a Pyro5 daemon that can close its connections.
 
-Pyro5's thread server keeps serving connections it already accepted after
-``shutdown()``; ``TrackingDaemon.close_connections`` ends them. Each client
-process sends its identity once per connection, in Pyro5's handshake, so the
-daemon knows who holds a lock without any per-call overhead.
+The daemon serves through ``core.transport.GuardedServer`` (bounded threads,
+connection caps, message limits) instead of Pyro5's thread server;
+``TrackingDaemon.close_connections`` ends accepted connections on stop. Each
+client process sends its identity once per connection, in Pyro5's handshake,
+so the daemon knows who holds a lock without any per-call overhead. A plain
+Pyro5 client cannot rebuild this library's error types, so it is sent them as
+a ``Pyro5.errors.PyroError`` with the same message (``pyrolab_type`` names the original).
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from typing import Any
 
 from Pyro5.api import Daemon
 from Pyro5.callcontext import current_context
+from Pyro5.errors import PyroError
 
+from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo
+from pyrolab_jupyter.core.transport import GuardedServer
 
 __all__ = ["TrackingDaemon", "client_handshake"]
 
@@ -60,11 +67,47 @@ def _client_from(data: Any, conn: Any) -> ClientInfo:
     return ClientInfo(client_id=f"anonymous-{id(conn)}", identity=f"plain Pyro5 client at {peer}")
 
 
+_MAX_MESSAGE_TEXT = 500
+
+
+def _brief(text: str) -> str:
+    if len(text) <= _MAX_MESSAGE_TEXT:
+        return text
+    half = _MAX_MESSAGE_TEXT // 2
+    return f"{text[:half]} …[{len(text) - 2 * half} characters cut]… {text[-half:]}"
+
+
+def _user_facing(err: BaseException) -> BaseException:
+    """What a caller is sent: errors the request itself caused (unknown member, malformed call) become
+    ``InvalidArgument``; a service's own errors keep their type; long messages are cut."""
+    if not isinstance(err, (PyroError, PyroLabError)) and not getattr(err, "_pyrolab_raised_by_service", False):
+        return InvalidArgument(_brief(f"the call was refused: {type(err).__name__}: {err}"))
+    text = str(err)
+    if len(text) <= _MAX_MESSAGE_TEXT:
+        return err
+    try:
+        short = type(err)(_brief(text))
+    except Exception:  # noqa: BLE001 - a type that wants other arguments keeps its long message
+        return err
+    short.__dict__.update(err.__dict__)
+    return short
+
+
 class TrackingDaemon(Daemon):  # type: ignore[misc]
     """A Pyro5 daemon that knows each connection's client and can close them all."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, limits: Limits | None = None) -> None:
         super().__init__(host=host, port=port)
+        self.limits = limits or Limits()
+        # Pyro5 bound the socket; we serve it (the thread pool it made never gets work)
+        threaded: Any = getattr(self, "transportServer")  # noqa: B009
+        listener, threaded.sock = threaded.sock, None
+        threaded.housekeeper.stop.set()
+        for worker in threaded.pool.idle:
+            worker.process(None)
+        threaded.pool.closed = True
+        threaded.housekeeper = None
+        self.transportServer = GuardedServer(self, listener, self.locationStr, self.limits)
         self._conns: dict[Any, ClientInfo] = {}
         self._conns_mutex = threading.Lock()
 
@@ -75,13 +118,13 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
         ok: bool = super()._handshake(conn, denied_reason)
         return ok
 
-    def validateHandshake(self, conn: Any, data: Any) -> Any:  # noqa: N802 (Pyro5's name)
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
         client = _client_from(data, conn)
         with self._conns_mutex:
             self._conns[conn] = client
         return "hello"
 
-    def clientDisconnect(self, conn: Any) -> None:  # noqa: N802 (Pyro5's name)
+    def clientDisconnect(self, conn: Any) -> None:
         with self._conns_mutex:
             client = self._conns.pop(conn, None)
             still_here = client is not None and any(c.client_id == client.client_id for c in self._conns.values())
@@ -90,6 +133,25 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
 
     def client_gone(self, client: ClientInfo) -> None:
         """Called when a client process's last connection closed; override to react."""
+
+    def keeps_connection(self, conn: Any) -> bool:
+        """Whether an idle connection must stay open: a session instance lives on it (overridden for locks)."""
+        return bool(getattr(conn, "pyroInstances", None))
+
+    def is_ours(self, conn: Any) -> bool:
+        """Whether the peer is this library's client (it can rebuild our error types)."""
+        with self._conns_mutex:
+            client = self._conns.get(conn)
+        return client is not None and not client.client_id.startswith("anonymous-")
+
+    def _sendExceptionResponse(self, connection: Any, seq: int, serializer_id: int, exc_value: BaseException,
+                               tbinfo: Any, flags: int = 0, annotations: Any = None) -> None:
+        exc_value = _user_facing(exc_value)
+        if isinstance(exc_value, PyroLabError) and not self.is_ours(connection):
+            plain = PyroError(str(exc_value))
+            plain.pyrolab_type = type(exc_value).__name__
+            exc_value = plain
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, tbinfo, flags, annotations)
 
     def current_client(self) -> ClientInfo:
         """The client behind the call being served on this thread."""
@@ -103,6 +165,11 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
     def connection_count(self) -> int:
         with self._conns_mutex:
             return len(self._conns)
+
+    @property
+    def server(self) -> GuardedServer:
+        server: GuardedServer = self.transportServer
+        return server
 
     def close_connections(self) -> None:
         """End every accepted connection (their worker threads then exit)."""

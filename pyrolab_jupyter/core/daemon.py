@@ -1,22 +1,27 @@
 """LabDaemon: hosts services on one port, enforces their locks, registers them and keeps them registered.
 
 Registration is pushed: at start, on every heartbeat (so a restarted
-nameserver repopulates itself) and whenever a lock changes (so
-``lab.services()`` shows the holder at once). A nameserver that is not up yet
-is retried on each heartbeat; the daemon never dies for want of one.
+nameserver repopulates itself) and soon after a lock changes (so
+``lab.services()`` shows the holder). All of it happens on the heartbeat
+thread, never inside a client's request: a silent nameserver slows no call. A
+nameserver that is not up yet is retried on each heartbeat; the daemon never
+dies for want of one. With a ``state_file`` the lock table survives a restart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from Pyro5.errors import CommunicationError, PyroError
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
     META_CLASS,
@@ -100,6 +105,10 @@ class LabDaemon(TrackingDaemon):
         ``None`` to register nowhere.
     heartbeat:
         Seconds between re-registrations.
+    max_message:
+        Bytes a message may have (default 128 MiB); see ``core.limits.Limits`` for the other bounds.
+    state_file:
+        Where the lock table is kept across restarts (``pyrolab up`` puts it beside the daemon's log).
     """
 
     def __init__(
@@ -108,11 +117,19 @@ class LabDaemon(TrackingDaemon):
         port: int = 0,
         nameserver: str | None = None,
         heartbeat: float = 5.0,
+        max_message: int | None = None,
+        limits: Limits | None = None,
+        state_file: str | Path | None = None,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat={heartbeat!r}: must be a positive number of seconds")
-        super().__init__(host=host, port=port)
-        self.locks = LockTable()
+        limits = limits or Limits()
+        if max_message is not None:
+            if max_message <= 0:
+                raise ValueError(f"max_message={max_message!r}: must be a positive number of bytes")
+            limits = dataclasses.replace(limits, max_message=max_message)
+        super().__init__(host=host, port=port, limits=limits)
+        self.locks = LockTable(state_file)
         self.nameserver = nameserver_uri(nameserver) if nameserver else None
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
@@ -192,11 +209,20 @@ class LabDaemon(TrackingDaemon):
     # what servants call back into
 
     def locks_changed(self, *services: str) -> None:
-        """Tell the services' subscribers and the nameserver (one connection) who holds each lock now."""
+        """Save the table, tell the services' subscribers who holds each lock now; the nameserver learns it
+        on the heartbeat thread (never inside the caller's request)."""
+        self.locks.save()
         for service in services:
             lease = self.locks.holder(service)
             self.publish(service, LOCK_PROPERTY, lease.holder.identity if lease else None)
-        self._register(services)
+        if self._beat_thread is not None:
+            self._dirty.set()
+
+    def keeps_connection(self, conn: Any) -> bool:
+        """An idle connection stays open while its client holds a lock here (closing it would end the lock)."""
+        with self._conns_mutex:
+            client = self._conns.get(conn)
+        return (client is not None and self.locks.holds_any(client.client_id)) or super().keeps_connection(conn)
 
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
@@ -283,7 +309,9 @@ class LabDaemon(TrackingDaemon):
                 self._dirty.clear()
                 self._register()
                 next_beat = time.monotonic() + self.heartbeat
-            freed = self.locks.expire()
+            with self._conns_mutex:
+                connected = {client.client_id for client in self._conns.values()}
+            freed = self.locks.expire(connected)
             if freed:
                 log.info("lease ended on %s", ", ".join(freed))
                 self.locks_changed(*freed)

@@ -21,6 +21,7 @@ from Pyro5.errors import PyroError
 from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.proxies import new_proxy
 
@@ -130,6 +131,8 @@ class _Monitor:
     def _ping(self, location: str) -> bool:
         try:
             with new_proxy(f"PYRO:Pyro.Daemon@{location}", self.timeout) as daemon:
+                # not as this process's client identity: a ping closing must not look like a lock holder leaving
+                daemon._pyroHandshake = "hello"
                 daemon.ping()
             return True
         except (PyroError, OSError):
@@ -174,6 +177,7 @@ class NameserverHost:
         check_interval: float = 5.0,
         on_offline: OnOffline = "keep",
         storage: str = "memory",
+        max_message: int | None = None,
     ) -> None:
         if check_interval <= 0:
             raise ValueError(f"check_interval={check_interval!r}: must be a positive number of seconds")
@@ -181,7 +185,8 @@ class NameserverHost:
             raise ValueError(f"on_offline={on_offline!r}: expected 'keep' or 'remove'")
         self.nameserver = LabNameServer(_storage(storage))
         try:
-            self.daemon = TrackingDaemon(host=host, port=port)
+            limits = Limits() if max_message is None else Limits(max_message=max_message)
+            self.daemon = TrackingDaemon(host=host, port=port, limits=limits)
         except OSError as err:
             self.nameserver.storage.close()
             raise OSError(err.errno, f"cannot start a nameserver on {host}:{port}: {err.strerror}; "

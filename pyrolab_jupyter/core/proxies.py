@@ -1,31 +1,80 @@
 """Pyro5 proxies lent to whichever thread calls: Pyro5 ties a proxy to the thread that made it.
 
 Every proxy this library makes carries the client's identity in the handshake,
-a finite timeout and the marshal serializer (raw bytes on the wire).
+a finite timeout and the marshal serializer (raw bytes on the wire). Each call
+also tells the daemon, in Pyro5 annotations, how long the caller waits (so a
+busy service answers ``ServiceBusy`` in time) and whether this process believes
+it holds the service's lock (so a lock the daemon lost is reported, ``LockLost``).
 """
 
 from __future__ import annotations
 
+import select
 import threading
+import time
+from typing import Any
 
 from Pyro5.api import Proxy
+from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.connections import client_handshake
-from pyrolab_jupyter.core.wire import register_error_types
+from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT, register_error_types
 
-__all__ = ["ProxyPool", "new_proxy"]
+__all__ = ["ProxyPool", "forget_lock", "hold_lock", "new_proxy"]
 
 _IDLE_PROXIES = 4
 _SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
+_held: dict[str, float | None] = {}  # service name -> lease end (epoch seconds) of the locks this process holds
+
+
+def hold_lock(service: str, expires: float | None) -> None:
+    """Remember that this process holds ``service``'s lock (until ``expires``)."""
+    _held[service] = expires
+
+
+def forget_lock(service: str) -> None:
+    _held.pop(service, None)
+
+
+class _LabProxy(Proxy):  # type: ignore[misc]
+    """Pyro5 takes a call's annotations from a thread-local; each call here sets exactly its own."""
+
+    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
+        notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}
+        expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
+        if expires is None or (expires and expires > time.time()):
+            notes[HOLDS_LOCK] = b"1"
+        before = current_context.annotations
+        current_context.annotations = notes
+        try:
+            return super()._pyroInvoke(*args, **kwargs)
+        finally:
+            current_context.annotations = before
 
 
 def new_proxy(uri: str, timeout: float) -> Proxy:
     register_error_types()
-    proxy = Proxy(uri)
+    proxy = _LabProxy(uri)
     proxy._pyroTimeout = timeout
     proxy._pyroSerializer = _SERIALIZER
     proxy._pyroHandshake = client_handshake()
     return proxy
+
+
+def _still_open(proxy: Proxy) -> bool:
+    """False when the server has closed an idle proxy's connection: a Pyro5 server never speaks unasked,
+    so an idle connection with something to read has been closed (or broken)."""
+    conn = proxy._pyroConnection
+    if conn is None:
+        return True  # not connected yet: it connects on first use
+    try:
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+            poller = select.poll()
+            poller.register(conn.sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([conn.sock], [], [], 0)[0]  # Windows
+    except (OSError, ValueError):
+        return False
 
 
 class ProxyPool:
@@ -38,10 +87,14 @@ class ProxyPool:
         self._mutex = threading.Lock()
 
     def acquire(self) -> Proxy:
-        with self._mutex:
-            proxy = self._idle.pop() if self._idle else None
-        if proxy is None:
-            return new_proxy(self.uri, self.timeout)
+        while True:
+            with self._mutex:
+                proxy = self._idle.pop() if self._idle else None
+            if proxy is None:
+                return new_proxy(self.uri, self.timeout)
+            if _still_open(proxy):
+                break
+            self.discard(proxy)  # the server closed it while idle (idle timeout, restart)
         proxy._pyroClaimOwnership()
         if proxy._pyroTimeout != self.timeout:
             proxy._pyroTimeout = self.timeout

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import threading
 import time
 import traceback
@@ -25,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from Pyro5.callcontext import current_context
 
-from pyrolab_jupyter.core.errors import AccessDenied, InvalidArgument, PyroLabError, RemoteError
+from pyrolab_jupyter.core.errors import (
+    AccessDenied,
+    InvalidArgument,
+    LockLost,
+    PyroLabError,
+    RemoteError,
+    ServiceBusy,
+)
 from pyrolab_jupyter.core.guard import Guard, bind_arguments
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
@@ -35,6 +43,7 @@ from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
+from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT
 
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
@@ -85,10 +94,90 @@ def _translated(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except PyroLabError:
         raise
     except Exception as err:
+        err._pyrolab_raised_by_service = True  # type: ignore[attr-defined]
         translated = _translate(err)
         if translated is err:
             raise
         raise translated from err
+
+
+DEFAULT_WAIT = 10.0  # how long a caller that does not say (a plain Pyro5 client) waits for a busy service
+_MAX_WAITERS = 8  # callers queued on one busy service; more are told ServiceBusy at once
+_MAX_CONCURRENT = 32  # calls a thread-safe service runs at once (the daemon has 128 workers)
+
+
+def _note(name: str) -> str:
+    raw = (current_context.annotations or {}).get(name)
+    return bytes(raw).decode("ascii", "replace") if raw is not None else ""
+
+
+def _caller_wait() -> float:
+    """A bit less than the caller's own timeout, so ``ServiceBusy`` arrives before the caller gives up."""
+    try:
+        timeout = float(_note(WAIT) or DEFAULT_WAIT)
+    except ValueError:
+        timeout = DEFAULT_WAIT
+    timeout = DEFAULT_WAIT if math.isnan(timeout) else min(max(timeout, 0.0), 3600.0)
+    return timeout * 0.8
+
+
+class _Gate:
+    """How many calls a service runs at once: one if it is not thread-safe, else ``_MAX_CONCURRENT``
+    (so even a thread-safe service whose calls hang cannot take every worker of its daemon).
+    Knows the oldest call in progress, to name it in ``ServiceBusy``."""
+
+    def __init__(self, service: str, thread_safe: bool) -> None:
+        self._service = service
+        self._slots = _MAX_CONCURRENT if thread_safe else 1
+        self._lock: threading.Semaphore | threading.RLock = (
+            threading.BoundedSemaphore(self._slots) if thread_safe else threading.RLock())
+        self._mutex = threading.Lock()
+        self._waiters = 0
+        self._running: dict[int, tuple[str, str, float]] = {}  # thread -> member, caller, since (monotonic)
+
+    def try_acquire(self, timeout: float) -> bool:
+        """A slot within ``timeout`` or False (daemon-side polls skip a busy service instead of queueing)."""
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def enter(self, member: str, caller: Callable[[], str]) -> Any:
+        if not self._lock.acquire(blocking=False):
+            self._wait(member)
+        me = threading.get_ident()
+        outer = self._running.get(me)
+        if outer is None:
+            self._running[me] = (member, caller(), time.monotonic())
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._running.pop(me, None)
+            self._lock.release()
+
+    def _wait(self, member: str) -> None:
+        wait = _caller_wait()
+        with self._mutex:
+            crowded = self._waiters >= _MAX_WAITERS
+            if not crowded:
+                self._waiters += 1
+        try:
+            if not crowded and self._lock.acquire(timeout=wait):
+                return
+        finally:
+            if not crowded:
+                with self._mutex:
+                    self._waiters -= 1
+        running = sorted(list(self._running.values()), key=lambda r: r[2])
+        oldest = (f"{running[0][0]} (called by {running[0][1]}, running for {time.monotonic() - running[0][2]:.1f} s)"
+                  if running else "another call")
+        doing = oldest if self._slots == 1 else f"{self._slots} calls, the oldest {oldest}"
+        waited = f"{self._waiters} callers already wait" if crowded else f"waited {wait:.1f} s"
+        at_once = "one call" if self._slots == 1 else f"{self._slots} calls"
+        raise ServiceBusy(f"{self._service}.{member}: the service is busy with {doing}; {waited}. It runs "
+                          f"{at_once} at a time; try again later or give the call a longer timeout")
 
 
 def _translate(err: Exception) -> Exception:
@@ -110,7 +199,7 @@ class _ServantBase:
         self._service = service
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
-        self._mutex = contextlib.nullcontext() if service.thread_safe else threading.RLock()
+        self._gate = _Gate(name, service.thread_safe)
         self._text = description
         self._guard = Guard(name, self._schema, rules_of(service), self._read_for_rules,
                             lambda prop, value: host.publish(name, prop, value))
@@ -123,20 +212,43 @@ class _ServantBase:
             described["description"] = self._text
         return described
 
-    def _run(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run service code under the service's mutex (one call at a time unless thread-safe)."""
-        with self._mutex:
+    def _check_lock(self) -> ClientInfo:
+        """``ServiceLocked`` if another process holds the lock; ``LockLost`` if the caller's own is gone."""
+        client = self._host.current_client()
+        self._host.locks.check(self._name, client)
+        if _note(HOLDS_LOCK):
+            lease = self._host.locks.holder(self._name)
+            if lease is None or lease.holder.client_id != client.client_id:
+                raise LockLost(f"your lock on {self._name} is gone (force-unlocked, or its daemon restarted and "
+                               "could not keep it); nothing was changed: lock() again, check the state, retry")
+        return client
+
+    def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
+        """Run service code through the service's gate (one call at a time unless thread-safe)."""
+        with self._gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
             return _translated(action, *args, **kwargs)
+
+    def _caller(self) -> str:
+        return self._host.current_client().identity
+
+    def _decoded(self, value: Any) -> Any:
+        try:
+            return decode(value)
+        except Exception as err:  # noqa: BLE001 - a hand-made or corrupted tagged value, whatever it breaks
+            raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
+                                  f"{str(err)[:80]}); send plain values or numpy arrays") from None
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
-        args, kwargs = call.validate(tuple(decode(list(args))), decode(kwargs))
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
+        args, kwargs = call.validate(tuple(self._decoded(list(args))), self._decoded(kwargs))
         action = getattr(self._service, method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
             return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
         if not call.readonly:
-            self._host.locks.check(self._name, self._host.current_client())  # a refusal changed nothing
+            self._check_lock()  # a refusal changed nothing
         if method in self._guard.members:
             bound = bind_arguments(call.signature, args, kwargs)
             arguments = dict(bound.arguments)
@@ -144,12 +256,12 @@ class _ServantBase:
 
             def apply(values: dict[str, Any]) -> Any:
                 bound.arguments.update(values)
-                return self._run(action, *bound.args, **bound.kwargs)
+                return self._run(action, *bound.args, member=f"{method}()", **bound.kwargs)
 
             run: Callable[..., Any] = self._ramped
             args, kwargs = (method, arguments, apply), {}
         else:
-            run = functools.partial(self._run, action)
+            run = functools.partial(self._run, action, member=f"{method}()")
         if call.readonly:
             return encode(plain(run(*args, **kwargs)))
         return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)))
@@ -173,20 +285,20 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(getattr, self._service, prop)))
+        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
 
     def _set(self, prop: str, value: Any) -> None:
-        value = self._schema.properties[prop].validate(decode(value))
-        self._host.locks.check(self._name, self._host.current_client())
+        value = self._schema.properties[prop].validate(self._decoded(value))
+        self._check_lock()
         guarded = prop in self._guard.members
         if guarded:
             self._guard.check(prop, {"": value})
         changes = self._schema.properties[prop].changes
         try:
             if guarded:
-                current = self._ramped(prop, {"": value}, lambda a: self._run(self._assign, prop, a[""]))
+                current = self._ramped(prop, {"": value}, lambda a: self._run(self._assign, prop, a[""], member=f"setting {prop}"))
             else:
-                current = self._run(self._assign, prop, value)
+                current = self._run(self._assign, prop, value, member=f"setting {prop}")
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
@@ -214,20 +326,14 @@ class _ServantBase:
     def poll_read(self, prop: str) -> Any:
         """A polled value; ``SKIP`` when a non-thread-safe service is busy for longer than a poll period."""
         period = self._schema.properties[prop].poll or 0.0
-        mutex = self._mutex
-        if isinstance(mutex, contextlib.nullcontext):
-            acquired = True
-        else:
-            acquired = mutex.acquire(timeout=period)
-        if not acquired:
+        if not self._gate.try_acquire(period):
             return SKIP
         try:
             return plain(getattr(self._service, prop))
         except Exception as err:
             return _translate(err)
         finally:
-            if not isinstance(mutex, contextlib.nullcontext):
-                mutex.release()
+            self._gate.release()
 
     def _ramped(self, member: str, arguments: dict[str, Any], apply: Callable[[dict[str, Any]], Any]) -> Any:
         """The call, or a ramp of calls when the change is larger than the member's ramp step (rules checked)."""
@@ -240,7 +346,7 @@ class _ServantBase:
 
     def _read_for_rules(self, service: str | None, prop: str) -> Any:
         if service is None:
-            return plain(self._run(getattr, self._service, prop))
+            return plain(self._run(getattr, self._service, prop, member=f"reading {prop}"))
         return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
@@ -257,6 +363,10 @@ class _ServantBase:
 
     @_exposed
     def pyrolab_lock(self, lease: float | None = 60.0) -> dict[str, Any]:
+        if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float))
+                                  or not 0 < lease < 1e9):
+            raise InvalidArgument(f"lock(lease={str(lease)[:40]!r}): a lease is a positive number of seconds "
+                                  "or None")
         held = self._host.locks.acquire(self._name, self._host.current_client(), lease)
         self._host.locks_changed(self._name)
         return {"holder": held.holder.identity, "since": held.since, "expires": held.expires}
@@ -318,6 +428,8 @@ class _ServantBase:
     @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
         """Push changes to ``callback_uri`` (this caller's own address only), the current values first."""
+        if not isinstance(callback_uri, str) or not isinstance(token, str):
+            raise InvalidArgument("subscribe: the callback URI and the token must be strings")
         peer = current_context.client_sock_addr
         check_callback(callback_uri, token, str(peer[0]) if peer else None)
         client = self._host.current_client()

@@ -127,7 +127,7 @@ def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None
         f"{path}, line 6: daemons.bench1.services.lab laser.class: "
         "expected 'module.path:ClassName', got 'not-a-class-path'",
         f"{path}, line 7: daemons.bench1.services.lab.cam.thread_safe: expected true or false, got 'maybe'",
-        f"{path}, line 8: unknown key 'colour' (expected one of: nameserver, daemons, security, logs)",
+        f"{path}, line 8: unknown key 'colour' (expected one of: nameserver, daemons, security, logs, max_message_mb)",
     ]
 
 
@@ -293,3 +293,14 @@ def test_bad_safety_rules_point_at_their_line() -> None:
     assert "lab.yaml, line 6: daemons.bench1.services.lab.laser.ramps.set_power.mw.step" in text
     assert "lab.yaml, line 7: daemons.bench1.services.lab.laser.interlocks.0.require: missing required key 'equals'" \
         in text
+
+
+def test_max_message_mb_at_the_top_and_per_part() -> None:
+    lab = parse_lab("max_message_mb: 64\nnameserver: {port: 9091, max_message_mb: 8}\n"
+                    "daemons:\n  a: {services: {}}\n  b: {max_message_mb: 256, services: {}}\n")
+    assert lab.max_message(lab.nameserver) == 8 * 1024 * 1024
+    assert lab.max_message(lab.daemons["a"]) == 64 * 1024 * 1024
+    assert lab.max_message(lab.daemons["b"]) == 256 * 1024 * 1024
+    assert parse_lab("daemons: {}\n").max_message(parse_lab("daemons: {}\n").nameserver) == 128 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_message_mb"):
+        parse_lab("max_message_mb: -1\ndaemons: {}\n")

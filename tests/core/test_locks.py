@@ -94,9 +94,9 @@ def test_lock_excludes_other_process_until_released(lab, nameserver, daemon_fact
         out, _ = _client(nameserver.address, "try").communicate(timeout=30)
         assert "read 1.0 ro" in out, "reads and readonly methods stay open under a lock"
         assert "refused:" in out and handle.holder in out
-        assert lab.entry("t.dummy")["locked_by"] == handle.holder
+        wait_for(lambda: lab.entry("t.dummy")["locked_by"] == handle.holder, timeout=5)  # registered off the call
         mine.set_power(5)  # any thread of the holder process may call
-    assert lab.entry("t.dummy")["locked_by"] is None
+    wait_for(lambda: lab.entry("t.dummy")["locked_by"] is None, timeout=5)
     out, _ = _client(nameserver.address, "try").communicate(timeout=30)
     assert "called" in out
 

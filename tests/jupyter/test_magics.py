@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager, start_new_kernel
 
@@ -341,7 +342,8 @@ def test_panel_lock_unlock(kernel: Kernel) -> None:
         assert any("application/vnd.jupyter.widget-view+json" in d for d in shown), shown
     locked = ok(kernel.kc, "%pyrolab lock lab.thing --lease 30").stdout
     assert "locked by" in locked
-    holder = Lab(kernel.ns_address, timeout=5).entry("lab.thing")["locked_by"]  # type: ignore[index]
+    # the daemon registers the holder off the call, on its heartbeat thread
+    holder = wait_for(lambda: Lab(kernel.ns_address, timeout=5).entry("lab.thing")["locked_by"], timeout=5)
     assert holder and holder in locked
     assert "unlocked" in ok(kernel.kc, "%pyrolab unlock thing").stdout
     assert "held no lock" in ok(kernel.kc, "%pyrolab unlock lab.thing").stdout

@@ -166,3 +166,16 @@ class Motor(Service):
     @expose(readonly=True)
     def stop_count(self) -> int:
         return self.stops
+
+
+class Chatty(Service):
+    """Logs as much as asked: fills a console pipe that nobody reads."""
+
+    @expose
+    def talk(self, lines: int, width: int = 200) -> int:
+        import logging
+
+        log = logging.getLogger("chatty")
+        for i in range(lines):
+            log.info("%05d %s", i, "x" * width)
+        return lines

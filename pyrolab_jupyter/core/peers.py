@@ -1,0 +1,99 @@
+"""One client connection as the guarded server holds it: received bytes, complete messages, the reply path.
+
+The selector thread fills ``buffer`` and ``frames``; a worker hands one
+message at a time to Pyro5's own handshake and request handling through
+``recv``, and Pyro5 answers through ``send``, which never blocks past
+``send_timeout`` (a client that does not read its replies is cut, not waited for).
+"""
+
+from __future__ import annotations
+
+import collections
+import select
+import selectors
+import socket
+import time
+
+from Pyro5 import errors
+from Pyro5.socketutil import SocketConnection
+
+from pyrolab_jupyter.core.frames import Header
+
+__all__ = ["Peer", "keepalive"]
+
+
+class Peer(SocketConnection):  # type: ignore[misc]
+    """A client connection: its buffer and complete messages (selector side), the message in hand (worker side)."""
+
+    def __init__(self, sock: socket.socket, peer: str, send_timeout: float) -> None:
+        super().__init__(sock)
+        self.peer = peer
+        self.send_timeout = send_timeout
+        self.buffer = bytearray()
+        self.header: Header | None = None
+        self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
+        self.greeted = False
+        self.last_active = time.monotonic()
+        self.partial_since: float | None = None
+        self.closed = False
+        self.skip = 0  # bytes of a refused message still to read and drop
+        self._poller: select.poll | None = None  # a worker's wait for this connection's next message
+        self._frame = memoryview(b"")
+
+    # what Pyro5's handshake and handleRequest read and write through
+
+    def recv(self, size: int) -> bytes:
+        if size > len(self._frame):
+            raise errors.ConnectionClosedError("message ended early")
+        data, self._frame = bytes(self._frame[:size]), self._frame[size:]
+        return data
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + self.send_timeout
+        while view:
+            try:
+                sent = self.sock.send(view)
+                view = view[sent:]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                raise errors.ConnectionClosedError(f"cannot send: {err}") from None
+            left = deadline - time.monotonic()
+            if left <= 0 or not _wait_writable(self.sock, left):
+                raise errors.TimeoutError(f"{self.peer} did not take a reply within {self.send_timeout:g} s")
+
+    def readable(self, timeout: float) -> bool:
+        """Whether something arrives within ``timeout`` seconds (poll where there is one: no fd limit)."""
+        if not hasattr(select, "poll"):  # Windows
+            return bool(select.select([self.sock], [], [], timeout)[0])
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.sock, select.POLLIN)
+        return bool(self._poller.poll(timeout * 1000))
+
+    def hand(self, raw: bytes) -> None:
+        self._frame = memoryview(raw)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def keepalive(sock: socket.socket, idle: float) -> None:
+    """Probe a silent peer after ``idle`` seconds (where the platform lets us say so)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except OSError:  # not TCP (a Unix socket): nothing to probe
+        pass
+
+
+def _wait_writable(sock: socket.socket, timeout: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE)
+        return bool(sel.select(timeout))
