@@ -42,3 +42,13 @@ def unload_ipython_extension(ipython: Any) -> None:
     from pyrolab_jupyter.jupyter import magics
 
     magics.unload_ipython_extension(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab sidebar is (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "pyrolab-jupyter"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension lives in ``pyrolab_jupyter.server`` (imported only by jupyter_server)."""
+    return [{"module": "pyrolab_jupyter.server"}]
