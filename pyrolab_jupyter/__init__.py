@@ -48,7 +48,3 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """Where the prebuilt JupyterLab sidebar is (for ``jupyter labextension develop``)."""
     return [{"src": "labextension", "dest": "pyrolab-jupyter"}]
 
-
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    """The server extension lives in ``pyrolab_jupyter.server`` (imported only by jupyter_server)."""
-    return [{"module": "pyrolab_jupyter.server"}]

@@ -14,7 +14,7 @@ from jupyter_server.utils import url_path_join
 from pyrolab_jupyter.core.errors import CallTimeout, ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.server.manager import LabManager
 
-__all__ = ["NameserverHandler", "ServicesHandler", "setup_handlers"]
+__all__ = ["ConfigHandler", "ServicesHandler", "setup_handlers"]
 
 MANAGER_KEY = "pyrolab_manager"
 MAX_BODY = 4096  # bytes: a nameserver address needs far less
@@ -25,8 +25,8 @@ class _Base(APIHandler):
 
     manager: LabManager
 
-    def prepare(self) -> None:  # type: ignore[override]
-        super().prepare()
+    async def prepare(self) -> None:
+        await super().prepare()
         self.manager = self.settings[MANAGER_KEY]
 
     def _fail(self, status: int, message: str) -> None:
@@ -61,15 +61,18 @@ class ServicesHandler(_Base):
         await self._reply_services()
 
 
-class NameserverHandler(_Base):
-    """``GET/PUT/POST /pyrolab/api/nameserver``: which nameserver the sidebar shows.
+class ConfigHandler(_Base):
+    """``GET/PUT/POST /pyrolab/api/config``: which nameserver the sidebar shows, and whether it opens at start.
 
-    PUT or POST ``{"nameserver": "host:port"}``; the answer is the new address.
+    PUT or POST ``{"nameserver": "host:port"}`` switches the nameserver; the answer is the new config.
     """
+
+    def _config(self) -> str:
+        return json.dumps({"nameserver": self.manager.nameserver, "open_sidebar": self.manager.open_sidebar})
 
     @tornado.web.authenticated
     def get(self) -> None:
-        self.finish(json.dumps({"nameserver": self.manager.nameserver}))
+        self.finish(self._config())
 
     @tornado.web.authenticated
     def put(self) -> None:
@@ -83,10 +86,10 @@ class NameserverHandler(_Base):
         if not isinstance(body, dict) or "nameserver" not in body:
             return self._fail(400, "send {\"nameserver\": \"host:port\"}")
         try:
-            address = self.manager.set_nameserver(body["nameserver"])
+            self.manager.set_nameserver(body["nameserver"])
         except ConfigError as err:
             return self._fail(400, str(err))
-        self.finish(json.dumps({"nameserver": address}))
+        self.finish(self._config())
 
     post = put
 
@@ -97,5 +100,5 @@ def setup_handlers(web_app: tornado.web.Application, manager: LabManager) -> Non
     base = url_path_join(web_app.settings["base_url"], "pyrolab", "api")
     web_app.add_handlers(".*$", [
         (url_path_join(base, "services"), ServicesHandler),
-        (url_path_join(base, "nameserver"), NameserverHandler),
+        (url_path_join(base, "config"), ConfigHandler),
     ])

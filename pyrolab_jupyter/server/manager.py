@@ -39,13 +39,17 @@ class LabManager:
         ``host:port`` (or a nameserver URI); ``None`` means ``$PYROLAB_NAMESERVER``, else 127.0.0.1:9090.
     timeout:
         Seconds the nameserver may take to answer.
+    open_sidebar:
+        Whether JupyterLab should show the sidebar when it starts (``pyrolab demo`` asks for it).
 
     Pyro5 calls block, so the handlers run ``services()`` on ``executor``,
     never on the server's event loop.
     """
 
-    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 open_sidebar: bool = False) -> None:
         self.timeout = timeout
+        self.open_sidebar = open_sidebar
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pyrolab-server")
         self._lock = threading.Lock()
         self._lab = _lab_for(nameserver_address(nameserver), timeout)
