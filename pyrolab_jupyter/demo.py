@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 def _jupyter_command(args: argparse.Namespace, root: Path, token: str) -> list[str]:
     cmd = [sys.executable, "-m", "jupyterlab",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
-           f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}"]
+           f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
+           "--PyroLabServer.open_sidebar=True"]  # the lab at a glance, beside the notebook
     if (root / QUICKSTART).is_file():
         cmd.append(str(root / QUICKSTART))
     if args.no_browser:

@@ -1,3 +1,4 @@
+import { lockIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
@@ -64,11 +65,12 @@ export class PyroLabSidebar extends Widget {
     this.id = 'pyrolab-sidebar';
     this.addClass('pyrolab-Sidebar');
     this.title.icon = pyrolabIcon;
-    this.title.caption = 'PyroLab: the lab at a glance';
+    this.title.caption = 'PyroLab';
 
     const header = element('div', 'pyrolab-Sidebar-header');
     header.appendChild(element('h2', 'pyrolab-Sidebar-title', 'PyroLab'));
-    this._refreshButton = element('button', 'pyrolab-Sidebar-refresh', '⟳');
+    this._refreshButton = element('button', 'pyrolab-Sidebar-refresh');
+    refreshIcon.element({ container: this._refreshButton });
     this._refreshButton.dataset.action = 'refresh';
     this._refreshButton.title = 'Refresh now';
     this._refreshButton.onclick = () => void this.refresh();
@@ -262,9 +264,13 @@ export class PyroLabSidebar extends Widget {
     }
     text.appendChild(detail);
     if (service.locked_by) {
-      text.appendChild(
-        element('span', 'pyrolab-Sidebar-lock', `🔒 ${service.locked_by}`)
+      const lock = element('span', 'pyrolab-Sidebar-lock');
+      lock.appendChild(
+        lockIcon.element({ tag: 'span', height: '12px', width: '12px' })
       );
+      lock.appendChild(document.createTextNode(service.locked_by));
+      lock.title = `Locked by ${service.locked_by}`;
+      text.appendChild(lock);
     }
     row.appendChild(text);
 
