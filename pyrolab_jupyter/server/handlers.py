@@ -25,7 +25,7 @@ class _Base(APIHandler):
 
     manager: LabManager
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler.prepare itself
         await super().prepare()
         self.manager = self.settings[MANAGER_KEY]
 
