@@ -10,6 +10,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from Pyro5.errors import PyroError
 
 from pyrolab_jupyter.core.errors import CallTimeout, ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.server.manager import LabManager
@@ -39,26 +40,24 @@ class _Base(APIHandler):
         future = loop.run_in_executor(self.manager.executor, work)
         return await asyncio.wait_for(future, self.manager.timeout + 2.0)
 
-    async def _reply_services(self) -> None:
-        try:
-            payload = await self._ask(self.manager.services)
-        except NameserverUnreachable as err:
-            self._fail(503, str(err))
-        except (CallTimeout, asyncio.TimeoutError):
-            self._fail(504, f"the nameserver at {self.manager.nameserver} did not answer within "
-                            f"{self.manager.timeout:g} s; is it overloaded, or is a firewall dropping packets?")
-        except PyroLabError as err:
-            self._fail(502, f"the nameserver at {self.manager.nameserver} answered with an error: {err}")
-        else:
-            self.finish(json.dumps(payload))
-
 
 class ServicesHandler(_Base):
     """``GET /pyrolab/api/services``: the nameserver's services, as ``lab.services()`` lists them."""
 
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self._reply_services()
+        where = f"the nameserver at {self.manager.nameserver}"
+        try:
+            payload = await self._ask(self.manager.services)
+        except NameserverUnreachable as err:
+            self._fail(503, str(err))
+        except (CallTimeout, asyncio.TimeoutError):
+            self._fail(504, f"{where} did not answer within {self.manager.timeout:g} s; "
+                            "is it overloaded, or is a firewall dropping packets?")
+        except (PyroLabError, PyroError) as err:
+            self._fail(502, f"{where} answered with an error: {err}")
+        else:
+            self.finish(json.dumps(payload))
 
 
 class ConfigHandler(_Base):

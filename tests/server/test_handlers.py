@@ -9,7 +9,7 @@ import socket
 import pytest
 from tornado.httpclient import HTTPClientError
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+from pyrolab_jupyter.core.naming import nameserver_address
 
 pytestmark = [
     pytest.mark.network,
@@ -120,3 +120,9 @@ async def test_a_silent_nameserver_is_a_504_and_does_not_block_the_server(jp_fet
     assert not slow.done()
     code, body = await slow
     assert code == 504 and "did not answer within 5 s" in body["message"]
+
+
+@pytest.mark.parametrize("ns_address", ["http://typo:9090"])
+async def test_a_bad_configured_nameserver_leaves_the_extension_working_on_the_default(jp_fetch, ns_address):
+    code, config = await _json(jp_fetch, "config")
+    assert code == 200 and config["nameserver"] == nameserver_address(None)  # $PYROLAB_NAMESERVER, else the default
