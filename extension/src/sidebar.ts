@@ -140,6 +140,7 @@ export class PyroLabSidebar extends Widget {
       this._showAlert(String((error as Error).message ?? error));
       return;
     }
+    await this._busy; // an answer already on its way is from the old nameserver
     await this.refresh();
   }
 
