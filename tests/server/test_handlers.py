@@ -1,128 +1,122 @@
-"""The REST endpoints against a real Jupyter server (pytest-jupyter) and real nameservers/daemons."""
+"""The REST endpoints in a real Jupyter server process, against real nameserver and daemon processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
-from tornado.httpclient import HTTPClientError
+from conftest import JupyterProcess
 
-from pyrolab_jupyter.core.naming import nameserver_address
+from pyrolab_jupyter.core.naming import DEFAULT_NAMESERVER
 
-pytestmark = [
-    pytest.mark.network,
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-]
+pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
 
 ROW_KEYS = {"name", "uri", "status", "last_seen", "class", "description", "locked_by"}
+SERVICES = "/pyrolab/api/services"
+CONFIG = "/pyrolab/api/config"
 
 
-@pytest.fixture
-def silent_port():
-    """A port that accepts TCP connections and never says a word (a hung nameserver)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield sock.getsockname()[1]
+@pytest.fixture(scope="module")
+def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterProcess]:
+    """One server for the tests that point it at their nameserver with PUT (starting one costs seconds)."""
+    server = JupyterProcess(tmp_path_factory.mktemp("jupyter"), ("--PyroLabServer.timeout=5",)).start()
+    yield server
+    server.stop()
 
 
-@pytest.fixture
-def ns_address(request, nameserver) -> str:
-    """The nameserver the server extension starts with: the test's real one, or a silent port."""
-    if "silent_port" in request.fixturenames:
-        return f"127.0.0.1:{request.getfixturevalue('silent_port')}"
-    return nameserver.address
+def _use(jupyter: JupyterProcess, address: str) -> dict:
+    status, config = jupyter.request("PUT", CONFIG, json.dumps({"nameserver": address}))
+    assert status == 200, config
+    return config
 
 
-@pytest.fixture
-def jp_server_config(ns_address):
-    return {
-        "ServerApp": {"jpserver_extensions": {"pyrolab_jupyter.server": True}},
-        "PyroLabServer": {"nameserver": ns_address, "timeout": 5.0},
-    }
-
-
-async def _json(jp_fetch, *parts, **kwargs):
-    reply = await jp_fetch("pyrolab", "api", *parts, **kwargs)
-    return reply.code, json.loads(reply.body)
-
-
-async def _error(jp_fetch, *parts, **kwargs):
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("pyrolab", "api", *parts, **kwargs)
-    return caught.value.code, json.loads(caught.value.response.body)
-
-
-async def test_services_lists_a_running_daemon(jp_fetch, nameserver, daemon_factory):
+def test_the_configured_nameserver_s_services_are_listed(jupyter_factory, nameserver, daemon_factory):
     daemon_factory({"bench.dummy": "labservices:Dummy"}, nameserver=nameserver.uri)
-    code, payload = await _json(jp_fetch, "services")
-    assert code == 200
+    server = jupyter_factory(f"--PyroLabServer.nameserver={nameserver.address}")
+    status, payload = server.request("GET", SERVICES)
+    assert status == 200
     assert payload["nameserver"] == nameserver.address
     (row,) = payload["services"]
     assert set(row) == ROW_KEYS
-    assert row["name"] == "bench.dummy" and row["status"] == "online"
-    assert row["class"].endswith("Dummy")
+    assert row["name"] == "bench.dummy" and row["status"] == "online" and row["class"].endswith("Dummy")
 
 
-async def test_without_a_token_the_answer_is_403(jp_fetch):
-    for path in ("services", "config"):
-        with pytest.raises(HTTPClientError) as caught:
-            await jp_fetch("pyrolab", "api", path, headers={"Authorization": "token not-the-token"})
-        assert caught.value.code == 403
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("pyrolab", "api", "config", method="PUT", headers={"Authorization": ""},
-                       body=json.dumps({"nameserver": "127.0.0.1:1"}))
-    assert caught.value.code == 403
+def test_a_bad_configured_nameserver_leaves_the_extension_on_the_default(jupyter_factory):
+    server = jupyter_factory("--PyroLabServer.nameserver=http://typo:9090")
+    assert server.request("GET", CONFIG) == (200, {"nameserver": DEFAULT_NAMESERVER, "open_sidebar": False})
+    assert "c.PyroLabServer.nameserver" in server.log.read_text()  # and the log says why
 
 
-async def test_a_dead_nameserver_is_a_503_naming_it(jp_fetch, nameserver):
+def test_without_the_token_the_answer_is_403(jupyter):
+    for method, path, body in (("GET", SERVICES, None), ("GET", CONFIG, None),
+                               ("PUT", CONFIG, json.dumps({"nameserver": "127.0.0.1:1"}))):
+        status, _ = jupyter.request(method, path, body, token="not-the-token")
+        assert status == 403, (method, path)
+    assert jupyter.request("GET", CONFIG)[1]["nameserver"] != "127.0.0.1:1"  # the refused PUT changed nothing
+
+
+def test_put_and_post_switch_the_nameserver(jupyter, nameserver_factory, daemon_factory):
+    first, second = nameserver_factory(), nameserver_factory()
+    daemon_factory({"other.dummy": "labservices:Dummy"}, nameserver=second.uri)
+    assert _use(jupyter, first.address) == {"nameserver": first.address, "open_sidebar": False}
+    assert jupyter.request("GET", SERVICES) == (200, {"nameserver": first.address, "services": []})
+    status, config = jupyter.request("POST", CONFIG, json.dumps({"nameserver": second.address}))
+    assert status == 200 and config["nameserver"] == second.address
+    status, payload = jupyter.request("GET", SERVICES)
+    assert [row["name"] for row in payload["services"]] == ["other.dummy"]
+
+
+def test_a_dead_nameserver_is_a_503_naming_it(jupyter, nameserver):
+    _use(jupyter, nameserver.address)
+    assert jupyter.request("GET", SERVICES)[0] == 200
     nameserver.kill()
-    code, body = await _error(jp_fetch, "services")
-    assert code == 503
+    status, body = jupyter.request("GET", SERVICES)
+    assert status == 503
     assert nameserver.address in body["message"] and "pyrolab nameserver" in body["message"]
 
 
-async def test_put_switches_the_nameserver(jp_fetch, nameserver_factory, daemon_factory):
-    other = nameserver_factory()
-    daemon_factory({"other.dummy": "labservices:Dummy"}, nameserver=other.uri)
-    code, config = await _json(jp_fetch, "config", method="PUT", body=json.dumps({"nameserver": other.address}))
-    assert code == 200 and config == {"nameserver": other.address, "open_sidebar": False}
-    _, payload = await _json(jp_fetch, "services")
-    assert payload["nameserver"] == other.address
-    assert [row["name"] for row in payload["services"]] == ["other.dummy"]
-    # POST does the same
-    _, config = await _json(jp_fetch, "config", method="POST", body=json.dumps({"nameserver": "127.0.0.1:1"}))
-    assert config["nameserver"] == "127.0.0.1:1"
+def test_a_bad_put_is_refused_clearly_and_changes_nothing(jupyter):
+    _use(jupyter, "127.0.0.1:9999")
+    for body, expected, says in (
+        ("not json", 400, "not JSON"),
+        ("[1, 2]", 400, '{"nameserver": "host:port"}'),
+        (json.dumps({"address": "127.0.0.1:1"}), 400, '{"nameserver": "host:port"}'),
+        (json.dumps({"nameserver": "http://x:1"}), 400, "not a nameserver address"),
+        (json.dumps({"nameserver": ""}), 400, "empty"),
+        (json.dumps({"nameserver": 9090}), 400, "not a nameserver address"),
+        (json.dumps({"nameserver": "x" * 10_000}), 413, "at most"),
+    ):
+        status, reply = jupyter.request("PUT", CONFIG, body)
+        assert (status, says in reply["message"]) == (expected, True), (body[:40], status, reply)
+    assert jupyter.request("GET", CONFIG)[1]["nameserver"] == "127.0.0.1:9999"
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ("not json", 400, "not JSON"),
-    ("[1, 2]", 400, '{"nameserver": "host:port"}'),
-    (json.dumps({"nameserver": "http://x:1"}), 400, "not a nameserver address"),
-    (json.dumps({"nameserver": ""}), 400, "empty"),
-    (json.dumps({"nameserver": "x" * 10_000}), 413, "at most"),
-])
-async def test_a_bad_put_is_refused_clearly_and_changes_nothing(jp_fetch, nameserver, body, status, says):
-    code, reply = await _error(jp_fetch, "config", method="PUT", body=body)
-    assert code == status and says in reply["message"]
-    _, config = await _json(jp_fetch, "config")
-    assert config["nameserver"] == nameserver.address
+@pytest.fixture
+def silent() -> Iterator[socket.socket]:
+    """A listening socket that accepts connections and never says a word (a hung nameserver)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.settimeout(60)
+        yield sock
 
 
-async def test_a_silent_nameserver_is_a_504_and_does_not_block_the_server(jp_fetch, silent_port):
-    slow = asyncio.ensure_future(_error(jp_fetch, "services"))
-    # the server keeps answering other requests while the Pyro call waits in its executor
-    code, config = await _json(jp_fetch, "config")
-    assert code == 200 and config["nameserver"] == f"127.0.0.1:{silent_port}"
-    assert not slow.done()
-    code, body = await slow
-    assert code == 504 and "did not answer within 5 s" in body["message"]
-
-
-@pytest.mark.parametrize("ns_address", ["http://typo:9090"])
-async def test_a_bad_configured_nameserver_leaves_the_extension_working_on_the_default(jp_fetch, ns_address):
-    code, config = await _json(jp_fetch, "config")
-    assert code == 200 and config["nameserver"] == nameserver_address(None)  # $PYROLAB_NAMESERVER, else the default
+def test_a_silent_nameserver_is_a_504_and_does_not_block_the_server(jupyter, silent):
+    _use(jupyter, f"127.0.0.1:{silent.getsockname()[1]}")
+    slow: list[tuple[int, object]] = []
+    asking = threading.Thread(target=lambda: slow.append(jupyter.request("GET", SERVICES)))
+    asking.start()
+    conn, _ = silent.accept()  # the server's Pyro call has connected and now waits for an answer...
+    try:
+        # ...and meanwhile the server answers other requests: the call waits in an executor, not on the loop
+        for _ in range(3):
+            assert jupyter.request("GET", CONFIG)[0] == 200
+        assert not slow, "the services request finished before the others: it was not waiting"
+    finally:
+        asking.join(60)
+        conn.close()
+    ((status, body),) = slow
+    assert status == 504 and "did not answer within 5 s" in body["message"]
