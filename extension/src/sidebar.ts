@@ -73,6 +73,7 @@ export class PyroLabSidebar extends Widget {
     refreshIcon.element({ container: this._refreshButton });
     this._refreshButton.dataset.action = 'refresh';
     this._refreshButton.title = 'Refresh now';
+    this._refreshButton.setAttribute('aria-label', 'Refresh the services');
     this._refreshButton.onclick = () => void this.refresh();
     header.appendChild(this._refreshButton);
     this.node.appendChild(header);
@@ -80,6 +81,7 @@ export class PyroLabSidebar extends Widget {
     this._nameserver = element('input', 'pyrolab-Sidebar-nameserver');
     this._nameserver.placeholder = 'nameserver host:port';
     this._nameserver.title = 'The nameserver (Enter to switch)';
+    this._nameserver.setAttribute('aria-label', 'Nameserver host:port');
     this._nameserver.onkeydown = event => {
       if (event.key === 'Enter') {
         void this.setNameserver(this._nameserver.value);
@@ -90,6 +92,7 @@ export class PyroLabSidebar extends Widget {
     this._filter = element('input', 'pyrolab-Sidebar-filter');
     this._filter.type = 'search';
     this._filter.placeholder = 'Filter services';
+    this._filter.setAttribute('aria-label', 'Filter services');
     this._filter.oninput = () => this._render();
     this.node.appendChild(this._filter);
 
