@@ -26,6 +26,12 @@ export async function requestAPI<T>(
   } catch {
     // not JSON: keep the text for the message below
   }
+  if (response.status === 404) {
+    throw new Error(
+      'The PyroLab server extension is not running in this Jupyter server: ' +
+        'enable it with `jupyter server extension enable pyrolab_jupyter.server` and restart JupyterLab.'
+    );
+  }
   if (!response.ok) {
     const message =
       typeof data === 'object' && data && data.message

@@ -131,6 +131,12 @@ def test_sidebar_follows_the_lab_and_connects_the_notebook(chromium, jupyter_ser
         assert "lab.stage" in panel.locator(".pyrolab-Panel-title").inner_text()
         sources = page.evaluate(CELL_SOURCES)
         assert "%load_ext pyrolab_jupyter\n%pyrolab connect lab.stage" in sources
+        # now the notebook loads the extension: the next connect is the magic alone
+        page.wait_for_function(KERNEL_READY, timeout=WAIT)
+        _row(sidebar, "bench2.meter").locator('button[data-action="connect"]').click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('.pyrolab-Panel').length === 2", timeout=WAIT)
+        assert page.evaluate(CELL_SOURCES)[-1] == "%pyrolab connect bench2.meter"
 
         # the commands are in the palette
         labels = page.evaluate("""() => ['pyrolab:insert-connect', 'pyrolab:refresh', 'pyrolab:open-sidebar',
