@@ -181,11 +181,20 @@ class JupyterProcess:
         env.pop("PYROLAB_NAMESERVER", None)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = self.proc
+
+        def ready() -> str | None:
+            if proc.poll() is not None:
+                return "exited"
+            return "up" if self.request("GET", "/api/status")[0] == 200 else None
+
         try:
-            wait_for(lambda: self.request("GET", "/api/status")[0] == 200, timeout=timeout, interval=0.2)
+            state = wait_for(ready, timeout=timeout, interval=0.2)
         except AssertionError:
+            state = "silent"
+        if state != "up":
             self.stop()
-            raise AssertionError(f"Jupyter server did not start:\n{self.log.read_text()}") from None
+            raise AssertionError(f"Jupyter server {state}:\n{self.log.read_text()}")
         return self
 
     def request(self, method: str, path: str, body: bytes | str | None = None,
