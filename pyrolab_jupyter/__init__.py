@@ -46,3 +46,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     from pyrolab_jupyter.jupyter import magics
 
     magics.unload_ipython_extension(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab sidebar is (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "pyrolab-jupyter"}]
+

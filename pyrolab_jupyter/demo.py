@@ -141,7 +141,8 @@ def _jupyter_command(args: argparse.Namespace, root: Path, token: str) -> list[s
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",  # the demo opens the quickstart's own URL
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
            f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.default_url=/lab/tree/{QUICKSTART}"]
+           f"--ServerApp.default_url=/lab/tree/{QUICKSTART}",
+           "--PyroLabServer.open_sidebar=True"]  # the lab at a glance, beside the notebook
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     return cmd

@@ -142,3 +142,10 @@ def test_demo_refuses_a_taken_port(capsys: pytest.CaptureFixture[str], tmp_path:
         assert main(["--no-browser", "--port", str(taken), "--nameserver-port", str(free_port()),
                      "--notebook-dir", str(tmp_path)]) == 1
     assert f"port {taken} for JupyterLab is taken" in capsys.readouterr().err
+
+
+def test_demo_opens_jupyterlab_with_the_sidebar_shown(tmp_path):
+    from pyrolab_jupyter.demo import _jupyter_command, _parser
+
+    cmd = _jupyter_command(_parser().parse_args(["--no-browser"]), tmp_path, "token")
+    assert "--PyroLabServer.open_sidebar=True" in cmd  # read by the server extension, obeyed by the sidebar
