@@ -11,14 +11,18 @@ from typing import Any
 
 from pyrolab_jupyter import errors
 from pyrolab_jupyter.core.client import Lab, RemoteService
+from pyrolab_jupyter.core.safety import Interlock, Ramp, Requirement
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
 from pyrolab_jupyter.hosting import start_daemon, start_nameserver
 
 __all__ = [
+    "Interlock",
     "Lab",
+    "Ramp",
     "Range",
     "RemoteService",
+    "Requirement",
     "Security",
     "Service",
     "Unit",
@@ -44,3 +48,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     from pyrolab_jupyter.jupyter import magics
 
     magics.unload_ipython_extension(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab sidebar is (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "pyrolab-jupyter"}]
+

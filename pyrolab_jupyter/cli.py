@@ -1,4 +1,4 @@
-"""The ``pyrolab`` command: nameserver, daemon, up, ls, check and demo.
+"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ls, check, replay and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
 ``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
@@ -15,12 +15,14 @@ import time
 from collections.abc import Sequence
 
 from pyrolab_jupyter import serving, supervisor
+from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
 from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.summary import services_text
+from pyrolab_jupyter.instruments.replay import write_device
 from pyrolab_jupyter.labcheck import check_lab_file
 
 __all__ = ["main"]
@@ -56,7 +58,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         nameserver = nameserver_address(args.nameserver)
-        spec = {"class": args.class_path, "args": ctor_args, "description": args.description}
+        spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
+                "adapter": args.adapter}
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
                                     max_message=_bytes(args.max_message_mb), security=env_security(),
                                     audit=args.audit)
@@ -175,6 +178,22 @@ def _cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- replay -------------------------------------------------------------------------------------
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        replay = write_device(args.sessions, args.output)
+    except ConfigError as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(f"cannot write {args.output}: {err.strerror or err}")
+    for note in replay.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.output}: {replay.summary()}; use it as backend=\"{args.output}@sim\"")
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -194,16 +213,19 @@ def _run_demo(argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pyrolab", formatter_class=_RAW,
+        prog="pyrolab", formatter_class=_RAW,  # also installed as pyrolab-jupyter: PyroLab has a `pyrolab` too
         description="Run a lab's nameserver and daemons, and see what they serve.",
         epilog="examples:\n"
                "  pyrolab up lab.yaml                  # everything in a lab file, supervised\n"
                "  pyrolab ls                           # what the nameserver knows\n"
                "  pyrolab check lab.yaml               # validate a lab file\n"
+               "  pyrolab replay s.jsonl -o dev.yaml   # a recorded instrument, as a pyvisa-sim device\n"
                "  pyrolab nameserver --port 9090\n"
                "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n\n"
                f"Without --nameserver, commands use ${ENV_NAMESERVER}, else 127.0.0.1:9090.\n"
-               "With $PYROLAB_CERT, $PYROLAB_KEY and $PYROLAB_CA set, every command speaks mutual TLS.")
+               f"With $PYROLAB_CERT, $PYROLAB_KEY and $PYROLAB_CA set, every command speaks mutual TLS.{help_note()}")
+    parser.add_argument("--version", action="store_true",
+                        help="print the version and whose `pyrolab` command this environment has (PyroLab's?)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("nameserver", formatter_class=_RAW, help="run a nameserver in the foreground",
@@ -227,8 +249,11 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="examples:\n"
                               "  pyrolab daemon pyrolab_jupyter.instruments.sim:Laser --name lab.laser\n"
                               "  pyrolab daemon mylab.stage:Stage --name bench1.stage --nameserver 10.0.0.5:9090 "
-                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'")
-    p.add_argument("class_path", metavar="MODULE:CLASS", help="the Service subclass to host")
+                              "\\\n      --host 0.0.0.0 --args '{\"axis\": \"x\"}'\n"
+                              "  pyrolab daemon qcodes.instrument_drivers.yokogawa:YokogawaGS200 --name bench1.gs200 "
+                              "\\\n      --args '{\"name\": \"gs200\", \"address\": \"GPIB::1::INSTR\"}'")
+    p.add_argument("class_path", metavar="MODULE:CLASS",
+                   help="the class to host: a Service, or any driver class (served through an adapter)")
     p.add_argument("--name", required=True, help="the service's name at the nameserver")
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -238,6 +263,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
     p.add_argument("--description", help="one line shown in listings")
     p.add_argument("--audit", metavar="FILE", help="JSON-lines audit trail of every change (default: in memory)")
+    p.add_argument("--adapter", metavar="NAME",
+                   help="adapter for a class that is not a Service: qcodes, pymeasure, pyrolab, plain or a "
+                        "plug-in's name (default: the first that claims it)")
     _max_message_option(p)
     p.set_defaults(handler=_cmd_daemon)
 
@@ -296,6 +324,15 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="replace existing files of that name")
     p.set_defaults(handler=_cmd_certs)
 
+    p = sub.add_parser("replay", formatter_class=_RAW, help="turn recorded VISA sessions into a pyvisa-sim device",
+                       description="Write a pyvisa-sim YAML file whose devices answer the recorded dialogue "
+                                   "(VisaInstrument(..., record='session.jsonl')) at the recorded resource names.",
+                       epilog="examples:\n  pyrolab replay session.jsonl -o device.yaml\n"
+                              "  then: VisaInstrument('GPIB0::9::INSTR', backend='device.yaml@sim')")
+    p.add_argument("sessions", nargs="+", metavar="SESSION.jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="DEVICE.yaml")
+    p.set_defaults(handler=_cmd_replay)
+
     sub.add_parser("demo", formatter_class=_RAW, add_help=False,
                    help="simulated lab + JupyterLab on the quickstart notebook",
                    description="pyrolab demo [--no-browser] [--port P] [--nameserver-port N]",
@@ -319,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:  # everything after 'demo' belongs to the demo's own parser
         return _run_demo(args_list[1:])
+    if args_list[:1] == ["--version"]:
+        print(version_report())
+        return 0
     try:
         args = _parser().parse_args(args_list)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed

@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 from pyrolab_jupyter import labcheck
+from pyrolab_jupyter.adapters import adapt
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
+from pyrolab_jupyter.core.safety import apply_rules, rules_from
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service
 
@@ -31,7 +33,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ServiceSpec = Service | str | Mapping[str, Any]
+ServiceSpec = Service | str | Mapping[str, Any] | object  # any other object goes through an adapter
 _SPAWN_TIMEOUT = 60.0
 
 
@@ -49,23 +51,37 @@ def import_class(path: str) -> type:
 
 
 def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
-    """Make the service a spec asks for: an instance, ``"mod:Cls"`` or ``{"class", "args", "description", "thread_safe"}``."""
+    """Make the service a spec asks for.
+
+    A spec is a ``Service``; ``"mod:Cls"``; a mapping with ``class`` and optionally ``args``,
+    ``description``, ``thread_safe``, ``adapter`` and the safety rules ``limits``, ``ramps``,
+    ``interlocks`` (the lab file's keys and forms); or any other object (a class is constructed without
+    arguments), served through the adapter that claims it (see ``pyrolab_jupyter.adapters``) or the one
+    ``adapter`` names.
+    """
     if isinstance(spec, Service):
         return spec, None
-    if isinstance(spec, str):
-        spec = {"class": spec}
-    if not isinstance(spec, Mapping) or "class" not in spec:
-        raise ConfigError(f"{name}: expected a Service instance, 'module:Class' or a mapping with 'class'")
+    if not isinstance(spec, (str, Mapping)):
+        try:
+            return adapt(spec() if isinstance(spec, type) else spec), None
+        except TypeError as err:
+            raise ConfigError(f"{name}: cannot serve {spec!r}: {err}") from err
+    spec = cast(Mapping[str, Any], {"class": spec} if isinstance(spec, str) else spec)
+    if "class" not in spec:
+        raise ConfigError(f"{name}: expected an object, 'module:Class' or a mapping with 'class'")
     cls = import_class(str(spec["class"]))
-    if not issubclass(cls, Service):
-        raise ConfigError(f"{name}: {spec['class']} is not a pyrolab_jupyter.Service subclass")
     args = dict(spec.get("args") or {})
     try:
-        service = cls(**args)
+        made = cls(**args)
     except TypeError as err:
         raise ConfigError(f"{name}: cannot construct {spec['class']} with args {args}: {err}") from err
+    adapter = spec.get("adapter")
+    service = made if isinstance(made, Service) and not adapter else adapt(made, adapter)
     if spec.get("thread_safe") is not None:  # the lab file may overrule the class's own setting
         service.thread_safe = bool(spec["thread_safe"])
+    rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
+    if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
+        apply_rules(service, rules)
     return service, spec.get("description")
 
 
@@ -169,10 +185,11 @@ def start_daemon(
     security: Security | None = None,
     audit: str | None = None,
 ) -> DaemonHandle:
-    """Host ``services`` (name → instance, ``"module:Class"`` or ``{"class", "args", "description"}``).
+    """Host ``services`` (name → any object, ``"module:Class"`` or ``{"class", "args", "description", "adapter"}``).
 
-    With ``spawn=True`` the daemon runs in its own process (specs must then be
-    strings or mappings). Returns once the daemon serves and, when a
+    An object that is not a ``Service`` is served through an adapter (see
+    ``pyrolab_jupyter.adapters``). With ``spawn=True`` the daemon runs in its
+    own process (specs must then be strings or mappings). Returns once the daemon serves and, when a
     nameserver is given and answers within ``register_timeout``, is registered. ``max_message``: bytes a
     message may have (default 128 MiB). ``state_file``: where its locks are kept across a restart.
     ``security``: serve (and register, and call subscribers back) over mutual TLS with this certificate.
@@ -186,7 +203,7 @@ def start_daemon(
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
-        if isinstance(spec, Service):
+        if not isinstance(spec, (str, Mapping)):
             raise ValueError(f"{name}: spawn=True needs 'module:Class' or a mapping, not an instance")
     specs = {n: {"class": s} if isinstance(s, str) else dict(cast(Mapping[str, Any], s)) for n, s in services.items()}
     order = {"services": specs,
@@ -200,6 +217,9 @@ def start_daemon(
     ready = _read_ready(process)
     if "error" in ready:
         process.wait(5)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
         raise PyroLabError(f"the daemon process for {', '.join(services)} failed to start: {ready['error']}")
     return DaemonHandle(ready["uris"], ready["address"], process=process)
 

@@ -1,8 +1,9 @@
-"""What ``pyrolab check LAB.yaml`` checks: the file, each service's class, and its arguments.
+"""What ``pyrolab check LAB.yaml`` checks: the file, each service's class, its arguments and adapter.
 
 Nothing is started and no instrument is constructed; each service's module is
 imported (that runs the user's module code) and its constructor signature is
-compared with the ``args`` of the file.
+compared with the ``args`` of the file. Every problem is reported in one pass:
+a misspelt key elsewhere in the file does not hide a bad class path.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyrolab_jupyter.core.config import LabConfig, ServiceConfig, load_lab
+from pyrolab_jupyter.adapters import adapters
+from pyrolab_jupyter.core.config import LabConfig, ServiceConfig, load_lab, service_sections
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.safety import rule_problems, rules_from
 from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.service import Service, schema_of
 
 __all__ = ["check_lab_file", "import_class", "lab_security"]
 
@@ -44,15 +51,43 @@ def import_class(class_path: str) -> Any:
     return obj
 
 
+def _unpacked_keywords(init: Any, params: Any) -> list[str] | None:
+    """The names a ``**kwargs: Unpack[SomeTypedDict]`` accepts (QCoDeS drivers use it); None if it is open."""
+    var = next((p for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+    if var is None:
+        return None
+    hint = getattr(init, "__annotations__", {}).get(var.name)
+    if isinstance(hint, str):  # often written for type checkers only: resolve the name by hand
+        match = re.fullmatch(r"(?:\w+\.)*Unpack\[(?:\w+\.)*(\w+)\]", hint.strip())
+        typed = getattr(init, "__globals__", {}).get(match.group(1)) if match else None
+    elif str(typing.get_origin(hint)).rpartition(".")[2] == "Unpack":  # typing's or typing_extensions'
+        typed = typing.get_args(hint)[0]
+    else:
+        return None
+    keys = getattr(typed, "__annotations__", None)
+    return list(keys) if isinstance(keys, dict) else None
+
+
+def _constructor_signature(cls: type) -> inspect.Signature:
+    """``cls(...)``'s signature; ``__init__``'s when a metaclass hides it behind ``(*args, **kwargs)`` (QCoDeS)."""
+    sig = inspect.signature(cls)
+    if all(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+        init = inspect.signature(getattr(cls, "__init__"))  # noqa: B009
+        return init.replace(parameters=list(init.parameters.values())[1:])
+    return sig
+
+
 def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
     """Problems binding ``spec.args`` as keyword arguments of ``cls(...)``; all of them, not the first."""
     try:
-        sig = inspect.signature(cls)
+        sig = _constructor_signature(cls)
     except (TypeError, ValueError) as err:
         return [f"cannot read the constructor signature of {spec.class_path} ({err})"]
     params = sig.parameters
     by_keyword = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unpacked = _unpacked_keywords(getattr(cls, "__init__", None), params)
+    by_keyword += unpacked or []
+    takes_any = unpacked is None and any(p.kind is p.VAR_KEYWORD for p in params.values())
     problems = []
     for name in spec.args:
         if name not in by_keyword and not takes_any:
@@ -75,6 +110,26 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
     return problems
 
 
+_RULE_KEYS = {"limit": "limits", "ramp": "ramps", "interlock": "interlocks"}
+
+
+def _check_rules(cls: type, spec: ServiceConfig) -> list[str]:
+    """Problems of the file's ``limits``/``ramps``/``interlocks`` for ``cls``: unknown members named, with a guess."""
+    try:
+        rules = rules_from(spec.limits, spec.ramps, spec.interlocks)
+    except ConfigError as err:
+        return [str(err)]
+    if not rules:
+        return []
+    if not issubclass(cls, Service):
+        return [f"{spec.class_path} is not a Service: limits, ramps and interlocks apply to Services only"]
+    try:
+        schema = schema_of(cls)
+    except Exception as err:  # the class's own annotations are broken: say so instead of crashing check
+        return [f"cannot describe {spec.class_path} ({type(err).__name__}: {err})"]
+    return rule_problems(schema, rules)
+
+
 def _check_security(lab: LabConfig) -> list[str]:
     """The ``security:`` section names three files that exist and load together (else TLS would be off)."""
     if lab.security is None:
@@ -95,6 +150,34 @@ def _check_security(lab: LabConfig) -> list[str]:
     return problems
 
 
+def _check_adapter(cls: type, spec: ServiceConfig) -> list[str]:
+    """The named adapter exists (entry points included); a Service needs none."""
+    if spec.adapter is None or issubclass(cls, Service):
+        return []
+    known = [name for name, _ in adapters()]
+    if spec.adapter in known:
+        return []
+    close = difflib.get_close_matches(spec.adapter, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return [f"no adapter named {spec.adapter!r} ({hint})"]
+
+
+def _check_service(spec: ServiceConfig, loc: tuple[Any, ...], locate: Callable[[tuple[Any, ...]], str]) -> list[str]:
+    """A service's class imports and is a class, its args fit the constructor, its adapter exists, its rules fit."""
+    try:
+        cls = import_class(spec.class_path)
+    except ImportError as err:
+        return [f"{locate(loc + ('class',))}: cannot import {spec.class_path!r} ({err})"]
+    if not inspect.isclass(cls):
+        return [f"{locate(loc + ('class',))}: {spec.class_path!r} is {type(cls).__name__} {cls!r}, not a class"]
+    where = locate(loc + ("args",) if spec.args else loc)
+    problems = [f"{where}: {problem}" for problem in _check_args(cls, spec)]
+    problems += [f"{locate(loc + ('adapter',))}: {problem}" for problem in _check_adapter(cls, spec)]
+    for problem in _check_rules(cls, spec):  # "limit on ...", "ramp on ...": cite that key's line
+        problems.append(f"{locate(loc + (_RULE_KEYS.get(problem.partition(' ')[0], 'class'),))}: {problem}")
+    return problems
+
+
 def lab_security(lab: LabConfig) -> Security | None:
     """The ``Security`` of a lab file's ``security:`` section (paths relative to the file); None without one."""
     sec = lab.security
@@ -108,28 +191,23 @@ def lab_security(lab: LabConfig) -> Security | None:
 def check_lab_file(path: str | Path) -> list[str]:
     """Every problem of a lab file, one readable line each; an empty list when all is well.
 
-    Checks the file against the lab-file model, then for each service that its
-    class imports, is a class, and accepts the file's ``args`` by keyword
-    (unknown names come with a suggestion, missing required ones are named).
-    Also checks that the TLS files of ``security:`` exist.
+    Checks the file against the lab-file model and, for each service (also
+    when other keys of the file are wrong), that its class imports, is a
+    class, accepts the file's ``args`` by keyword (unknown names come with a
+    suggestion, missing required ones are named), that a named ``adapter``
+    exists and that its safety rules name members and parameters the class
+    has. Also checks that the TLS files of ``security:`` exist.
     """
     try:
         lab = load_lab(path)
     except ConfigError as err:
-        return list(getattr(err, "problems", None) or [str(err)])
+        problems = list(getattr(err, "problems", None) or [str(err)])
+        sections, locate = service_sections(path)
+        for loc, spec in sections:
+            problems += _check_service(spec, loc, locate)
+        return problems
     problems = _check_security(lab)
     for daemon_name, daemon in lab.daemons.items():
         for name, spec in daemon.services.items():
-            loc = ("daemons", daemon_name, "services", name)
-            try:
-                cls = import_class(spec.class_path)
-            except ImportError as err:
-                problems.append(f"{lab.locate(loc + ('class',))}: cannot import {spec.class_path!r} ({err})")
-                continue
-            if not inspect.isclass(cls):
-                problems.append(f"{lab.locate(loc + ('class',))}: {spec.class_path!r} is "
-                                f"{type(cls).__name__} {cls!r}, not a class")
-                continue
-            where = lab.locate(loc + ("args",) if spec.args else loc)
-            problems += [f"{where}: {problem}" for problem in _check_args(cls, spec)]
+            problems += _check_service(spec, ("daemons", daemon_name, "services", name), lab.locate)
     return problems

@@ -119,8 +119,12 @@ def main(argv: list[str]) -> int:
     def announce(text: str) -> None:  # a spawned daemon's parent already says where it serves
         child_log.log(logging.DEBUG if kind == "spawned" else logging.INFO, "%s", text)
 
+    protocol = sys.stdout
+    if kind == "spawned":  # stdout carries the ready line: a driver that prints (QCoDeS does) goes to stderr
+        sys.stdout = sys.stderr
+
     def report(handle: hosting.DaemonHandle) -> None:
-        print(json.dumps({"uris": handle.uris, "address": handle.address}), flush=True)
+        print(json.dumps({"uris": handle.uris, "address": handle.address}), file=protocol, flush=True)
 
     try:
         security = Security(**order["security"]) if order.get("security") else None
@@ -137,7 +141,7 @@ def main(argv: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":
-            print(json.dumps({"error": f"{type(err).__name__}: {err}"}), flush=True)
+            print(json.dumps({"error": f"{type(err).__name__}: {err}"}), file=protocol, flush=True)
         return 1
 
 

@@ -165,7 +165,7 @@ def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path |
         specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
-                             "thread_safe": s.thread_safe}
+                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),

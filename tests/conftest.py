@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,8 +151,118 @@ def daemon_factory() -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
+def python_child() -> Iterator[Callable[..., str]]:
+    """Run Python code (``-c``) in a child process; returns its first stdout line. Closing its stdin stops it."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(code: str, *args: str) -> str:
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        assert proc.stdout is not None
+        return proc.stdout.readline().strip()
+
+    yield run
+    for proc in started:
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.fixture
 def lab(nameserver: NameserverProcess) -> Lab:
     return Lab(nameserver.address, timeout=10)
+
+
+class JupyterProcess:
+    """A real Jupyter server in its own process on 127.0.0.1 (a free port, a token of its own).
+
+    ``args`` are extra command-line settings (``--PyroLabServer.nameserver=...``);
+    ``request()`` speaks its REST API with the token, or with ``token=`` given.
+    """
+
+    def __init__(self, root: Path, args: tuple[str, ...] = ()) -> None:
+        self.root = root
+        self.port = free_port()
+        self.token = os.urandom(12).hex()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = root / "jupyter-server.log"
+
+    def start(self, timeout: float = 60.0) -> JupyterProcess:
+        cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={self.root}",
+               f"--IdentityProvider.token={self.token}", *self.args]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(self.root / ".jupyter-config"))
+        env.pop("PYROLAB_NAMESERVER", None)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = self.proc
+
+        def ready() -> str | None:
+            if proc.poll() is not None:
+                return "exited"
+            return "up" if self.request("GET", "/api/status")[0] == 200 else None
+
+        try:
+            state = wait_for(ready, timeout=timeout, interval=0.2)
+        except AssertionError:
+            state = "silent"
+        if state != "up":
+            self.stop()
+            raise AssertionError(f"Jupyter server {state}:\n{self.log.read_text()}")
+        return self
+
+    def request(self, method: str, path: str, body: bytes | str | None = None,
+                token: str | None = None) -> tuple[int, object]:
+        """``(status, decoded JSON body)``; HTTP errors are answers here, not exceptions."""
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": f"token {self.token if token is None else token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as reply:
+                status, raw = reply.status, reply.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def jupyter_factory(tmp_path: Path) -> Iterator[Callable[..., JupyterProcess]]:
+    """Start real Jupyter servers (``jupyter_factory("--Some.setting=1")``); all stopped at the end."""
+    started: list[JupyterProcess] = []
+
+    def make(*args: str) -> JupyterProcess:
+        root = tmp_path / f"jupyter{len(started)}"
+        root.mkdir()
+        started.append(JupyterProcess(root, args).start())
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.stop()
 
 
 # --- TLS: a lab CA made by `pyrolab certs`, once per session ---------------------------------------

@@ -19,9 +19,12 @@ pytestmark = pytest.mark.network
     ("bench_abuse.py", ["--idle", "20", "--slow", "5", "--fuzz", "40", "--oneways", "50"],
      ["forged marshal tuple", "compressed bomb", "fresh client", "one-way calls", "kill -9"]),
     ("bench_panel.py", ["--repeat", "2", "--seconds", "0.3"], ["panel build, 40 members", "live updates"]),
+    ("bench_truth.py", ["--changes", "3"], ["raw Pyro5 call round trip", "subscriber sees it", "10 silent"]),
+    ("bench_safety.py", ["--calls", "10"], ["raw Pyro5", "ratio", "a soft limit", "an interlock"]),
+    ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
     ("bench_tls.py", ["--calls", "10", "--connects", "3"], ["ratio TLS/plain", "connect + handshake",
                                                            "method call set_power"]),
-], ids=["calls", "health", "abuse", "panel", "tls"])
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

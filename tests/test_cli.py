@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, port_is_free, wait_for
 
-from pyrolab_jupyter import cli
+from pyrolab_jupyter import Lab, cli
 
 GOOD = """\
 nameserver: {host: 127.0.0.1, port: 19090, check_interval: 0.5}
@@ -187,3 +187,31 @@ def test_nameserver_port_taken_is_explained():
         stop(first)
         if first.stdout is not None:
             first.stdout.close()
+
+
+@pytest.mark.network
+def test_daemon_command_serves_a_qcodes_driver_on_pyvisa_sim(nameserver):
+    pytest.importorskip("qcodes")
+    args = json.dumps({"name": "gs200", "address": "GPIB::1::INSTR",
+                       "pyvisa_sim_file": "qcodes.instrument.sims:Yokogawa_GS200.yaml"})
+    daemon = subprocess.Popen(pyrolab("daemon", "qcodes.instrument_drivers.yokogawa:YokogawaGS200", "--name",
+                                      "bench.gs200", "--nameserver", nameserver.address, "--adapter", "qcodes",
+                                      "--args", args),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lab = Lab(nameserver.address, timeout=20)
+        wait_for(lambda: lab.entry("bench.gs200"), timeout=60, interval=0.2)
+        gs200 = lab.connect("bench.gs200")
+        assert gs200.describe()["properties"]["voltage_limit"]["schema"]["maximum"] == 30
+        gs200.disconnect()
+        assert stop(daemon) == 0
+    finally:
+        stop(daemon)
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+
+
+def test_daemon_command_names_an_unknown_adapter(capsys):
+    assert cli.main(["daemon", "fractions:Fraction", "--name", "x", "--adapter", "nosuch",
+                     "--nameserver", "127.0.0.1:1"]) == 1
+    assert "no adapter named 'nosuch'" in capsys.readouterr().err

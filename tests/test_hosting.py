@@ -25,7 +25,7 @@ def test_spec_forms():
     ("nosuch.module:Thing", "cannot import 'nosuch.module:Thing'"),
     ("labservices:Dumy", "did you mean 'Dummy'"),
     ({"class": "labservices:Dummy", "args": {"watts": 1}}, "cannot construct labservices:Dummy"),
-    ("labservices:Mode", "not a pyrolab_jupyter.Service subclass"),
+    ("labservices:Mode", "cannot construct labservices:Mode"),  # any class is served, if it constructs
     ({"args": {}}, "mapping with 'class'"),
 ])
 def test_bad_specs_name_the_problem(spec, message):

@@ -155,3 +155,97 @@ def test_security_section_with_lab_certificates_is_accepted(tmp_path: Path, lab_
     path.write_text(f"security: {{certfile: {f}/lab-bench.pem, keyfile: {f}/lab-ca.key, "
                     f"cafile: {f}/lab-ca.pem}}\n", encoding="utf-8")
     assert any("belong together" in p for p in check_lab_file(path))
+
+
+def test_safety_rules_on_unknown_members_are_named_with_a_guess(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {set_power.mw: [0, 20], power: [0, 20], set_powr.mw: [0, 1], set_power.w: [0, 1]}
+          ramps: {set_power.mw: {step: 1.0, interval: 0.05, reads: powr}}
+          interlocks:
+            - call: turn_onn
+              require: {service: lab.shutter, property: closed, equals: true}
+              message: close the shutter first
+        """)
+    where = f"{path}, line {{}}: daemons.bench1.services.lab.laser"
+    assert check_lab_file(path) == [
+        where.format(6) + ".limits: limit on 'set_powr.mw': Laser has no method 'set_powr' "
+                          "(did you mean 'set_power'?)",
+        where.format(6) + ".limits: limit on 'set_power.w': set_power() has no parameter 'w' (did you mean 'mw'?)",
+        where.format(7) + ".ramps: ramp on 'set_power.mw': reads 'powr', which is not a property "
+                          "(did you mean 'power'?)",
+        where.format(8) + ".interlocks: interlock on 'turn_onn': no method or property of that name "
+                          "(did you mean 'turn_on'?)",
+    ]
+
+
+def test_safety_rules_in_the_contract_s_form_pass(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {set_power.mw: [0, 20], power: [0, 20]}
+          ramps: {set_power.mw: {step: 1.0, interval: 0.05, reads: power}}
+          interlocks:
+            - call: turn_on
+              require: {service: lab.shutter, property: closed, equals: true}
+              message: close the shutter first
+        lab.shutter: {class: pyrolab_jupyter.instruments.shutter:Shutter}
+        """)
+    assert check_lab_file(path) == []
+
+
+def test_malformed_safety_rules_are_config_problems(tmp_path: Path) -> None:
+    path = lab(tmp_path, """\
+        lab.laser:
+          class: pyrolab_jupyter.instruments.sim:Laser
+          limits: {power: [20, 0]}
+          ramps: {power: {step: 1.0, intervall: 0.05}}
+        """)
+    problems = "\n".join(check_lab_file(path))
+    assert "line 6: daemons.bench1.services.lab.laser.limits: limit on 'power': [20, 0]: the lower limit is above" \
+        in problems
+    assert "unknown key 'intervall' (did you mean 'interval'?)" in problems
+
+
+def test_a_misspelt_key_does_not_hide_a_bad_class(tmp_path: Path, instruments: str) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(textwrap.dedent("""\
+        nameserver: {host: 127.0.0.1, prot: 9090}
+        daemons:
+          bench1:
+            services:
+              lab.laser: {class: "labcheck_fakes:Lazer"}
+              lab.stage: {class: "labcheck_fakes:Stage", args: {prot: COM3}}
+        """), encoding="utf-8")
+    problems = check_lab_file(path)
+    assert len(problems) == 4, problems
+    assert any("prot" in p and "nameserver" in p for p in problems)
+    assert any("line 5" in p and "'labcheck_fakes' has no attribute 'Lazer'; did you mean 'Laser'?" in p
+               for p in problems)
+    assert any("line 6" in p and "unknown argument 'prot'" in p and "'port'" in p for p in problems)
+    assert any("missing required argument 'port'" in p for p in problems)
+
+
+def test_any_class_and_a_qcodes_driver_with_its_constructor_arguments(tmp_path: Path, instruments: str) -> None:
+    pytest.importorskip("qcodes")
+    gs200 = "qcodes.instrument_drivers.yokogawa:YokogawaGS200"
+    path = lab(tmp_path, f"""\
+        lab.plain: {{class: "labcheck_fakes:Laser", adapter: plain}}
+        lab.gs200:
+          class: {gs200}
+          adapter: qcodes
+          args: {{name: gs200, address: "GPIB::1::INSTR", pyvisa_sim_file: "qcodes.instrument.sims:Yokogawa_GS200.yaml"}}
+        """)
+    assert check_lab_file(path) == []
+    path = lab(tmp_path, f"""\
+        lab.gs200:
+          class: {gs200}
+          adapter: qcodez
+          args: {{name: gs200, pyvisa_simfile: x.yaml}}
+        """)
+    problems = check_lab_file(path)
+    assert any("unknown argument 'pyvisa_simfile'" in p and "did you mean 'pyvisa_sim_file'?" in p for p in problems)
+    assert any("missing required argument 'address'" in p for p in problems)
+    assert any("adapter" in p and "no adapter named 'qcodez' (did you mean 'qcodes'?)" in p for p in problems)
+    assert len(problems) == 3, problems

@@ -26,7 +26,7 @@ pytestmark = [
 def test_the_notebooks_are_there():
     names = {path.name for path in ALL}
     assert {"quickstart.ipynb", "lab_file.ipynb", "write_a_service.ipynb", "measurement.ipynb",
-            "scpi_driver.ipynb"} <= names
+            "scpi_driver.ipynb", "safety_and_replay.ipynb", "bring_your_driver.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])

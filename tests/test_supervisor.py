@@ -352,3 +352,49 @@ def test_up_serves_a_lab_file_with_security_over_tls(tmp_path, lab_ca):
     assert code == 0, "\n".join(up.lines)
     audit = (tmp_path / "logs" / "bench1.audit.jsonl").read_text().splitlines()
     assert json.loads(audit[-1])["member"] == "set_power"
+
+
+def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
+    from pyrolab_jupyter.core.config import parse_lab
+    from pyrolab_jupyter.supervisor import lab_children
+
+    lab = parse_lab("daemons:\n  b1:\n    services:\n      lab.laser:\n"
+                    "        class: pyrolab_jupyter.instruments.sim:Laser\n"
+                    "        limits: {set_power.mw: [0, 20]}\n"
+                    "        ramps: {set_power.mw: {step: 1, interval: 0.05, reads: power}}\n")
+    [_, daemon] = lab_children(lab)
+    spec = json.loads(daemon.argv[-1])["services"]["lab.laser"]
+    assert spec["limits"] == {"set_power.mw": [0, 20]}
+    assert spec["ramps"]["set_power.mw"] == {"step": 1, "interval": 0.05, "reads": "power"}
+
+
+@pytest.mark.network
+def test_up_serves_foreign_drivers_named_in_the_lab_file(tmp_path):
+    pytest.importorskip("qcodes")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text(f"""\
+nameserver: {{host: 127.0.0.1, port: {port}, check_interval: 0.5}}
+daemons:
+  rack:
+    heartbeat: 0.5
+    services:
+      lab.supply: {{class: "adapted:PlainSupply", adapter: plain, args: {{volts: 2.0}}}}
+      lab.dac:
+        class: qcodes.instrument_drivers.mock_instruments:DummyInstrument
+        adapter: qcodes
+        args: {{name: dac, gates: [ch1]}}
+""")
+    up = Up(str(lab_file))
+    try:
+        wait_for(lambda: set(online(address)) == {"lab.supply", "lab.dac"}, timeout=60, interval=0.2)
+        lab = Lab(address, timeout=10)
+        supply, dac = lab.connect("lab.supply"), lab.connect("lab.dac")
+        assert supply.voltage == 2.0
+        dac.ch1 = 5.0
+        assert dac.ch1 == 5.0 and dac.describe()["properties"]["ch1"]["schema"]["x-unit"] == "V"
+        supply.disconnect()
+        dac.disconnect()
+    finally:
+        assert up.stop() == 0

@@ -12,8 +12,11 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -27,33 +30,37 @@ from pyrolab_jupyter.core.errors import (
     InvalidArgument,
     LockLost,
     NameserverUnreachable,
+    PyroLabError,
     ServiceOffline,
     UnknownService,
+)
+from pyrolab_jupyter.core.foreign import is_foreign, metadata_description
+from pyrolab_jupyter.core.members import (
+    RemoteFuture,
+    RemoteMethod,
+    remote_method,
+    remote_property,
+    stop_method,
 )
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode, encode
-from pyrolab_jupyter.core.signatures import help_text, signature_of
-from pyrolab_jupyter.core.subscriptions import Callback, receiver
+from pyrolab_jupyter.core.signatures import help_text
+from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
 from pyrolab_jupyter.core.summary import service_html
+from pyrolab_jupyter.core.timefmt import ago, until
+from pyrolab_jupyter.core.tracebacks import with_remote_traceback
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "RemoteMethod", "RemoteService", "Subscription", "add_view_hook",
-    "set_call_context",
+    "DEFAULT_TIMEOUT", "Lab", "LockHandle", "MemberGroup", "RemoteMethod", "RemoteService", "Subscription",
+    "set_call_context", "stop_method",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-
-
-def _with_remote_traceback(err: Exception, where: str) -> Exception:
-    lines = getattr(err, "_pyroTraceback", None)
-    if lines and not getattr(err, "remote_traceback", ""):
-        err.remote_traceback = "".join(lines)  # type: ignore[attr-defined]
-        err.add_note(f"(raised by {where} on its daemon; the daemon-side traceback is in .remote_traceback)")
-    return err
+_STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
 
 
 class Lab:
@@ -109,9 +116,9 @@ class Lab:
         try:
             rows: list[dict[str, Any]] = self._ask("pyrolab_services")
             return rows
-        except AttributeError:  # a plain Pyro5 nameserver: no health information
+        except AttributeError:  # a plain Pyro5 (or PyroLab) nameserver: it checks nothing, so we cannot say
             listing = self._ask("list", return_metadata=True)
-            return [entry(n, u, m, "online", None) for n, (u, m) in sorted(listing.items())
+            return [entry(n, u, m, "unknown", None) for n, (u, m) in sorted(listing.items())
                     if n != "Pyro.NameServer"]
 
     def answers(self) -> bool:
@@ -162,23 +169,6 @@ class Lab:
         return snap
 
 
-class RemoteMethod:
-    """A remote method with the signature and docstring its service published."""
-
-    def __init__(self, service: RemoteService, name: str, description: dict[str, Any]) -> None:
-        self._service = service
-        self.__name__ = name
-        self.__qualname__ = f"{service._pyrolab_name}.{name}"
-        self.__doc__ = description.get("description") or None
-        self.__signature__ = signature_of(description)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._service._pyrolab_call("call", self.__name__, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<remote method {self.__qualname__}{self.__signature__}>"
-
-
 class LockHandle:
     """Returned by ``RemoteService.lock()``; leaving a ``with`` block releases the lock."""
 
@@ -201,14 +191,34 @@ class LockHandle:
 
 
 class Subscription:
-    """Live updates of a service's properties; ``close()`` ends them."""
+    """Live updates of a service's properties; ``close()`` ends them.
 
-    def __init__(self, service: RemoteService, token: str, host: str) -> None:
+    The callback gets ``(prop, value, time)``: first every property's current
+    value, then each change. ``value`` is an exception object where a read
+    failed. Two pseudo-properties arrive too: ``pyrolab.locked_by`` (the lock
+    holder or None) and ``pyrolab.call`` (a completed state-changing call:
+    ``{"member", "kind", "caller", "outcome", "changes"}``), after which the
+    properties that call may have changed are re-read and handed on.
+    """
+
+    def __init__(self, service: RemoteService, callback: Callback, host: str) -> None:
         self.service = service
-        self.token = token
+        self.token = uuid.uuid4().hex
         self._host = host
         self._security = service._pyrolab_lab.security
         self.closed = False
+        self.listener = Listener(callback, self._reread, service._pyrolab_name, self._keepalive)
+        receiver(host, self._security).add(self.token, self.listener)
+
+    def _keepalive(self) -> None:
+        """Renew if the daemon no longer serves us (it dropped us, or restarted: the call then finds it again)."""
+        if not self.closed and not self.service._pyrolab_call("control", "pyrolab_subscribed", (self.token,), {}):
+            if not self.closed:
+                self.renew()
+
+    def _reread(self, names: list[str] | None) -> dict[str, Any]:
+        values: dict[str, Any] = self.service._pyrolab_call("control", "pyrolab_read", (names,), {})
+        return values
 
     def renew(self) -> None:
         """(Re)subscribe with the daemon, e.g. after it restarted and forgot us; token and callback stay."""
@@ -249,14 +259,27 @@ def _context_annotation() -> bytes | None:
     return json.dumps(context, default=str).encode()[:1024] if context else None
 
 
-ViewHook = Callable[["RemoteService"], "dict[str, Any] | None"]
-_view_hooks: list[ViewHook] = []
+class MemberGroup:
+    """Members served under dotted names (a QCoDeS channel's ``A.temperature``), reached as ``remote.A.temperature``."""
 
+    def __init__(self, service: RemoteService, prefix: str) -> None:
+        object.__setattr__(self, "_pyrolab_service", service)
+        object.__setattr__(self, "_pyrolab_prefix", prefix)
 
-def add_view_hook(hook: ViewHook) -> None:
-    """Let an upper layer show a ``RemoteService`` its own way (the widget panel); core imports none."""
-    if hook not in _view_hooks:
-        _view_hooks.insert(0, hook)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_pyrolab") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._pyrolab_service, f"{self._pyrolab_prefix}.{name}", value)
+
+    def __dir__(self) -> list[str]:
+        head = f"{self._pyrolab_prefix}."
+        return sorted({n[len(head):].partition(".")[0] for n in dir(self._pyrolab_service) if n.startswith(head)})
+
+    def __repr__(self) -> str:
+        return f"<members {self._pyrolab_prefix}.* of {self._pyrolab_service._pyrolab_name}>"
 
 
 class RemoteService:
@@ -282,11 +305,20 @@ class RemoteService:
         set_(self, "_pyrolab_pool", ProxyPool(uri, timeout, lab.security))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
-        description = self._pyrolab_call("control", "describe", (), {})
+        try:
+            description = self._pyrolab_call("control", "describe", (), {})
+        except AttributeError:  # not served by pyrolab-jupyter: describe it from Pyro5's own metadata
+            description = metadata_description(name, self._pyrolab_call("metadata", "", (), {}))
         set_(self, "_pyrolab_description", description)
-        methods = {n: RemoteMethod(self, n, d) for n, d in description.get("methods", {}).items()}
+        methods = {n: remote_method(self, n, d) for n, d in description.get("methods", {}).items()}
         set_(self, "_pyrolab_methods", methods)
         set_(self, "__doc__", help_text(description))
+        # properties become real ones on a class of this object's own, so `remote.power?` shows the
+        # property's doc (unit, range) and completion (IPython, jedi) never reads them
+        props = {n: remote_property(name, n, d) for n, d in description.get("properties", {}).items()}
+        cls = type(type(self).__name__, (type(self),), {**props, "__doc__": self.__doc__,
+                                                        "__module__": type(self).__module__})
+        set_(self, "__class__", cls)
 
     # timeouts
 
@@ -306,7 +338,9 @@ class RemoteService:
 
     # the one path every remote operation takes
 
-    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                      timeout: float | None = None) -> Any:
+        __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         note = _context_annotation() if kind != "get" else None
@@ -315,10 +349,16 @@ class RemoteService:
             saved = current_context.annotations
             if note is not None:
                 current_context.annotations = {**saved, NOTEBOOK_ANNOTATION: note}
+            if timeout is not None:  # this call only: the pool resets it on the next acquire
+                proxy._pyroTimeout = timeout
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
                     result = proxy._pyroInvoke("__getattr__", (name,), {})
+                elif kind == "metadata":
+                    proxy._pyroGetMetadata()
+                    result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
+                              "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
                     result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
                 else:
@@ -326,7 +366,7 @@ class RemoteService:
             except PyroTimeout as err:
                 pool.discard(proxy)
                 raise CallTimeout(
-                    f"{where} got no answer within {pool.timeout:g} s (it may still be running on the daemon); "
+                    f"{where} got no answer within {timeout or pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
                 ) from err
             except SerializeError as err:
@@ -342,7 +382,12 @@ class RemoteService:
                 pool.release(proxy)
                 if isinstance(err, LockLost):
                     forget_lock(self._pyrolab_name)
-                raise _with_remote_traceback(err, where)
+                raise with_remote_traceback(err, where) from None
+            except BaseException:  # KeyboardInterrupt mid-call: this connection is mid-reply, unusable
+                if kind == "call":  # stop first, on another connection (so a lock held keeps one)
+                    self._pyrolab_interrupted(name)
+                pool.discard(proxy)
+                raise
             finally:
                 current_context.annotations = saved
             pool.release(proxy)
@@ -350,6 +395,47 @@ class RemoteService:
                 self._pyrolab_renew_subscriptions()  # a daemon that came back has forgotten them
             return decode(result)
         raise AssertionError("unreachable")
+
+    @property
+    def _pyrolab_stop_method(self) -> str | None:
+        return stop_method(self._pyrolab_description)
+
+    def _pyrolab_stop(self) -> Any:
+        """Call the service's stop action with a short timeout (``AttributeError`` if it has none)."""
+        stop = self._pyrolab_stop_method
+        if stop is None:
+            raise AttributeError(f"{self._pyrolab_name} declares no stop action (expose(stop=True))")
+        return self._pyrolab_call("call", stop, (), {}, timeout=min(self._pyrolab_timeout, _STOP_TIMEOUT))
+
+    def _pyrolab_interrupted(self, name: str) -> None:
+        """A call was interrupted (Ctrl-C, the stop button): invoke the stop action, say so, never raise.
+
+        Either way another connection is open before the interrupted one closes,
+        so a lock this process holds does not end with it.
+        """
+        stop = self._pyrolab_stop_method
+        if stop is None or stop == name:
+            try:
+                spare = self._pyrolab_pool.acquire()
+                spare._pyroBind()
+                self._pyrolab_pool.release(spare)
+            except Exception as err:
+                log.info("no spare connection to %s: %s", self._pyrolab_name, err)
+            return
+        try:
+            self._pyrolab_stop()
+        except Exception as err:
+            log.warning("%s interrupted; its stop action %s() failed: %s", name, stop, err)
+        else:
+            log.warning("%s.%s interrupted: called %s() on the service", self._pyrolab_name, name, stop)
+
+    def _pyrolab_submit(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        stop = self._pyrolab_stop if self._pyrolab_stop_method not in (None, name) else None
+        future = RemoteFuture(stop)
+        thread = threading.Thread(target=future.run, name=f"pyrolab-submit-{self._pyrolab_name}.{name}", daemon=True,
+                                  args=(lambda: self._pyrolab_call("call", name, args, kwargs),))
+        thread.start()
+        return future
 
     def _pyrolab_renew_subscriptions(self) -> None:
         for subscription in list(self._pyrolab_subscriptions.values()):
@@ -388,23 +474,18 @@ class RemoteService:
         methods = self._pyrolab_methods
         if name in methods:
             return methods[name]
-        if name in self._pyrolab_description.get("properties", {}):
-            return self._pyrolab_call("get", name, (), {})
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
+        if any(k.startswith(f"{name}.") for k in known):
+            return MemberGroup(self, name)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_pyrolab"):
-            object.__setattr__(self, name, value)
+        if name.startswith("_pyrolab") or name in self._pyrolab_description.get("properties", {}):
+            object.__setattr__(self, name, value)  # exposed properties are real properties of our class
             return
-        props = self._pyrolab_description.get("properties", {})
-        if name not in props:
-            raise AttributeError(f"{self._pyrolab_name} has no exposed property {name!r} to set")
-        if props[name].get("readonly"):
-            raise AttributeError(f"{self._pyrolab_name}.{name} is read-only")
-        self._pyrolab_call("set", name, (value,), {})
+        raise AttributeError(f"{self._pyrolab_name} has no exposed property {name!r} to set")
 
     def __dir__(self) -> list[str]:
         desc = self._pyrolab_description
@@ -414,11 +495,7 @@ class RemoteService:
         return f"<RemoteService {self._pyrolab_name} ({self._pyrolab_description.get('class')}) at {self._pyrolab_uri}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """A registered view (the widget panel, once the Jupyter side is imported), else an HTML summary."""
-        for hook in _view_hooks:
-            bundle = hook(self)
-            if bundle is not None:
-                return bundle
+        """An HTML summary; in a kernel with ``%load_ext pyrolab_jupyter`` the magics' formatter shows the panel."""
         return {"text/plain": repr(self),
                 "text/html": service_html(self._pyrolab_name, self.describe())}
 
@@ -426,16 +503,39 @@ class RemoteService:
 
     def describe(self) -> dict[str, Any]:
         """The service's description as a plain dict (JSON Schema per member)."""
+        if is_foreign(self._pyrolab_description):
+            return dict(self._pyrolab_description)
         description: dict[str, Any] = self._pyrolab_call("control", "describe", (), {})
         return description
 
     def read_properties(self, *names: str) -> dict[str, Any]:
         """Several property values in one round trip (all of them when none is named)."""
+        if is_foreign(self._pyrolab_description):
+            return self._pyrolab_read_each(list(names) or list(self._pyrolab_description["properties"]))
         values: dict[str, Any] = self._pyrolab_call("control", "pyrolab_read", (list(names) or None,), {})
         return values
 
+    def _pyrolab_read_each(self, names: list[str]) -> dict[str, Any]:
+        """``read_properties`` for an object without ``pyrolab_read``: one round trip per value."""
+        values: dict[str, Any] = {}
+        for prop in names:
+            try:
+                values[prop] = self._pyrolab_call("get", prop, (), {})
+            except (ServiceOffline, CallTimeout):
+                raise
+            except Exception as err:  # per value, as the daemon's pyrolab_read reports it
+                values[prop] = err
+        values["__time__"] = time.time()
+        return values
+
+    def _pyrolab_native(self, what: str) -> None:
+        if is_foreign(self._pyrolab_description):
+            raise PyroLabError(f"{self._pyrolab_name} is a plain Pyro5 object, not served by pyrolab-jupyter: "
+                               f"it cannot {what}; serve it with start_daemon() or `pyrolab daemon` to get that")
+
     def lock(self, lease: float | None = 60.0) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
+        self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})
         hold_lock(self._pyrolab_name, info["expires"])
         return LockHandle(self, info)
@@ -451,8 +551,15 @@ class RemoteService:
         return holder
 
     def lock_info(self) -> dict[str, Any] | None:
-        """``{"holder", "since", "expires", "mine"}`` or None when unlocked."""
+        """``{"holder", "since", "expires", "mine", "since_text", "expires_text"}`` or None when unlocked.
+
+        ``since``/``expires`` are epoch seconds (``expires`` None: no lease end);
+        the ``_text`` keys say the same for people: ``"3 s ago"``, ``"until 14:02"``.
+        """
         info: dict[str, Any] | None = self._pyrolab_call("control", "pyrolab_lock_info", (), {})
+        if info is not None:
+            info["since_text"] = ago(info.get("since"))
+            info["expires_text"] = until(info.get("expires"))
         return info
 
     def history(self, n: int = 50) -> list[dict[str, Any]]:
@@ -465,15 +572,29 @@ class RemoteService:
         records: list[dict[str, Any]] = self._pyrolab_call("control", "pyrolab_history", (n,), {})
         return records
 
+    def soft_limits(self) -> dict[str, list[float | None]]:
+        """The soft limits the daemon enforces on this service, by target (``"set_power.mw"``)."""
+        limits: dict[str, list[float | None]] = self._pyrolab_call("control", "pyrolab_soft_limits", (), {})
+        return limits
+
+    def set_soft_limit(self, target: str, low: float | None, high: float | None) -> None:
+        """Change a soft limit on the daemon (within the class's range); an admin's act once TLS has roles."""
+        self._pyrolab_call("control", "pyrolab_set_soft_limit", (target, low, high), {})
+        object.__setattr__(self, "_pyrolab_description", self.describe())
+
     def subscribe(self, callback: Callback) -> Subscription:
-        """Call ``callback(prop, value, time)`` whenever the service announces a change."""
+        """Call ``callback(prop, value, time)`` with every property's current value, then with each change.
+
+        Callbacks run on the subscription's own thread, one at a time; a
+        change made between a read and this call is never missed.
+        """
+        self._pyrolab_native("push changes (poll it instead)")
         host = self._pyrolab_pool.local_host
-        inbox = receiver(host, self._pyrolab_lab.security)
-        subscription = Subscription(self, inbox.add(callback), host)
+        subscription = Subscription(self, callback, host)
         try:
             subscription.renew()
         except BaseException:
-            inbox.remove(subscription.token)
+            receiver(host, self._pyrolab_lab.security).remove(subscription.token)
             raise
         self._pyrolab_subscriptions[subscription.token] = subscription
         return subscription

@@ -22,7 +22,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
 
 __all__ = [
     "DEFAULT_NAMESERVER_PORT",
@@ -51,6 +52,7 @@ __all__ = [
     "load_lab",
     "parse_address",
     "parse_lab",
+    "service_sections",
 ]
 
 DEFAULT_NAMESERVER_PORT = 9090
@@ -158,6 +160,27 @@ class ServiceConfig(_Model):
     description: str = ""
     thread_safe: bool | None = None
     """None: not said in the file, the daemon decides."""
+    adapter: str | None = None
+    """Which adapter serves a class that is not a ``Service`` (``qcodes``, ``pymeasure``, ``pyrolab``,
+    ``plain`` or an entry point's name); None: the first that claims the object."""
+    limits: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    """Soft limits by target, ``set_power.mw: [0, 20]`` or ``power: [0, 20]``; they narrow the class's ranges."""
+    ramps: dict[str, Ramp] = Field(default_factory=dict)
+    interlocks: list[Interlock] = Field(default_factory=list)
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_form(cls, value: dict[str, tuple[float | None, float | None]]) -> Any:
+        for target, pair in value.items():
+            try:
+                limits_pair(pair)
+            except ValueError as err:
+                raise ValueError(f"limit on {target!r}: {err}") from None
+        return value
+
+    def safety(self) -> dict[str, Any]:
+        """The safety rules in their plain (JSON) form, as a daemon process receives them."""
+        return self.model_dump(mode="json", include={"limits", "ramps", "interlocks"})
 
     @field_validator("class_path")
     @classmethod
@@ -474,6 +497,33 @@ def parse_lab(text: str, source: str = "<string>", base_dir: Path | None = None)
     lab._source, lab._lines = source, lines
     lab._base_dir = (base_dir or Path.cwd()).resolve()
     return lab
+
+
+def service_sections(path: str | Path) -> tuple[list[tuple[Loc, ServiceConfig]], Callable[[Loc], str]]:
+    """Every service section of a lab file that is valid by itself, even when the file as a whole is not.
+
+    With a function that prefixes a message with the file and line of a key
+    path. Lets ``pyrolab check`` import each class in the same pass that finds
+    a misspelt key elsewhere. An unreadable file or broken YAML gives no sections.
+    """
+    source = str(path)
+    lines: dict[Loc, int] = {}
+    found: list[tuple[Loc, ServiceConfig]] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        _key_lines(yaml.compose(text, Loader=yaml.SafeLoader), (), lines, [], set())
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    daemons = data.get("daemons") if isinstance(data, dict) else None
+    for daemon, spec in daemons.items() if isinstance(daemons, dict) else ():
+        services = spec.get("services") if isinstance(spec, dict) else None
+        for name, service in services.items() if isinstance(services, dict) else ():
+            try:
+                found.append((("daemons", daemon, "services", name), ServiceConfig.model_validate(service)))
+            except ValidationError:
+                continue  # its own problems are reported by the file's validation
+    return found, lambda loc: _prefix(source, loc, lines)
 
 
 def load_lab(path: str | Path) -> LabConfig:

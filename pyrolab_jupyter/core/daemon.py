@@ -14,11 +14,11 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from Pyro5.errors import PyroError
+from Pyro5.errors import CommunicationError, PyroError
 
 from pyrolab_jupyter.core.audit import AuditLog
 from pyrolab_jupyter.core.connections import TrackingDaemon
@@ -31,10 +31,11 @@ from pyrolab_jupyter.core.naming import (
     META_SERVICE,
     nameserver_uri,
 )
-from pyrolab_jupyter.core.proxies import new_proxy
-from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher
+from pyrolab_jupyter.core.proxies import ProxyPool, new_proxy
+from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher, Snapshot
 from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
+from pyrolab_jupyter.core.serialization import decode
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
 
@@ -48,6 +49,50 @@ _NS_TIMEOUT = 3.0
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
+
+
+class _RemoteReader:
+    """Reads properties of other services; their addresses are kept, looked up again when one moves."""
+
+    def __init__(self, find: Callable[[str], str]) -> None:
+        self._find = find
+        self._pools: dict[str, ProxyPool] = {}
+        self._mutex = threading.Lock()
+
+    def read(self, service: str, prop: str) -> Any:
+        """The value now; a service that moved is found again once, a value it failed to read raises."""
+        for attempt in (1, 2):
+            with self._mutex:
+                pool = self._pools.get(service)
+            if pool is None:
+                pool = ProxyPool(self._find(service), _NS_TIMEOUT)
+                with self._mutex:
+                    self._pools[service] = pool
+            proxy = pool.acquire()
+            try:
+                values = proxy._pyroInvoke("pyrolab_read", ([prop],), {})
+            except CommunicationError:
+                pool.discard(proxy)
+                with self._mutex:
+                    self._pools.pop(service, None)
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                pool.discard(proxy)
+                raise
+            pool.release(proxy)
+            value = decode(values[prop])
+            if isinstance(value, dict) and value.get("__pyrolab__") == "error":
+                raise RuntimeError(f"{value['type']}: {value['message']}")
+            return value
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._mutex:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.reset(pool.uri)  # releases the idle connections
 
 
 class LabDaemon(TrackingDaemon):
@@ -99,13 +144,14 @@ class LabDaemon(TrackingDaemon):
         self.nameserver = nameserver_uri(nameserver) if nameserver else None
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
-        self._publisher = Publisher(security)
+        self._publisher = Publisher(security=security)
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._serve_thread: threading.Thread | None = None
         self._beat_thread: threading.Thread | None = None
         self._registered_once = threading.Event()
         self._ns_warned = False
+        self._remote = _RemoteReader(self._find)
 
     # hosting
 
@@ -119,6 +165,7 @@ class LabDaemon(TrackingDaemon):
             raise ValueError(f"service name {name!r} is already hosted by this daemon")
         servant = make_servant(name, service, self, description)
         uri = str(self.register(servant, objectId=name))
+        self._publisher.poller.add(name, servant.poll_periods, servant.poll_read)
         service._pyrolab_publish = lambda prop, value: self.publish(name, prop, value)
         text = description or _first_line(servant._description.get("description", ""))
         self._hosted[name] = (service, uri, text)
@@ -160,6 +207,7 @@ class LabDaemon(TrackingDaemon):
         self.shutdown()
         self.close_connections()
         self._publisher.stop()
+        self._remote.close()
         if self._serve_thread is not None:
             self._serve_thread.join(timeout=5)
         for name, (service, _, _) in self._hosted.items():
@@ -191,11 +239,27 @@ class LabDaemon(TrackingDaemon):
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
 
-    def subscribe(self, service: str, callback_uri: str, token: str) -> None:
-        self._publisher.subscribe(service, callback_uri, token)
+    def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None:
+        self._publisher.subscribe(service, callback_uri, token, client_id, snapshot)
 
     def unsubscribe(self, token: str) -> None:
         self._publisher.unsubscribe(token)
+
+    def subscribed(self, token: str) -> bool:
+        return self._publisher.has(token)
+
+    def read_remote(self, service: str, prop: str) -> Any:
+        """A property of another service, read now as any client reads it (interlocks check these)."""
+        return self._remote.read(service, prop)
+
+    def _find(self, service: str) -> str:
+        """Where ``service`` is: asked of the nameserver (of this daemon's own, when there is none)."""
+        if self.nameserver is not None:
+            with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
+                return str(ns.lookup(service))
+        if service in self._hosted:
+            return self._hosted[service][1]
+        raise LookupError(f"no nameserver to find {service!r} with")
 
     def client_gone(self, client: ClientInfo) -> None:
         freed = self.locks.release_client(client.client_id)

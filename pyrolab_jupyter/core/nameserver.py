@@ -79,7 +79,7 @@ class LabNameServer(NameServer):  # type: ignore[misc]
         for name, (uri, metadata) in sorted(items.items()):
             if name == NAMESERVER_OBJECT:
                 continue
-            status, seen = health.get(name, ("online", None))
+            status, seen = health.get(name, ("unknown", None))  # not checked since this nameserver started
             rows.append(entry(name, uri, metadata or (), status, seen))
         return rows
 

@@ -36,7 +36,7 @@ META_LAST_SEEN = "pyrolab.last_seen="
 
 # RemoteService's own API; a daemon refuses a service exposing one of these (it would be hidden)
 CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_info", "read_properties",
-                            "subscribe", "disconnect", "history"})
+                            "subscribe", "disconnect", "soft_limits", "set_soft_limit", "history"})
 
 ENTRY_KEYS = ("name", "uri", "status", "last_seen", "class", "description", "locked_by")
 

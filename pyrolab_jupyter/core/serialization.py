@@ -1,7 +1,9 @@
-"""numpy arrays and scalars on the wire.
+"""numpy arrays, numpy scalars and per-value errors on the wire.
 
 No Pyro5 serializer carries numpy types, so values are wrapped in tagged
-dicts before they reach Pyro5 and unwrapped after. Nothing is registered in
+dicts before they reach Pyro5 and unwrapped after. An exception in place of a
+value (a property that failed to read) travels as a tagged dict too and comes
+back as a ``PyroLabError`` carrying the remote type and message. Nothing is registered in
 Pyro5's process-wide tables. With the marshal serializer (what our proxies use)
 array bytes travel raw; a plain Pyro5 client on serpent sees base64 instead,
 which ``decode`` accepts too.
@@ -14,9 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pyrolab_jupyter.core import errors
+
 __all__ = ["decode", "encode"]
 
 _TAG = "__pyrolab__"
+_MAX_ERROR_TEXT = 2000  # an error's message from the network is kept this short
 _PLAIN = (str, int, float, bool, bytes, type(None))
 
 
@@ -59,7 +64,31 @@ def _decode_tagged(value: dict[str, Any]) -> Any:
         return arr.reshape(value["shape"])
     if kind == "tuple":
         return tuple(decode(x) for x in value["items"])
+    if kind == "error":
+        return _decode_error(value)
     raise ValueError(f"unknown wire tag {kind!r}")
+
+
+def _encode_error(err: BaseException) -> dict[str, Any]:
+    kind = type(err)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(err, errors.RemoteError) and err.remote_type:
+        name = err.remote_type
+    return {_TAG: "error", "type": name, "message": str(err)[:_MAX_ERROR_TEXT]}
+
+
+def _decode_error(value: dict[str, Any]) -> errors.PyroLabError:
+    """Our own error types come back as themselves; anything else as ``RemoteError`` naming its type."""
+    name = str(value.get("type", "Exception"))[:200]
+    message = str(value.get("message", ""))[:_MAX_ERROR_TEXT]
+    short = name.rsplit(".", 1)[-1]
+    own = getattr(errors, short, None) if name.startswith(errors.__name__ + ".") else None
+    if isinstance(own, type) and issubclass(own, errors.PyroLabError) and short in errors.__all__:
+        err: errors.PyroLabError = own(message)
+    else:
+        err = errors.RemoteError(f"{short}: {message}")
+    err.remote_type = name  # type: ignore[attr-defined]
+    return err
 
 
 def _fix_descr(descr: Any) -> Any:
@@ -86,6 +115,8 @@ def encode(value: Any) -> Any:
         return {k: encode(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):  # subclasses (masked arrays, matrices) go as plain arrays
         return _encode_array(np.asarray(value))
+    if isinstance(value, BaseException):
+        return _encode_error(value)
     return value
 
 

@@ -4,11 +4,19 @@ For each hosted service a class is generated whose exposed members mirror the
 service's (so a plain ``Pyro5.api.Proxy`` works as well as ``RemoteService``),
 plus control members under the reserved ``pyrolab_`` prefix. Every call is
 checked against the lock and validated before the service's own code runs.
+
+Every completed state-changing call (a method not marked ``readonly``, a
+property set) is announced to subscribers with its caller, outcome and the
+properties it may have changed. The stop action (``expose(stop=True)``) skips
+the lock check and the one-call-at-a-time mutex: it must work while another
+client's call runs, so it must be safe to call then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import math
 import threading
 import time
@@ -27,8 +35,12 @@ from pyrolab_jupyter.core.errors import (
     RemoteError,
     ServiceBusy,
 )
+from pyrolab_jupyter.core.guard import Guard, bind_arguments
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
+from pyrolab_jupyter.core.poller import SKIP
+from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY, Snapshot, check_callback
+from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
@@ -39,6 +51,8 @@ if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "make_servant"]
+
+log = logging.getLogger(__name__)
 
 
 class Host(Protocol):
@@ -51,14 +65,16 @@ class Host(Protocol):
     def current_client(self) -> ClientInfo: ...
     def locks_changed(self, service: str) -> None: ...
     def publish(self, service: str, prop: str, value: Any) -> None: ...
-    def subscribe(self, service: str, callback_uri: str, token: str) -> None: ...
+    def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
+    def subscribed(self, token: str) -> bool: ...
+    def read_remote(self, service: str, prop: str) -> Any: ...
 
 
 CONTROL_MEMBERS = frozenset({
     "describe", "pyrolab_lock", "pyrolab_unlock", "pyrolab_force_unlock", "pyrolab_lock_info",
-    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_history",
-    "pyrolab_snapshot",
+    "pyrolab_read", "pyrolab_subscribe", "pyrolab_unsubscribe", "pyrolab_subscribed",
+    "pyrolab_soft_limits", "pyrolab_set_soft_limit", "pyrolab_history", "pyrolab_snapshot",
 })
 RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 
@@ -66,6 +82,27 @@ RESERVED_NAMES = CONTROL_MEMBERS | CLIENT_MEMBERS
 def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
     func._pyroExposed = True  # type: ignore[attr-defined]
     return func
+
+
+_OUTCOME_TEXT = 200  # an announced error message is cut to this
+
+
+def _outcome(err: BaseException | None) -> str:
+    return "ok" if err is None else f"{type(err).__name__}: {err}"[:_OUTCOME_TEXT]
+
+
+def _translated(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run service code; an error the client could not rebuild leaves as ``RemoteError``."""
+    try:
+        return action(*args, **kwargs)
+    except PyroLabError:
+        raise
+    except Exception as err:
+        err._pyrolab_raised_by_service = True  # type: ignore[attr-defined]
+        translated = _translate(err)
+        if translated is err:
+            raise
+        raise translated from err
 
 
 DEFAULT_WAIT = 10.0  # how long a caller that does not say (a plain Pyro5 client) waits for a busy service
@@ -101,6 +138,13 @@ class _Gate:
         self._mutex = threading.Lock()
         self._waiters = 0
         self._running: dict[int, tuple[str, str, float]] = {}  # thread -> member, caller, since (monotonic)
+
+    def try_acquire(self, timeout: float) -> bool:
+        """A slot within ``timeout`` or False (daemon-side polls skip a busy service instead of queueing)."""
+        return self._lock.acquire(timeout=timeout)
+
+    def release(self) -> None:
+        self._lock.release()
 
     @contextlib.contextmanager
     def enter(self, member: str, caller: Callable[[], str]) -> Any:
@@ -160,9 +204,17 @@ class _ServantBase:
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._gate = _Gate(name, service.thread_safe)
-        self._description = {**self._schema.description, "name": name}
-        if description:
-            self._description["description"] = description
+        self._text = description
+        self._guard = Guard(name, self._schema, rules_of(service), self._read_for_rules,
+                            lambda prop, value: host.publish(name, prop, value))
+
+    @property
+    def _description(self) -> dict[str, Any]:
+        """This instance's description: the class's, with its safety rules' narrowed ranges."""
+        described = {**self._guard.description, "name": self._name}
+        if self._text:
+            described["description"] = self._text
+        return described
 
     def _check_lock(self) -> ClientInfo:
         """``ServiceLocked`` if another process holds the lock; ``LockLost`` if the caller's own is gone."""
@@ -175,21 +227,10 @@ class _ServantBase:
                                "could not keep it); nothing was changed: lock() again, check the state, retry")
         return client
 
-    def _run(self, writes: bool, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
-        """Run service code under the lock check and the service's gate; translate its errors."""
-        if writes:
-            self._check_lock()
+    def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
+        """Run service code through the service's gate (one call at a time unless thread-safe)."""
         with self._gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
-            try:
-                return action(*args, **kwargs)
-            except PyroLabError:
-                raise
-            except Exception as err:
-                err._pyrolab_raised_by_service = True  # type: ignore[attr-defined]
-                translated = _translate(err)
-                if translated is err:
-                    raise
-                raise translated from err
+            return _translated(action, *args, **kwargs)
 
     def _caller(self) -> str:
         return self._host.current_client().identity
@@ -219,25 +260,128 @@ class _ServantBase:
         call = self._schema.methods[method]
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
-        if call.readonly:
-            args, kwargs = call.validate(tuple(self._decoded(list(args))), self._decoded(kwargs))
-            return encode(plain(self._run(False, getattr(self._service, method), *args, member=f"{method}()",
-                                          **kwargs)))
         raw_args, raw_kwargs = self._decoded(list(args)), self._decoded(kwargs)
+        if call.readonly and not call.stop:
+            return self._invoke_checked(call, method, raw_args, raw_kwargs)
         with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
-            args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
-            result = self._run(True, getattr(self._service, method), *args, member=f"{method}()", **kwargs)
-        return encode(plain(result))
+            return self._invoke_checked(call, method, raw_args, raw_kwargs)
+
+    def _invoke_checked(self, call: Any, method: str, raw_args: list[Any], raw_kwargs: dict[str, Any]) -> Any:
+        """Validation, lock, rules, ramp or call, and the announcement (``_invoke`` audits around it)."""
+        args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
+        action = getattr(self._service, method)
+        if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
+            self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
+            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
+        if not call.readonly:
+            self._check_lock()  # a refusal changed nothing
+        if method in self._guard.members:
+            bound = bind_arguments(call.signature, args, kwargs)
+            arguments = dict(bound.arguments)
+            self._guard.check(method, arguments)  # soft limits and interlocks: a refusal changed nothing
+
+            def apply(values: dict[str, Any]) -> Any:
+                bound.arguments.update(values)
+                return self._run(action, *bound.args, member=f"{method}()", **bound.kwargs)
+
+            run: Callable[..., Any] = self._ramped
+            args, kwargs = (method, arguments, apply), {}
+        else:
+            run = functools.partial(self._run, action, member=f"{method}()")
+        if call.readonly:
+            return encode(plain(run(*args, **kwargs)))
+        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)))
+
+    def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
+                   *args: Any, **kwargs: Any) -> Any:
+        """Run a state-changing call and announce its outcome, success or error."""
+        try:
+            result = run(*args, **kwargs)
+        except BaseException as err:
+            self._announce(method, "call", changes, err)
+            raise
+        self._announce(method, "call", changes, None)
+        return result
+
+    def _announce(self, member: str, kind: str, changes: tuple[str, ...] | None, err: BaseException | None) -> None:
+        """Tell subscribers a state-changing call completed, so they re-read what it may have changed."""
+        self._host.publish(self._name, CALL_PROPERTY, {
+            "member": member, "kind": kind, "caller": self._host.current_client().identity,
+            "outcome": _outcome(err), "changes": None if changes is None else list(changes),
+        })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(False, getattr, self._service, prop, member=f"reading {prop}")))
+        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._decoded(value)
         with self._audited("set", prop, [value]):
-            value = self._schema.properties[prop].validate(value)
-            current = self._run(True, self._assign, prop, value, member=f"setting {prop}")
+            current, changes = self._assign_checked(prop, value)
         self._host.publish(self._name, prop, current)
+        self._announce(prop, "set", tuple(c for c in changes if c != prop) if changes is not None else None, None)
+
+    def _assign_checked(self, prop: str, value: Any) -> tuple[Any, tuple[str, ...] | None]:
+        """Validation, lock, rules, ramp or assignment of a property set; (value now, what it may change)."""
+        value = self._schema.properties[prop].validate(value)
+        self._check_lock()
+        guarded = prop in self._guard.members
+        if guarded:
+            self._guard.check(prop, {"": value})
+        changes = self._schema.properties[prop].changes
+        try:
+            if guarded:
+                current = self._ramped(prop, {"": value},
+                                       lambda a: self._run(self._assign, prop, a[""], member=f"setting {prop}"))
+            else:
+                current = self._run(self._assign, prop, value, member=f"setting {prop}")
+        except BaseException as err:
+            self._announce(prop, "set", changes, err)
+            raise
+        return current, changes
+
+    def _read_or_error(self, prop: str) -> Any:
+        """The encoded value, or the encoded error: one bad sensor spoils no panel."""
+        try:
+            return self._get(prop)
+        except Exception as err:
+            return encode(err)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every property's current value (encoded, errors as values) and the lock holder."""
+        values = {prop: self._read_or_error(prop) for prop in self._schema.properties}
+        lease = self._host.locks.holder(self._name)
+        values[LOCK_PROPERTY] = lease.holder.identity if lease else None
+        return values
+
+    @property
+    def poll_periods(self) -> dict[str, float]:
+        return {n: p.poll for n, p in self._schema.properties.items() if p.poll is not None}
+
+    def poll_read(self, prop: str) -> Any:
+        """A polled value; ``SKIP`` when a non-thread-safe service is busy for longer than a poll period."""
+        period = self._schema.properties[prop].poll or 0.0
+        if not self._gate.try_acquire(period):
+            return SKIP
+        try:
+            return plain(getattr(self._service, prop))
+        except Exception as err:
+            return _translate(err)
+        finally:
+            self._gate.release()
+
+    def _ramped(self, member: str, arguments: dict[str, Any], apply: Callable[[dict[str, Any]], Any]) -> Any:
+        """The call, or a ramp of calls when the change is larger than the member's ramp step (rules checked)."""
+        ramp = self._guard.ramp_for(member, arguments)
+        if ramp is None:
+            return apply(arguments)
+        param, start, target, rule = ramp
+        return self._guard.run_ramp(start, target, rule, lambda value: apply({param: value}),
+                                    rule.reads or member)[0]
+
+    def _read_for_rules(self, service: str | None, prop: str) -> Any:
+        if service is None:
+            return plain(self._run(getattr, self._service, prop, member=f"reading {prop}"))
+        return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
         setattr(self._service, prop, value)
@@ -301,18 +445,14 @@ class _ServantBase:
 
     @_exposed
     def pyrolab_read(self, names: list[str] | None = None) -> dict[str, Any]:
-        """Several property values in one round trip; a failing one maps to its error text."""
+        """Several property values in one round trip; a failing one comes back as its error, beside the others."""
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise InvalidArgument("pyrolab_read(): names must be a list of property names")
         values: dict[str, Any] = {}
-        if names is not None and not isinstance(names, list):
-            raise InvalidArgument(f"read_properties(): names must be a list of property names, not "
-                                  f"{type(names).__name__}")
-        for prop in self._schema.properties if names is None else names:
-            if not isinstance(prop, str) or prop not in self._schema.properties:
-                raise InvalidArgument(f"pyrolab_read(): {str(prop)[:80]!r} is not a property of {self._name}")
-            try:
-                values[prop] = self._get(prop)
-            except Exception as err:  # reported per value so one bad sensor spoils no panel
-                values[prop] = {"__pyrolab__": "error", "type": type(err).__name__, "message": str(err)}
+        for prop in self._schema.properties if names is None else dict.fromkeys(names):  # each read once
+            if prop not in self._schema.properties:
+                raise InvalidArgument(f"pyrolab_read(): {prop[:80]!r} is not a property of {self._name}")
+            values[prop] = self._read_or_error(prop)
         values["__time__"] = time.time()
         return values
 
@@ -332,14 +472,42 @@ class _ServantBase:
         return states
 
     @_exposed
+    def pyrolab_soft_limits(self) -> dict[str, list[float | None]]:
+        """The soft limits in force, by target (``"set_power.mw"``, ``"power"``)."""
+        return {target: list(pair) for target, pair in self._guard.rules.limits.items()}
+
+    @_exposed
+    def pyrolab_set_soft_limit(self, target: str, low: float | None, high: float | None) -> None:
+        """Change a soft limit at run time, within the class's range; logged with who did it."""
+        client = self._host.current_client()
+        with self._audited("call", "set_soft_limit", [target, low, high]):
+            role = client.role  # a certificate's OU under TLS; None without
+            if role is not None and role != "admin":
+                raise AccessDenied(f"changing the soft limits of {self._name} needs the admin role; "
+                                   f"{client.identity} has the role {role!r}")
+            self._host.locks.check(self._name, client)
+            old = self._guard.set_limit(target, low, high)
+        log.warning("%s: soft limit of %s changed from %s to [%s, %s] by %s", self._name, target,
+                    list(old) if old else "none", low, high, client.identity)
+
+    @_exposed
     def pyrolab_subscribe(self, callback_uri: str, token: str) -> None:
+        """Push changes to ``callback_uri`` (this caller's own address only), the current values first."""
         if not isinstance(callback_uri, str) or not isinstance(token, str):
             raise InvalidArgument("subscribe: the callback URI and the token must be strings")
-        self._host.subscribe(self._name, callback_uri, token)
+        peer = current_context.client_sock_addr
+        check_callback(callback_uri, token, str(peer[0]) if peer else None)
+        client = self._host.current_client()
+        self._host.subscribe(self._name, callback_uri, token, client.client_id, self.snapshot)
 
     @_exposed
     def pyrolab_unsubscribe(self, token: str) -> None:
         self._host.unsubscribe(token)
+
+    @_exposed
+    def pyrolab_subscribed(self, token: str) -> bool:
+        """Whether the subscription ``token`` is still served (the client renews it if not)."""
+        return isinstance(token, str) and self._host.subscribed(token)
 
 
 def _method(name: str) -> Callable[..., Any]:

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar, overload
 
 import annotated_types
 
+from pyrolab_jupyter.core.safety import (
+    Interlock,
+    Ramp,
+    SafetyRules,
+    apply_rules,
+    instance_description,
+    rules_of,
+)
 from pyrolab_jupyter.core.schema import ServiceSchema
 
 __all__ = ["Exposure", "Range", "Service", "Unit", "expose", "exposed_members", "schema_of"]
@@ -163,15 +171,32 @@ class Service:
     Subclasses expose methods and properties with ``expose``. Calls to one
     service are serialised by the daemon unless ``thread_safe`` is true.
     ``close()`` runs when the hosting daemon stops: release hardware there.
+
+    Safety rules the daemon enforces (see ``core.safety``), as class
+    attributes in the lab file's form: ``soft_limits = {"set_power.mw": (0,
+    20)}``, ``ramps = {"set_power.mw": Ramp(step=1, interval=0.05,
+    reads="power")}``, ``interlocks = [Interlock(call="turn_on", require=...)]``;
+    per instance, ``self.narrow(...)`` in the constructor.
     """
 
     thread_safe: bool = False  # a class default; a lab file may set it per instance
+    soft_limits: ClassVar[Mapping[str, Sequence[float | None]]] = {}
+    ramps: ClassVar[Mapping[str, Ramp | Mapping[str, Any]]] = {}
+    interlocks: ClassVar[Sequence[Interlock | Mapping[str, Any]]] = ()
     _pyrolab_publish: Callable[[str, Any], None] | None = None
 
     def describe(self) -> dict[str, Any]:
-        """The service's description: JSON Schema of every exposed member."""
-        description: dict[str, Any] = schema_of(type(self)).description
-        return description
+        """This instance's description: JSON Schema of every exposed member, ranges narrowed by its limits."""
+        return instance_description(schema_of(type(self)), rules_of(self))
+
+    def narrow(self, target: str, low: float | None, high: float | None) -> None:
+        """Narrow the range of a parameter (``"set_power.mw"``) or property (``"power"``) for this instance.
+
+        Call it in the constructor: the daemon then refuses values outside
+        ``[low, high]`` before the service's code runs, and the description
+        (panels, ``help()``) shows the narrowed range.
+        """
+        apply_rules(self, SafetyRules(limits={target: (low, high)}))
 
     def notify(self, name: str, value: Any) -> None:
         """Announce that property ``name`` now has ``value`` to subscribed clients.

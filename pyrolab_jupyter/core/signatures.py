@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-__all__ = ["annotation_text", "help_text", "signature_of"]
+__all__ = ["annotation_text", "help_text", "method_doc", "property_doc", "signature_of"]
 
 
 def annotation_text(schema: dict[str, Any]) -> str:
@@ -23,6 +23,9 @@ def annotation_text(schema: dict[str, Any]) -> str:
 
 def signature_of(description: dict[str, Any]) -> inspect.Signature:
     params_schema = description.get("parameters", {})
+    if params_schema.get("x-varargs"):  # a method known by name only (Pyro5 metadata): any arguments
+        return inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                                  inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
     required = set(params_schema.get("required", []))
     params = []
     for pname, schema in params_schema.get("properties", {}).items():
@@ -46,4 +49,54 @@ def help_text(description: dict[str, Any]) -> str:
         lines += ["", "Properties:"]
         lines += [f"  {n}: {annotation_text(d.get('schema', {}))}{' (read-only)' if d.get('readonly') else ''}"
                   for n, d in props.items()]
+    return "\n".join(lines)
+
+
+def _value_text(schema: dict[str, Any]) -> str:
+    """``float, 0 to 50 mW``: type, range and unit in words, for docstrings."""
+    kind = "ndarray" if schema.get("x-ndarray") else str(schema.get("type", "any"))
+    parts = [" | ".join(repr(x) for x in schema["enum"]) if "enum" in schema else kind]
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        parts.append(f"{low:g} to {high:g}" if isinstance(low, float) or isinstance(high, float) else f"{low} to {high}")
+    elif low is not None:
+        parts.append(f"at least {low}")
+    elif high is not None:
+        parts.append(f"at most {high}")
+    text = ", ".join(parts)
+    return f"{text} {schema['x-unit']}" if "x-unit" in schema else text
+
+
+def method_doc(name: str, description: dict[str, Any]) -> str:
+    """A remote method's docstring: its own doc, then each parameter's type, range, unit and default."""
+    lines = [description.get("description") or f"{name}(): no description."]
+    params = description.get("parameters", {})
+    required = set(params.get("required", []))
+    entries = params.get("properties", {})
+    if entries:
+        lines += ["", "Parameters", "----------"]
+        for pname, schema in entries.items():
+            default = "" if pname in required else f" (default {schema.get('default')!r})"
+            lines.append(f"{pname} : {_value_text(schema)}{default}")
+    returns = description.get("returns", {})
+    if returns and returns.get("type") != "null":
+        lines += ["", "Returns", "-------", _value_text(returns)]
+    notes = []
+    if description.get("readonly"):
+        notes.append("Read-only: callable while another client holds the lock.")
+    if description.get("stop"):
+        notes.append("The service's stop action: anyone may call it, locked or not.")
+    if description.get("changes") is not None:
+        notes.append(f"May change: {', '.join(description['changes']) or 'nothing'}.")
+    notes.append(f"Runs on the daemon; {name}.submit(...) returns a Future instead of waiting.")
+    return "\n".join(lines + [""] + notes)
+
+
+def property_doc(name: str, description: dict[str, Any]) -> str:
+    """A remote property's docstring: its doc, type, range, unit, and whether it can be set or is polled."""
+    schema = description.get("schema", {})
+    lines = [description.get("description") or f"{name}: no description.", "", _value_text(schema)]
+    lines.append("Read-only." if description.get("readonly") else f"Settable: remote.{name} = value.")
+    if description.get("poll") is not None:
+        lines.append(f"Changes by itself: the daemon polls it every {description['poll']:g} s while someone subscribes.")
     return "\n".join(lines)

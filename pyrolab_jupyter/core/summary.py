@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import html
-import time
 from typing import Any
+
+from pyrolab_jupyter.core.timefmt import ago
 
 __all__ = ["ago", "service_html", "services_html", "services_text", "text_table"]
 
@@ -42,33 +42,12 @@ def services_html(rows: list[dict[str, Any]], nameserver: str) -> str:
     for row in rows:
         body.append(
             f"<tr data-service=\"{_esc(row['name'])}\" data-status=\"{_esc(row['status'])}\">"
-            f"<td>{_esc(row['name'])}</td><td>{_esc(row['status'])}</td><td>{_esc(row['last_seen'])}</td>"
+            f"<td>{_esc(row['name'])}</td><td>{_esc(row['status'])}</td>"
+            f"<td title=\"{_esc(row['last_seen'])}\">{_esc(ago(row['last_seen']))}</td>"
             f"<td>{_esc(row['locked_by'] or '')}</td><td>{_esc(row['class'])}</td>"
             f"<td>{_esc(row['description'])}</td></tr>"
         )
     return f"<p>Nameserver {_esc(nameserver)}</p><table>{head}{''.join(body)}</table>"
-
-
-def ago(last_seen: Any) -> str:
-    """``12 s ago`` from epoch seconds or ISO text; ``-`` when never seen."""
-    if last_seen is None or last_seen == "":
-        return "-"
-    if isinstance(last_seen, (int, float)):
-        seconds = time.time() - float(last_seen)
-    else:
-        try:
-            when = datetime.datetime.fromisoformat(str(last_seen))
-        except ValueError:
-            return str(last_seen)
-        if when.tzinfo is None:
-            when = when.astimezone()
-        seconds = (datetime.datetime.now(datetime.timezone.utc) - when).total_seconds()
-    seconds = max(seconds, 0.0)
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
 
 
 def text_table(rows: list[list[str]], head: list[str]) -> str:

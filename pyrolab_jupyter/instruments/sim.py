@@ -9,6 +9,8 @@ runs and a generated panel shows sliders with the right bounds.
 ``Laser``
     Tunable source, 1500–1630 nm, 0–50 mW. ``emitted_power`` is what leaves the
     fibre: 0 when off, half of ``power`` in pulsed mode (50 % duty cycle).
+    ``stop()`` switches the output off. Each member declares what it may
+    change (``expose(changes=...)``), so subscribers re-read just that.
 ``PowerMeter``
     Reads ``coupling × laser.emitted_power`` plus Gaussian noise. ``laser`` is
     any object with an ``emitted_power`` attribute: a ``Laser`` in the same
@@ -18,9 +20,11 @@ runs and a generated panel shows sliders with the right bounds.
 ``Stage``
     Linear stage with soft limits. A move takes ``distance / velocity`` of real
     time; the position is interpolated from a monotonic clock when read, so
-    no thread runs in the background. ``move_to(x, wait=False)`` returns at once.
+    no thread runs in the background. ``move_to(x, wait=False)`` returns at once;
+    ``position`` and ``moving`` are polled by the daemon while someone
+    subscribes, and ``stop()`` (the stop action) halts a move.
 ``Scope``
-    Oscilloscope whose channels see sines of ``signal_hz`` (channel k: amplitude
+    Oscilloscope (``stop()`` freezes it on its last capture) whose channels see sines of ``signal_hz`` (channel k: amplitude
     1/k V, lagging channel 1 by (k-1)·90°) plus noise. Channel 1 is the trigger
     source; the trigger point (rising edge through ``trigger_level``) sits at
     the middle of the record, where ``time_axis()`` is 0.
@@ -77,6 +81,9 @@ class Laser(Service):
     def __init__(self, wavelength_nm: float = 1550.0, max_power_mw: float = MAX_POWER_MW) -> None:
         self._wavelength = _check("wavelength_nm", wavelength_nm, *WAVELENGTH_RANGE_NM, "nm")
         self._max_power = _check("max_power_mw", max_power_mw, 0.0, MAX_POWER_MW, "mW")
+        if self._max_power < MAX_POWER_MW:  # shown in the description; the daemon refuses above it
+            self.narrow("set_power.mw", 0.0, self._max_power)
+            self.narrow("power", 0.0, self._max_power)
         self._power = 0.0
         self._on = False
         self._mode: LaserMode = "cw"
@@ -86,7 +93,7 @@ class Laser(Service):
         # max_power_mw can only be checked here.
         self._power = _check("mw", mw, 0.0, self._max_power, "mW")
 
-    @expose
+    @expose(changes=["power", "emitted_power"])
     @property
     def power(self) -> PowerMW:
         """Power setpoint (what it emits when on, in cw mode)."""
@@ -102,7 +109,7 @@ class Laser(Service):
         """Highest power setpoint this laser accepts."""
         return self._max_power
 
-    @expose
+    @expose(changes=["wavelength"])
     @property
     def wavelength(self) -> LaserNM:
         """Emission wavelength."""
@@ -112,7 +119,7 @@ class Laser(Service):
     def wavelength(self, nm: LaserNM) -> None:
         self._wavelength = float(nm)
 
-    @expose
+    @expose(changes=["on", "emitted_power"])
     @property
     def on(self) -> bool:
         """Whether the output is switched on."""
@@ -122,7 +129,7 @@ class Laser(Service):
     def on(self, value: bool) -> None:
         self._on = bool(value)
 
-    @expose
+    @expose(changes=["mode", "emitted_power"])
     @property
     def mode(self) -> LaserMode:
         """Continuous wave (``"cw"``) or pulsed at 50 % duty cycle (``"pulsed"``)."""
@@ -140,27 +147,25 @@ class Laser(Service):
             return 0.0
         return self._power * (self.PULSED_DUTY_CYCLE if self._mode == "pulsed" else 1.0)
 
-    @expose
+    @expose(changes=["power", "emitted_power"])
     def set_power(self, mw: PowerMW) -> None:
         """Set the power setpoint."""
         self._apply_power(mw)
-        self.notify("power", self._power)
-        self.notify("emitted_power", self.emitted_power)
 
-    @expose
+    @expose(changes=["on", "emitted_power"])
     def turn_on(self) -> None:
         """Switch the output on."""
-        self._switch(True)
+        self._on = True
 
-    @expose
+    @expose(changes=["on", "emitted_power"])
     def turn_off(self) -> None:
         """Switch the output off."""
-        self._switch(False)
+        self._on = False
 
-    def _switch(self, on: bool) -> None:
-        self._on = on
-        self.notify("on", on)
-        self.notify("emitted_power", self.emitted_power)
+    @expose(stop=True, changes=["on", "emitted_power"])
+    def stop(self) -> None:
+        """Stop: switch the output off (safe to call at any time, by anyone)."""
+        self._on = False
 
 
 class PowerMeter(Service):
@@ -192,7 +197,7 @@ class PowerMeter(Service):
         skew = 1.0 + self.CALIBRATION_SLOPE_PER_NM * (source_nm - self._wavelength)
         return self._coupling * emitted * skew
 
-    @expose
+    @expose(changes=["wavelength"])
     @property
     def wavelength(self) -> MeterNM:
         """Calibration wavelength: set it to the light's wavelength for a true reading."""
@@ -202,7 +207,7 @@ class PowerMeter(Service):
     def wavelength(self, nm: MeterNM) -> None:
         self._wavelength = float(nm)
 
-    @expose
+    @expose(changes=["coupling"])
     @property
     def coupling(self) -> Annotated[float, Range(0, 1)]:
         """Fraction of the laser's emitted power that reaches the detector."""
@@ -223,6 +228,9 @@ class PowerMeter(Service):
         return self._true_power() + self._rng.normal(0.0, self._noise, size=int(n))
 
 
+_MOTION = ["position", "moving", "homed"]  # what a stage's moves may change
+
+
 class Stage(Service):
     """A simulated linear stage with soft limits; moves take real time."""
 
@@ -234,6 +242,7 @@ class Stage(Service):
         if not min_mm < max_mm:
             raise InvalidArgument(f"min_mm={min_mm!r} must be below max_mm={max_mm!r}")
         self._limits = (float(min_mm), float(max_mm))
+        self.narrow("move_to.position_mm", *self._limits)  # move_by can only be checked in _start_move
         self._velocity = _check("velocity_mm_s", velocity_mm_s, 0.01, 500.0, "mm/s")
         self._cond = threading.Condition()
         start = min(max(0.0, self._limits[0]), self._limits[1])
@@ -267,14 +276,14 @@ class Stage(Service):
         if wait:
             self.wait(timeout_s=duration + 1.0)
 
-    @expose
+    @expose(poll=0.2)
     @property
     def position(self) -> Millimetres:
         """Current position (interpolated while moving)."""
         with self._cond:
             return self._position_at(time.monotonic())
 
-    @expose
+    @expose(poll=0.2)
     @property
     def moving(self) -> bool:
         """Whether a move is under way."""
@@ -292,7 +301,7 @@ class Stage(Service):
         """Soft limits ``(min, max)``; moves outside them are refused."""
         return self._limits
 
-    @expose
+    @expose(changes=["velocity"])
     @property
     def velocity(self) -> Speed:
         """Speed of the next move (a move under way keeps its speed)."""
@@ -302,24 +311,24 @@ class Stage(Service):
     def velocity(self, mm_s: Speed) -> None:
         self._velocity = _check("mm_s", mm_s, 0.01, 500.0, "mm/s")  # 0 would never arrive
 
-    @expose
+    @expose(changes=_MOTION)
     def move_to(self, position_mm: Millimetres, wait: bool = True) -> None:
         """Move to an absolute position within the soft limits; ``wait=False`` returns at once."""
         self._start_move(float(position_mm), wait)
 
-    @expose
+    @expose(changes=_MOTION)
     def move_by(self, delta_mm: Millimetres, wait: bool = True) -> None:
         """Move relative to the current position."""
         self._start_move(self.position + float(delta_mm), wait)
 
-    @expose
+    @expose(changes=_MOTION)
     def home(self, wait: bool = True) -> None:
         """Move to the lower limit and mark the stage as homed when it gets there."""
         self._start_move(self._limits[0], wait, homing=True)
 
-    @expose
+    @expose(stop=True, changes=_MOTION)
     def stop(self) -> None:
-        """Stop where the stage is now."""
+        """Stop where the stage is now (the stop action: anyone may call it, locked or not)."""
         with self._cond:
             now = time.monotonic()
             if now < self._t1:
@@ -328,8 +337,11 @@ class Stage(Service):
                 if self._homed_at is not None and now < self._homed_at:
                     self._homed_at = None
             self._cond.notify_all()
+            final = self._to
+        self.notify("moving", False)
+        self.notify("position", final)
 
-    @expose
+    @expose(changes=_MOTION)
     def wait(self, timeout_s: Seconds = 60.0) -> Millimetres:
         """Block until the current move ends and return the final position.
 
@@ -370,6 +382,7 @@ class Scope(Service):
         self._level = 0.0
         self._mode: TriggerMode = "auto"
         self._held: np.ndarray | None = None  # the capture kept in single mode
+        self._last: np.ndarray | None = None  # the latest capture, which stop() holds
         self._rng = np.random.default_rng(seed)
 
     @expose
@@ -378,7 +391,7 @@ class Scope(Service):
         """Number of input channels (numbered from 1)."""
         return self._channels
 
-    @expose
+    @expose(changes=["sample_rate", "timebase"])
     @property
     def sample_rate(self) -> SampleRate:
         """Samples per second."""
@@ -394,7 +407,7 @@ class Scope(Service):
         """Horizontal scale over 10 divisions, from ``points`` and ``sample_rate``."""
         return self._points / self._rate / 10
 
-    @expose
+    @expose(changes=["points", "timebase"])
     @property
     def points(self) -> Points:
         """Samples per trace."""
@@ -404,7 +417,7 @@ class Scope(Service):
     def points(self, n: Points) -> None:
         self._points, self._held = int(n), None
 
-    @expose
+    @expose(changes=["trigger_level"])
     @property
     def trigger_level(self) -> Volts:
         """Channel 1 crosses this level, rising, at time 0."""
@@ -414,7 +427,7 @@ class Scope(Service):
     def trigger_level(self, volts: Volts) -> None:
         self._level, self._held = float(volts), None
 
-    @expose
+    @expose(changes=["trigger_mode"])
     @property
     def trigger_mode(self) -> TriggerMode:
         """``auto`` runs untriggered when there is no edge; ``normal`` needs one;
@@ -425,10 +438,15 @@ class Scope(Service):
     def trigger_mode(self, mode: TriggerMode) -> None:
         self._mode, self._held = mode, None
 
-    @expose
+    @expose(changes=[])
     def arm(self) -> None:
         """Drop the held capture so the next ``acquire()`` in single mode captures anew."""
         self._held = None
+
+    @expose(stop=True, changes=["trigger_mode"])
+    def stop(self) -> None:
+        """Stop acquiring: switch to single mode and hold the last capture until ``arm()``."""
+        self._mode, self._held = "single", self._last
 
     @expose(readonly=True)
     def time_axis(self) -> Annotated[np.ndarray, Unit("s")]:
@@ -445,7 +463,8 @@ class Scope(Service):
         t = self.time_axis()
         k = np.arange(1, self._channels + 1)[:, None]
         clean = np.sin(2 * np.pi * self._signal_hz * t + phase - (k - 1) * np.pi / 2) / k
-        return clean + self._rng.normal(0.0, self._noise, size=clean.shape)
+        self._last = clean + self._rng.normal(0.0, self._noise, size=clean.shape)
+        return self._last
 
     @expose(readonly=True)
     def acquire(self, channel: Annotated[int, Range(1, 16)] = 1) -> Annotated[np.ndarray, Unit("V")]:
@@ -481,7 +500,7 @@ class Camera(Service):
         """Full sensor size as ``(height, width)``, the shape of a full-frame ``snap()``."""
         return (self._height, self._width)
 
-    @expose
+    @expose(changes=["exposure_ms"])
     @property
     def exposure_ms(self) -> ExposureMS:
         """Exposure time; counts grow with it and saturate at 65535."""
@@ -491,7 +510,7 @@ class Camera(Service):
     def exposure_ms(self, ms: ExposureMS) -> None:
         self._exposure = float(ms)
 
-    @expose
+    @expose(changes=["roi"])
     @property
     def roi(self) -> tuple[Pixel, Pixel, Span, Span]:
         """Region of interest ``(x, y, width, height)`` in pixels; must fit on the sensor."""
@@ -507,11 +526,10 @@ class Camera(Service):
             )
         self._roi = (x, y, w, h)
 
-    @expose
+    @expose(changes=["roi"])
     def reset_roi(self) -> None:
         """Use the full sensor again."""
         self._roi = (0, 0, self._width, self._height)
-        self.notify("roi", self._roi)
 
     @expose(readonly=True)
     def snap(self) -> Annotated[np.ndarray, Unit("counts")]:

@@ -35,6 +35,13 @@ them before anything is sent and panels show proper controls::
 
 Host it like any service (``class: mylab.drivers:PowerSupply`` with
 ``args: {resource: "USB0::0x1234::0x5678::SN01::INSTR"}`` in a lab file).
+
+``record="session.jsonl"`` appends every ``write``, ``query`` and ``read`` with
+its reply and timing to a JSON-lines file (``instruments.recording``);
+``pyrolab replay session.jsonl -o device.yaml`` turns it into a pyvisa-sim
+device (``instruments.replay``), so a driver's tests run in CI against what the
+real instrument said.
+
 Commands go out one at a time (the daemon serialises calls to a service), and
 nothing here is ``readonly``: a query from another client between someone's
 ``write`` and ``read`` would take their reply.
@@ -42,10 +49,12 @@ nothing here is ``readonly``: a query from another client between someone's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pyrolab_jupyter.core.errors import CallTimeout
 from pyrolab_jupyter.core.service import Range, Service, Unit, expose
+from pyrolab_jupyter.instruments.recording import SessionRecorder
 
 if TYPE_CHECKING:
     from pyvisa.resources import MessageBasedResource
@@ -67,6 +76,7 @@ class VisaInstrument(Service):
         timeout_ms: int = 2000,
         read_termination: str = "\n",
         write_termination: str = "\n",
+        record: str | Path | None = None,
     ) -> None:
         try:
             import pyvisa
@@ -100,6 +110,12 @@ class VisaInstrument(Service):
         handle.timeout = int(timeout_ms)
         handle.read_termination = read_termination
         handle.write_termination = write_termination
+        if record is not None:
+            try:
+                self._handle = cast("MessageBasedResource", SessionRecorder(handle, record, resource))
+            except OSError:
+                handle.close()
+                raise
 
     @property
     def _res(self) -> MessageBasedResource:
@@ -194,4 +210,4 @@ class VisaInstrument(Service):
         """
         handle, self._handle = self._handle, None
         if handle is not None:
-            handle.close()
+            handle.close()  # a SessionRecorder closes its recording too

@@ -39,11 +39,11 @@ from IPython.display import display
 from Pyro5.errors import PyroError
 from traitlets import Float, TraitError, Unicode, validate
 
+from pyrolab_jupyter.adapters import adapt
 from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService, set_call_context
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.security import env_security
-from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
@@ -81,7 +81,11 @@ def _summary_bundle(remote: RemoteService) -> dict[str, str]:
 
 
 def show_remote(remote: RemoteService) -> None:
-    """Display a service: its widget panel when available, else an HTML summary."""
+    """Display a service: its widget panel (the open one, if shown before) when available, else an HTML summary.
+
+    The one display path of a ``RemoteService`` in a kernel: ``%pyrolab connect``, ``%pyrolab panel``
+    and a service as a cell's result (the formatter ``load_ipython_extension`` registers) all come here.
+    """
     build = _panel_function()
     if build is not None:
         try:
@@ -236,15 +240,13 @@ class PyroLab(Magics):
                 raise UsageProblem(f"constructor argument {item!r}: expected key=value\n"
                              f"{PARSERS[('daemon', 'start')].format_usage().strip()}")
             kwargs[key] = literal(value)
-        if isinstance(origin, Service):
-            if kwargs:
-                raise UsageProblem(f"{args.cls} is already an instance; constructor arguments make no sense")
-            service, cls_name = origin, type(origin).__name__
-        elif isinstance(origin, type) and issubclass(origin, Service):
+        if isinstance(origin, type):  # any class: a Service is served as is, others through an adapter
             cls_name = origin.__name__
             service = None
         else:
-            raise UsageProblem(f"{args.cls} is not a pyrolab_jupyter.Service subclass (nor an instance of one)")
+            if kwargs:
+                raise UsageProblem(f"{args.cls} is already an instance; constructor arguments make no sense")
+            service, cls_name = origin, type(origin).__name__
         name = args.name or cls_name.lower()
         existing = self.hosting.find(name)
         if existing:
@@ -264,6 +266,10 @@ class PyroLab(Magics):
                 service = origin(**kwargs)
             except TypeError as err:
                 raise UsageProblem(f"cannot construct {cls_name}({', '.join(args.args)}): {err}") from None
+        try:
+            service = adapt(service, args.adapter)
+        except ConfigError as err:
+            raise UsageProblem(f"cannot serve {args.cls}: {err}") from None
         nameserver = self.address
         wait = 3.0 if self._answers(nameserver) else 0.0  # no nameserver there: do not hold the cell
         hosted = self.hosting.start_daemon(

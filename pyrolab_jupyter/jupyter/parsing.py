@@ -54,13 +54,16 @@ def _parsers() -> dict[tuple[str, ...], _Parser]:
     p[("nameserver", "stop")] = _Parser("%pyrolab nameserver stop", description="Stop this kernel's nameserver.")
     d = p[("daemon", "start")] = _Parser(
         "%pyrolab daemon start", description="Host a service in this kernel, registered with the current nameserver.")
-    d.add_argument("cls", metavar="MODULE:CLASS|NAME", help="'module:Class', or a class or instance in the notebook")
+    d.add_argument("cls", metavar="MODULE:CLASS|NAME",
+                   help="'module:Class', or a class or instance in the notebook (any class: drivers go through an adapter)")
     d.add_argument("args", metavar="key=value", nargs="*", help="constructor arguments (Python literals)")
     d.add_argument("--name", default=None, help="service name (default: the class name in lower case)")
     d.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     d.add_argument("--host", default=None, help="interface to listen on (default PyroLab.host)")
     d.add_argument("--heartbeat", type=float, default=None, help="seconds between re-registrations")
     d.add_argument("--restart", action="store_true", help="replace a service of that name hosted here")
+    d.add_argument("--adapter", default=None,
+                   help="adapter for a class that is not a Service (qcodes, pymeasure, pyrolab, plain, a plug-in)")
     ds = p[("daemon", "stop")] = _Parser("%pyrolab daemon stop", description="Stop daemons this kernel hosts.")
     ds.add_argument("which", metavar="NAME|ADDRESS", nargs="*", help="service names or addresses (default: all)")
     ds.add_argument("--all", action="store_true", help="every daemon hosted here")

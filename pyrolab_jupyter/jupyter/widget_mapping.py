@@ -4,11 +4,8 @@ Each mapper looks at a schema and returns a *factory* (``Field -> Control``)
 or ``None`` for "not mine"; ``MAPPERS`` tries them in an explicit order, and
 the last one takes anything. The schema is the service's own description
 (``describe()``), so nothing here guesses from client-side Python values.
-
-A ``Control`` wraps the widget a panel lays out with three operations the
-panel wires up: ``get()`` (the value to send, or ``ValueError`` saying what is
-wrong with the text typed), ``set(value)`` (a value that arrived from the
-service; does not echo back) and ``on_commit(callback)`` (the user changed it).
+``Field``, ``Control`` and the helpers they share with the panel's grid live
+in ``controls``.
 """
 
 from __future__ import annotations
@@ -22,177 +19,55 @@ from typing import Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_bool import CheckboxStyle
 from ipywidgets.widgets.widget_description import DescriptionStyle
-from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle, TextStyle
+from ipywidgets.widgets.widget_string import LabelStyle, TextStyle
 
-__all__ = [
-    "MAPPERS",
-    "Control",
-    "Factory",
-    "Field",
-    "Mapper",
-    "bounds",
-    "control_for",
-    "factory_for",
-    "HTMLStyle",
-    "format_value",
-    "shared",
-    "unit_of",
-]
+from pyrolab_jupyter.jupyter.controls import (
+    Control,
+    Field,
+    TupleControl,
+    bounds,
+    check_range,
+    format_value,
+    shared,
+)
+
+__all__ = ["MAPPERS", "Factory", "Mapper", "control_for", "factory_for"]
 
 _TOGGLE_MAX = 4  # four choices or fewer: toggle buttons, else a dropdown
 _LONG_TEXT = 80  # maxLength or default above this: a textarea
 _LOG_RATIO = 1e4  # positive bounds this far apart: a log slider
-_MISSING = object()  # "no value" (None is a value)
-
-
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """What a factory needs besides the schema: label, tooltip, initial value, writability."""
-
-    name: str
-    schema: Mapping[str, Any]
-    tooltip: str = ""
-    value: Any = _MISSING  # an initial value (a parameter default, a property's current value)
-    disabled: bool = False
-
-    @property
-    def has_value(self) -> bool:
-        return self.value is not _MISSING
-
-
-class Control:
-    """A widget and how to read, write and watch the Python value it stands for.
-
-    ``parts`` are the widgets side by side (value, then extras such as a value
-    box or the unit); ``widget`` is the one to lay out: the value widget alone,
-    or an ``HBox`` of the parts.
-    """
-
-    def __init__(
-        self,
-        parts: Sequence[widgets.Widget],
-        value_widget: widgets.ValueWidget,
-        parse: Callable[[Any], Any] = lambda raw: raw,
-        show: Callable[[Any], Any] = lambda value: value,
-    ) -> None:
-        self.parts = tuple(parts)
-        self.value_widget = value_widget
-        self._parse = parse
-        self._show = show
-        self._quiet = False
-        self._box: widgets.Widget | None = None
-        self._callbacks: list[Callable[[Any], None]] = []
-        value_widget.observe(self._changed, names="value")
-
-    @property
-    def widget(self) -> widgets.Widget:
-        if len(self.parts) == 1:
-            return self.parts[0]
-        if self._box is None:
-            self._box = widgets.HBox(self.parts, layout=shared(widgets.Layout, align_items="center"))
-            self._box.add_class("pyrolab-Panel-field")
-        return self._box
-
-    def get(self) -> Any:
-        """The value to send; ``ValueError`` with a readable message when the input is not valid."""
-        return self._parse(self.value_widget.value)
-
-    def set(self, value: Any) -> None:
-        """Show a value that came from the service, without reporting it as a user change."""
-        self._quiet = True
-        try:
-            self.value_widget.value = self._show(value)
-        finally:
-            self._quiet = False
-
-    def on_commit(self, callback: Callable[[Any], None]) -> None:
-        """Call ``callback(raw)`` when the user commits a new value."""
-        self._callbacks.append(callback)
-
-    def _changed(self, change: Mapping[str, Any]) -> None:
-        if self._quiet:
-            return
-        for callback in self._callbacks:
-            callback(change["new"])
-
-
-_shared: dict[tuple[Any, ...], widgets.Widget] = {}
-
-
-def shared(cls: type[widgets.Widget], **traits: Any) -> Any:
-    """One ``Layout``/style instance per distinct settings, shared by every widget that uses it.
-
-    Each ipywidgets widget otherwise creates its own layout and style models,
-    which is about half the cost of building a panel.
-    """
-    key = (cls, *sorted(traits.items()))
-    found = _shared.get(key)
-    if found is None or found.comm is None:  # closed (Widget.close_all): make a new one
-        found = _shared[key] = cls(**traits)
-    return found
-
-
 Factory = Callable[[Field], Control]
 Mapper = Callable[[Mapping[str, Any]], "Factory | None"]
 
 
-# helpers (pure)
+_BOX_WIDTH = "110px"
 
 
-def unit_of(schema: Mapping[str, Any]) -> str:
-    return str(schema.get("x-unit") or "")
+def _common(field: Field, labelled: bool = True) -> dict[str, Any]:
+    """Constructor arguments every input takes: tooltip, writability, and the name where it is the label."""
+    common = {"tooltip": field.tooltip or None, "disabled": field.disabled}
+    return {**common, "description": field.name} if field.label and labelled else common
 
 
-def bounds(schema: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """``(low, high)`` from minimum/maximum (or their exclusive forms); ``None`` where unbounded."""
-    low = schema.get("minimum", schema.get("exclusiveMinimum"))
-    high = schema.get("maximum", schema.get("exclusiveMaximum"))
-    return low, high
+def _style(cls: type[widgets.Widget], field: Field, **traits: Any) -> Any:
+    return shared(cls, description_width="initial" if field.label else "0px", **traits)
+
+
+def _dress(value_widget: widgets.Widget, *extra: widgets.Widget) -> list[widgets.Widget]:
+    """The value widget and its extras; the mappers' common layout."""
+    value_widget.add_class("pyrolab-Panel-value")
+    return [value_widget, *extra]
 
 
 def _is_number(schema: Mapping[str, Any]) -> bool:
     return schema.get("type") in ("number", "integer") and not schema.get("enum")
 
 
-def format_value(value: Any, unit: str = "") -> str:
-    """A value as short text, with its unit."""
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value) if isinstance(value, (list, dict, bool, type(None))) else repr(value)
-    return f"{text} {unit}" if unit else text
-
-
-_LABEL_WIDTH = "130px"
-
-
-def _common(field: Field) -> dict[str, Any]:
-    """Constructor arguments every value widget takes: label, tooltip, writability."""
-    return {"description": field.name, "tooltip": field.tooltip or None, "disabled": field.disabled}
-
-
-def _style(cls: type[widgets.Widget], **traits: Any) -> Any:
-    return shared(cls, description_width=_LABEL_WIDTH, **traits)
-
-
-def _dress(field: Field, value_widget: widgets.Widget, *extra: widgets.Widget) -> list[widgets.Widget]:
-    """The value widget, its extras and the unit beside them; the mappers' common layout."""
-    value_widget.add_class("pyrolab-Panel-value")
-    parts = [value_widget, *extra]
-    unit = unit_of(field.schema)
-    if unit:
-        parts.append(widgets.Label(unit, layout=shared(widgets.Layout, min_width="2em"),
-                                   style=shared(LabelStyle)))
-    return parts
-
-
 def _initial(field: Field, fallback: Any) -> Any:
     if field.has_value and field.value is not None:
         return field.value
-    default = field.schema.get("default", _MISSING)
-    return fallback if default is _MISSING or default is None else default
+    default = field.schema.get("default")
+    return fallback if default is None else default
 
 
 def _as_int(schema: Mapping[str, Any]) -> bool:
@@ -201,6 +76,29 @@ def _as_int(schema: Mapping[str, Any]) -> bool:
 
 def _number(value: Any, integer: bool) -> Any:
     return int(value) if integer else float(value)
+
+
+def _number_parser(name: str, schema: Mapping[str, Any]) -> Callable[[Any], Any]:
+    integer = _as_int(schema)
+
+    def parse(raw: Any) -> Any:
+        if raw is None:
+            raise ValueError(f"{name}: no number given")
+        return check_range(name, _number(raw, integer), schema)
+
+    return parse
+
+
+def _labelled_width(field: Field, width: str) -> str:
+    """A box's width plus room for its name when it carries one (the label is inside the widget's width)."""
+    return f"calc({width} + {len(field.name) + 1}ch)" if field.label else width
+
+
+def _number_box(field: Field, schema: Mapping[str, Any], value: Any, width: str = _BOX_WIDTH) -> widgets.Widget:
+    """A plain number box: it takes whatever is typed; the range is checked by the parser (refused, not clamped)."""
+    cls = widgets.IntText if _as_int(schema) else widgets.FloatText
+    return cls(value=value, style=_style(DescriptionStyle, field),
+               layout=shared(widgets.Layout, width=_labelled_width(field, width)), **_common(field))
 
 
 # mappers, in the order MAPPERS tries them
@@ -216,11 +114,11 @@ def map_enum(schema: Mapping[str, Any]) -> Factory | None:
 
     def make(field: Field) -> Control:
         value = _initial(field, choices[0])
-        style = (_style(widgets.ToggleButtonsStyle, button_width="auto") if cls is widgets.ToggleButtons
-                 else _style(DescriptionStyle))
+        style = (_style(widgets.ToggleButtonsStyle, field, button_width="auto") if cls is widgets.ToggleButtons
+                 else _style(DescriptionStyle, field))
         inner = cls(options=options, value=value if value in choices else choices[0], style=style,
                     layout=shared(widgets.Layout), **_common(field))
-        return Control(_dress(field, inner), inner)
+        return Control(_dress(inner), inner)
 
     return make
 
@@ -231,61 +129,72 @@ def map_bool(schema: Mapping[str, Any]) -> Factory | None:
         return None
 
     def make(field: Field) -> Control:
-        inner = widgets.Checkbox(value=bool(_initial(field, False)), indent=True,
-                                 style=_style(CheckboxStyle), layout=shared(widgets.Layout), **_common(field))
-        return Control(_dress(field, inner), inner)
+        inner = widgets.Checkbox(value=bool(_initial(field, False)), indent=False,
+                                 style=_style(CheckboxStyle, field), layout=shared(widgets.Layout, width="auto"),
+                                 **_common(field))
+        return Control(_dress(inner), inner)
 
     return make
 
 
+def _follow(slider: widgets.Widget, box: widgets.Widget, low: float, high: float) -> None:
+    """The box follows the slider; the slider follows the box only inside the range.
+
+    (``widgets.link`` would let the slider clamp a typed 80 to 50 and write 50
+    back into the box: a silent clamp. Here 80 stays in the box, and the
+    parser refuses it.)
+    """
+
+    def to_box(change: Mapping[str, Any]) -> None:
+        box.value = change["new"]
+
+    def to_slider(change: Mapping[str, Any]) -> None:
+        new = change["new"]
+        if new is not None and low <= new <= high:
+            slider.value = new
+
+    slider.observe(to_box, names="value")
+    box.observe(to_slider, names="value")
+
+
 def map_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
-    """Both bounds: a slider that sends on release, linked to a value box for exact input."""
+    """Both bounds: a slider that sends on release beside a box for exact input (out of range: refused)."""
     low, high = bounds(schema)
     if not _is_number(schema) or low is None or high is None:
         return None
     integer = _as_int(schema)
 
     def make(field: Field) -> Control:
-        value = min(max(_number(_initial(field, low), integer), low), high)
-        style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle),
-                 "layout": shared(widgets.Layout, width="360px"), **_common(field)}
-        boxed = {"min": low, "max": high, "tooltip": field.tooltip or None, "disabled": field.disabled,
-                 "style": shared(DescriptionStyle), "layout": shared(widgets.Layout, width="110px")}
+        value = _number(_initial(field, low), integer)
+        inside = min(max(value, low), high)  # the slider's position; the box shows the true value
+        style = {"continuous_update": False, "readout": False, "style": _style(widgets.SliderStyle, field),
+                 "layout": shared(widgets.Layout, width="180px"), **_common(field, labelled=False)}
         if integer:
-            slider: widgets.Widget = widgets.IntSlider(value=value, min=low, max=high, **style)
-            box: widgets.Widget = widgets.BoundedIntText(value=value, **boxed)
+            slider: widgets.Widget = widgets.IntSlider(value=inside, min=low, max=high, **style)
         elif low > 0 and high / low >= _LOG_RATIO:
             slider = widgets.FloatLogSlider(
-                value=value, base=10, min=math.log10(low), max=math.log10(high), step=0.01, **style)
-            box = widgets.BoundedFloatText(value=value, **boxed)
+                value=inside, base=10, min=math.log10(low), max=math.log10(high), step=0.01, **style)
         else:
-            slider = widgets.FloatSlider(value=value, min=low, max=high, step=(high - low) / 1000, **style)
-            box = widgets.BoundedFloatText(value=value, step=None, **boxed)
+            slider = widgets.FloatSlider(value=inside, min=low, max=high, step=(high - low) / 1000, **style)
+        box = _number_box(field, schema, value)
         slider.add_class("pyrolab-Panel-slider")
-        box.add_class("pyrolab-Panel-value")
-        # the box is the value: exact, and it follows the slider (and the slider it)
-        widgets.link((slider, "value"), (box, "value"))
-        return Control(_dress(field, slider, box), box, parse=lambda raw: _number(raw, integer))
+        _follow(slider, box, low, high)
+        return Control(_dress(box, slider), box, parse=_number_parser(field.name, schema))
 
     return make
 
 
 def map_half_bounded_number(schema: Mapping[str, Any]) -> Factory | None:
-    """One bound: a bounded text box (the missing side left wide open)."""
+    """One bound: a number box whose parser refuses values beyond it."""
     low, high = bounds(schema)
     if not _is_number(schema) or (low is None) == (high is None):
         return None
     integer = _as_int(schema)
-    cls = widgets.BoundedIntText if integer else widgets.BoundedFloatText
-    big = 2**53
 
     def make(field: Field) -> Control:
-        lo = -big if low is None else low
-        hi = big if high is None else high
-        value = min(max(_number(_initial(field, lo if low is not None else min(0, hi)), integer), lo), hi)
-        inner = cls(value=value, min=lo, max=hi, layout=shared(widgets.Layout, width="290px"),
-                    style=_style(DescriptionStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=lambda raw: _number(raw, integer))
+        start = low if low is not None else min(0, high or 0)
+        box = _number_box(field, schema, _number(_initial(field, start), integer))
+        return Control(_dress(box), box, parse=_number_parser(field.name, schema))
 
     return make
 
@@ -295,12 +204,10 @@ def map_number(schema: Mapping[str, Any]) -> Factory | None:
     if not _is_number(schema):
         return None
     integer = _as_int(schema)
-    cls = widgets.IntText if integer else widgets.FloatText
 
     def make(field: Field) -> Control:
-        inner = cls(value=_number(_initial(field, 0), integer), layout=shared(widgets.Layout, width="290px"),
-                    style=_style(DescriptionStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=lambda raw: _number(raw, integer))
+        box = _number_box(field, schema, _number(_initial(field, 0), integer))
+        return Control(_dress(box), box, parse=_number_parser(field.name, schema))
 
     return make
 
@@ -315,9 +222,38 @@ def map_string(schema: Mapping[str, Any]) -> Factory | None:
         value = _initial(field, "")
         long_now = long or "\n" in str(value)
         cls = widgets.Textarea if long_now else widgets.Text
-        inner = cls(value=str(value), continuous_update=False, layout=shared(widgets.Layout, width="400px"),
-                    style=_style(TextStyle), **_common(field))
-        return Control(_dress(field, inner), inner, parse=str, show=str)
+        inner = cls(value=str(value), continuous_update=False,
+                    layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                    style=_style(TextStyle, field), **_common(field))
+        return Control(_dress(inner), inner, parse=str, show=str)
+
+    return make
+
+
+_TUPLE_MAX = 8  # more items than this: a JSON box
+
+
+def map_tuple(schema: Mapping[str, Any]) -> Factory | None:
+    """A fixed-length tuple of numbers (``tuple[int, int]``, an ROI): one number box per item."""
+    items = schema.get("prefixItems")
+    if (schema.get("type") != "array" or not isinstance(items, list) or not 0 < len(items) <= _TUPLE_MAX
+            or not all(isinstance(i, Mapping) and _is_number(i) for i in items)):
+        return None
+
+    def make(field: Field) -> Control:
+        start = _initial(field, None)
+        values = list(start) if isinstance(start, (list, tuple)) and len(start) == len(items) else [None] * len(items)
+        boxes, parsers = [], []
+        for index, (item, value) in enumerate(zip(items, values)):
+            fallback = bounds(item)[0] or 0
+            item_field = field if index == 0 else dataclasses.replace(field, label=False)  # one name for all
+            box = _number_box(item_field, item, _number(fallback if value is None else value, _as_int(item)),
+                              width="64px")
+            box.add_class("pyrolab-Panel-value")
+            box.add_class("pyrolab-Panel-tuple-item")
+            boxes.append(box)
+            parsers.append(_number_parser(f"{field.name}[{index}]", item))
+        return TupleControl(field.name, boxes, parsers)
 
     return make
 
@@ -359,9 +295,10 @@ def map_json(schema: Mapping[str, Any]) -> Factory | None:
     def make(field: Field) -> Control:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value=_json_text(value), placeholder=_json_kind(schema), continuous_update=False,
-                             layout=shared(widgets.Layout, width="400px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                             style=_style(TextStyle, field),
                              **_common(field))
-        return Control(_dress(field, inner), inner, parse=_json_parser(field.name, schema), show=_json_text)
+        return Control(_dress(inner), inner, parse=_json_parser(field.name, schema), show=_json_text)
 
     return make
 
@@ -388,18 +325,20 @@ def map_unknown(schema: Mapping[str, Any]) -> Factory:
         value = field.value if field.has_value else schema.get("default")
         inner = widgets.Text(value="" if value is None else _json_text(value),
                              placeholder="any value: JSON, or plain text", continuous_update=False,
-                             layout=shared(widgets.Layout, width="400px"), style=_style(TextStyle),
+                             layout=shared(widgets.Layout, width=_labelled_width(field, "350px")),
+                             style=_style(TextStyle, field),
                              **_common(field))
         hint = widgets.Label("(any type)", style=shared(LabelStyle), layout=shared(widgets.Layout))
         hint.add_class("pyrolab-Panel-hint")
-        return Control(_dress(field, inner, hint), inner, parse=parse, show=_json_text)
+        return Control(_dress(inner, hint), inner, parse=parse, show=_json_text)
 
     return make
 
 
 # The order matters: enums first (an enum of strings is a string, of numbers a
 # number); bool before numbers; sliders need both bounds, so they come before
-# the one-bound and unbounded boxes; JSON after the scalars; the catch-all last.
+# the one-bound and unbounded boxes; tuples of numbers before JSON (which takes
+# any other array); the catch-all last.
 MAPPERS: Sequence[Mapper] = (
     map_enum,
     map_bool,
@@ -407,6 +346,7 @@ MAPPERS: Sequence[Mapper] = (
     map_half_bounded_number,
     map_number,
     map_string,
+    map_tuple,
     map_json,
     map_unknown,
 )

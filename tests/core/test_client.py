@@ -63,7 +63,8 @@ def test_help_dir_and_signatures(lab, nameserver, daemon_factory):
     assert {"set_power", "power", "lock", "describe"} <= set(dir(remote))
     sig = inspect.signature(remote.set_power)
     assert list(sig.parameters) == ["mw"] and "mW" in str(sig)
-    assert remote.set_power.__doc__ == "Set the output power."
+    assert remote.set_power.__doc__.startswith("Set the output power.")
+    assert "mw : number, 0 to 50 mW" in remote.set_power.__doc__
     assert "power" in remote.__doc__ and "set_power" in remote.__doc__
     with pytest.raises(AttributeError, match="did you mean set_power"):
         remote.set_powr(1)
@@ -90,8 +91,9 @@ def test_subscription_delivers_pushed_changes(lab, nameserver, daemon_factory):
     seen: list[tuple[str, object]] = []
     subscription = remote.subscribe(lambda prop, value, t: seen.append((prop, value)))
     other.power = 12  # another client's change
+    wait_for(lambda: ("power", 12.0) in seen, timeout=5)  # (changes close together coalesce to the latest)
     remote.announce(33.0)  # a value the service announces by itself
-    wait_for(lambda: ("power", 12.0) in seen and ("power", 33.0) in seen, timeout=5)
+    wait_for(lambda: ("power", 33.0) in seen, timeout=5)
     with other.lock(lease=10) as held:  # lock changes are announced too
         wait_for(lambda: ("pyrolab.locked_by", held.holder) in seen, timeout=5)
     wait_for(lambda: seen[-1] == ("pyrolab.locked_by", None), timeout=5)
@@ -140,3 +142,175 @@ def test_without_the_jupyter_side_a_service_shows_an_html_summary(nameserver, da
     out = subprocess.run([sys.executable, "-c", _SUMMARY, nameserver.address], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "['text/html', 'text/plain'] False", out.stderr
+
+
+def test_read_properties_over_the_wire_returns_a_failing_value_as_an_error(lab, nameserver, daemon_factory):
+    from pyrolab_jupyter.errors import PyroLabError, RemoteError
+
+    daemon_factory({"t.sensors": "labservices:Sensors"}, nameserver.address)
+    remote = lab.connect("t.sensors")
+    values = remote.read_properties()
+    assert values["good"] == 1.5
+    broken, missing = values["broken"], values["missing"]
+    assert isinstance(broken, RemoteError) and isinstance(broken, PyroLabError)
+    assert broken.remote_type == "labservices.DeviceFault" and "sensor unplugged" in str(broken)
+    assert isinstance(missing, PyroLabError) and missing.remote_type == "KeyError" and "channel 7" in str(missing)
+    assert set(remote.read_properties("good", "broken")) == {"good", "broken", "__time__"}
+    before = remote.reads()
+    remote.read_properties(*["good"] * 10_000)  # a name asked for many times is read once
+    assert remote.reads() == before + 1
+
+
+_CTRL_C = """
+import signal, sys, threading, time
+from pyrolab_jupyter import Lab
+stage = Lab(sys.argv[1]).connect("t.stage")
+stage.velocity = 1.0
+main = threading.main_thread().ident
+def interrupt():
+    while not stage.moving:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    signal.pthread_kill(main, signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    stage.move_to(50.0)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_keyboard_interrupt_during_a_move_stops_the_stage(lab, nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.stage": "pyrolab_jupyter.instruments.sim:Stage"}, nameserver.address)
+    stage = lab.connect("t.stage")
+    out = subprocess.run([sys.executable, "-c", _CTRL_C, nameserver.address], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "interrupted", out.stderr
+    assert "interrupted: called stop()" in out.stderr  # says what it did
+    assert stage.moving is False
+    where = stage.position
+    assert 0.0 < where < 10.0  # stopped soon after it started (1 mm/s toward 50 mm)
+    time.sleep(0.3)
+    assert stage.position == where
+
+
+def test_submit_returns_a_future_and_cancel_stops_the_running_call(lab, nameserver, daemon_factory):
+    from concurrent.futures import CancelledError, wait
+
+    daemon_factory({"t.stage": "pyrolab_jupyter.instruments.sim:Stage"}, nameserver.address)
+    stage = lab.connect("t.stage", timeout=120)
+    assert stage.move_to.submit(1.0).result(timeout=30) is None  # a plain completed call
+    stage.velocity = 1.0
+    future = stage.move_to.submit(50.0)
+    wait_for(lambda: stage.moving, timeout=10)
+    assert future.running() and future.cancel() is True
+    assert future.cancelled() and wait([future], timeout=10).done == {future}
+    with pytest.raises(CancelledError):
+        future.result(timeout=1)
+    wait_for(lambda: stage.moving is False, timeout=10)
+    assert stage.position < 10.0
+    assert future.cancel() is True  # cancelling again is harmless
+
+
+def test_the_stop_action_reaches_a_busy_locked_service(lab, nameserver, daemon_factory):
+    daemon_factory({"t.motor": "labservices:Motor"}, nameserver.address)
+    holder = lab.connect("t.motor", timeout=60)
+    other = Lab(nameserver.address).connect("t.motor")
+    assert other.lock_info() is None
+    with holder.lock(lease=60):
+        future = holder.run.submit(30.0)  # holds the non-thread-safe service (a read would wait 30 s)
+        wait_for(future.running, timeout=10)
+        time.sleep(0.2)  # let it start; a halt that comes first ends it too
+        import subprocess
+        import sys
+
+        script = ("import sys\nfrom pyrolab_jupyter import Lab\nm = Lab(sys.argv[1]).connect('t.motor')\n"
+                  "m.halt()\ntry:\n    m.run(1)\nexcept Exception as e:\n    print(type(e).__name__)\n")
+        out = subprocess.run([sys.executable, "-c", script, nameserver.address], capture_output=True, text=True,
+                             timeout=60)
+        assert out.stdout.strip() == "ServiceLocked", out.stderr  # anyone may stop; nothing else
+        assert future.result(timeout=10) < 1.0  # run() ended early (30 s would reach 15 mm)
+        assert holder.stop_count() == 1
+
+
+def test_completion_and_help_never_read_the_instrument(lab, nameserver, daemon_factory):
+    from IPython.core.completer import IPCompleter, provisionalcompleter
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.oinspect import Inspector
+
+    daemon_factory({"t.sensors": "labservices:Sensors"}, nameserver.address)
+    slow = lab.connect("t.sensors")
+    assert slow.reads() == 0
+    for jedi in (False, True):
+        completer = IPCompleter(namespace={"slow": slow}, global_namespace={}, use_jedi=jedi,
+                                disable_matchers=["IPCompleter.magic_matcher"])  # no shell here
+        with provisionalcompleter():
+            found = {c.text.lstrip(".") for c in completer.completions("slow.", 5)}
+            assert {"good", "broken", "reads", "lock"} <= found, found
+            assert "good" in {c.text.lstrip(".") for c in completer.completions("slow.go", 7)}
+    assert "good" in dir(slow) and "__time__" not in dir(slow)
+    prop = InteractiveShell._getattr_property(slow, "good")  # what `slow.good?` inspects
+    info = Inspector(theme_name="nocolor").info(prop, "slow.good")
+    assert "A sensor that works." in info["docstring"] and "0 to 10 V" in info["docstring"]
+    method = Inspector(theme_name="nocolor").info(slow.reads, "slow.reads")
+    assert method["definition"].startswith("slow.reads(") and "call_def" not in {k for k, v in method.items() if v}
+    assert slow.reads() == 0  # neither Tab nor ? read a property
+    assert slow.good == 1.5 and slow.reads() == 1
+
+
+def test_remote_tracebacks_end_at_the_daemons_frame_not_in_pyro5(lab, nameserver, daemon_factory):
+    import traceback
+
+    from pyrolab_jupyter.errors import RemoteError
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    remote = lab.connect("t.dummy")
+    for call, kind in ((remote.fail_custom, RemoteError), (remote.fail_builtin, KeyError)):
+        with pytest.raises(kind) as caught:
+            call()
+        text = "".join(traceback.format_exception(caught.value))
+        assert "Pyro5" not in text and "if you see this" not in text, text
+        assert "labservices.py" in text and f"in {call.__name__}" in text  # the service's own frame
+        assert text.rstrip().splitlines()[-1].startswith("(the full daemon-side traceback")
+        assert call.__name__ in caught.value.remote_traceback  # kept whole for whoever needs it
+
+
+def test_lock_info_reads_for_people_and_read_only_properties_refuse_a_set(lab, nameserver, daemon_factory):
+    daemon_factory({"t.laser": "pyrolab_jupyter.instruments.sim:Laser"}, nameserver.address)
+    laser = lab.connect("t.laser")
+    with laser.lock(lease=600):
+        info = laser.lock_info()
+        assert info["since_text"] == "just now" and info["expires_text"].startswith("until ")
+        assert info["holder"] and info["mine"] is True
+    with pytest.raises(AttributeError, match="t.laser.max_power is read-only"):
+        laser.max_power = 3.0
+    laser.power = 2.0
+    assert laser.power == 2.0 and type(laser).power.__doc__.startswith("Power setpoint")
+
+
+_CTRL_C_LOCKED = """
+import signal, sys, threading, time
+from pyrolab_jupyter import Lab
+dummy = Lab(sys.argv[1]).connect("t.dummy")
+dummy.lock(lease=60)
+main = threading.main_thread().ident
+threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+try:
+    dummy.sleep(1.5)  # a service without a stop action
+except KeyboardInterrupt:
+    time.sleep(2.5)  # the daemon notices the interrupted connection when the call ends
+    print("interrupted, lock mine:", dummy.lock_info()["mine"], flush=True)
+"""
+
+
+def test_an_interrupted_call_keeps_the_lock_of_its_process(lab, nameserver, daemon_factory):
+    import subprocess
+    import sys
+
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_LOCKED, nameserver.address], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip() == "interrupted, lock mine: True", out.stderr

@@ -252,6 +252,49 @@ def test_parse_address_rejects_garbage(text: str, why: str) -> None:
     assert "expected 'host:port', 'host' or 'PYRO:Pyro.NameServer@host:port'" in message
 
 
+def test_safety_rules_in_the_contract_s_form() -> None:
+    lab = parse_lab(textwrap.dedent("""\
+        daemons:
+          bench1:
+            services:
+              lab.laser:
+                class: pyrolab_jupyter.instruments.sim:Laser
+                limits: {set_power.mw: [0, 20], power: [null, 20]}
+                ramps: {set_power.mw: {step: 1.0, interval: 0.05, reads: power}}
+                interlocks:
+                  - call: turn_on
+                    require: {service: lab.shutter, property: closed, equals: true}
+                    message: close the shutter first
+        """))
+    spec = lab.daemons["bench1"].services["lab.laser"]
+    assert spec.limits == {"set_power.mw": (0, 20), "power": (None, 20)}
+    assert spec.ramps["set_power.mw"].reads == "power"
+    assert spec.interlocks[0].require.service == "lab.shutter"
+    assert spec.safety() == {  # what a daemon process receives, as JSON
+        "limits": {"set_power.mw": [0.0, 20.0], "power": [None, 20.0]},
+        "ramps": {"set_power.mw": {"step": 1.0, "interval": 0.05, "reads": "power"}},
+        "interlocks": [{"call": "turn_on", "message": "close the shutter first",
+                        "require": {"service": "lab.shutter", "property": "closed", "equals": True}}],
+    }
+
+
+def test_bad_safety_rules_point_at_their_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_lab(textwrap.dedent("""\
+            daemons:
+              bench1:
+                services:
+                  lab.laser:
+                    class: pyrolab_jupyter.instruments.sim:Laser
+                    ramps: {set_power.mw: {step: -1, interval: 0.05}}
+                    interlocks: [{call: turn_on, require: {property: closed}}]
+            """), source="lab.yaml")
+    text = str(info.value)
+    assert "lab.yaml, line 6: daemons.bench1.services.lab.laser.ramps.set_power.mw.step" in text
+    assert "lab.yaml, line 7: daemons.bench1.services.lab.laser.interlocks.0.require: missing required key 'equals'" \
+        in text
+
+
 def test_max_message_mb_at_the_top_and_per_part() -> None:
     lab = parse_lab("max_message_mb: 64\nnameserver: {port: 9091, max_message_mb: 8}\n"
                     "daemons:\n  a: {services: {}}\n  b: {max_message_mb: 256, services: {}}\n")

@@ -40,3 +40,14 @@ def test_scalars_keep_their_type(value):
 def test_plain_values_pass_untouched():
     value = {"a": [1, 2.5, "x", None, b"raw"], "t": (1, 2)}
     assert decode(encode(value)) == value
+
+
+def test_an_error_in_place_of_a_value_comes_back_as_a_pyrolab_error():
+    from pyrolab_jupyter.errors import InvalidArgument, PyroLabError, RemoteError
+
+    back = decode(MarshalSerializer().loads(MarshalSerializer().dumps(encode({"v": KeyError("ch 7")}))))["v"]
+    assert isinstance(back, RemoteError) and back.remote_type == "KeyError" and "ch 7" in str(back)
+    own = decode(encode(InvalidArgument("mw=99 is above the maximum 50")))
+    assert type(own) is InvalidArgument and "maximum 50" in str(own)
+    forged = decode({"__pyrolab__": "error", "type": "os.system", "message": "x" * 10**6})
+    assert isinstance(forged, PyroLabError) and len(str(forged)) < 3000  # bounded, and never imports a type

@@ -33,3 +33,14 @@ def test_help_text_lists_members():
     assert "lab.stage (sim:Stage)" in text
     assert "move(mm: 'number [0, 100] mm', mode: \"'fast' | 'slow'\" = 'fast') -> 'None'  Move." in text
     assert "position: number mm (read-only)" in text
+
+
+def test_method_and_property_docs_carry_units_ranges_and_roles():
+    from pyrolab_jupyter.core.signatures import method_doc, property_doc
+
+    doc = method_doc("move", {**METHOD, "stop": False, "changes": ["position"]})
+    assert doc.startswith("Move.") and "mm : number, 0 to 100 mm" in doc and "mode : 'fast' | 'slow' (default 'fast')" in doc
+    assert "May change: position." in doc and "move.submit(" in doc
+    prop = property_doc("position", {"description": "Where.", "readonly": True, "poll": 0.2,
+                                     "schema": {"type": "number", "x-unit": "mm"}})
+    assert prop.splitlines()[:3] == ["Where.", "", "number mm"] and "Read-only." in prop and "every 0.2 s" in prop

@@ -285,3 +285,30 @@ def test_camera_counts_scale_with_exposure_and_saturate():
     camera.exposure_ms = 1000
     assert camera.snap().max() == 65535
     np.testing.assert_array_equal(Camera(seed=9).snap(), Camera(seed=9).snap())
+
+
+def test_stage_laser_and_scope_have_a_stop_action_and_declare_what_changes():
+    assert {cls.__name__: schema_of(cls).stop_method for cls in (Stage, Laser, Scope)} == {
+        "Stage": "stop", "Laser": "stop", "Scope": "stop"}
+    stage = Stage().describe()
+    assert stage["properties"]["position"]["poll"] == 0.2 and stage["properties"]["moving"]["poll"] == 0.2
+    assert set(stage["methods"]["move_to"]["changes"]) == {"position", "moving", "homed"}
+    assert Laser().describe()["properties"]["on"]["changes"] == ["on", "emitted_power"]
+    laser = Laser()
+    laser.set_power(5.0)
+    laser.turn_on()
+    laser.stop()
+    assert laser.emitted_power == 0.0
+    scope = Scope(seed=1)
+    trace = scope.acquire()
+    scope.stop()
+    assert scope.trigger_mode == "single" and np.array_equal(scope.acquire(), trace)  # frozen on the last capture
+
+
+def test_stage_stop_announces_the_end_of_the_move():
+    stage = Stage(velocity_mm_s=1.0)
+    heard: list[tuple[str, object]] = []
+    stage._pyrolab_publish = lambda prop, value: heard.append((prop, value))
+    stage.move_to(50.0, wait=False)
+    stage.stop()
+    assert not stage.moving and heard[-2:] == [("moving", False), ("position", stage.position)]

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
 
 import pytest
 
 pytest.importorskip("pyvisa_sim")
 
-from pyrolab_jupyter.core.errors import CallTimeout, InvalidArgument
-from pyrolab_jupyter.core.service import Range, Unit, expose, schema_of
-from pyrolab_jupyter.instruments.visa import VisaInstrument
+from visadrivers import SCPI_DEVICE, SERIAL_DEVICE, PowerSupply, exercise_supply
 
-SCPI_DEVICE = "GPIB0::9::INSTR"  # pyvisa-sim "device 2": *IDN?, :VOLT:IMM:AMPL, "\n" both ways
-SERIAL_DEVICE = "ASRL1::INSTR"  # pyvisa-sim "device 1": ?IDN, expects "\r\n" after each query
+from pyrolab_jupyter.core.errors import CallTimeout, InvalidArgument
+from pyrolab_jupyter.core.service import schema_of
+from pyrolab_jupyter.instruments.visa import VisaInstrument
 
 
 @pytest.fixture
@@ -102,20 +100,6 @@ def test_description():
         schema_of(VisaInstrument).properties["timeout_ms"].validate(0)
 
 
-class PowerSupply(VisaInstrument):
-    """The driver example of the module docstring, on pyvisa-sim's SCPI device."""
-
-    @expose
-    @property
-    def voltage(self) -> Annotated[float, Range(1, 6), Unit("V")]:
-        """Output voltage setpoint."""
-        return float(self.query(":VOLT:IMM:AMPL?"))
-
-    @voltage.setter
-    def voltage(self, volts: Annotated[float, Range(1, 6), Unit("V")]) -> None:
-        self.write(f":VOLT:IMM:AMPL {volts:.3f}")
-
-
 def test_a_driver_subclass():
     supply = PowerSupply(SCPI_DEVICE, backend="@sim", timeout_ms=100)
     try:
@@ -128,3 +112,7 @@ def test_a_driver_subclass():
         assert "query" in supply.describe()["methods"]  # inherited
     finally:
         supply.close()
+
+
+def test_the_driver_s_own_test():
+    exercise_supply("@sim")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 import time
 from typing import Annotated, Literal
@@ -33,6 +35,10 @@ class Bench(Service):
         self.temperature_c = 20.0
         self.calls: list[float] = []
         self.release = threading.Event()
+        self.stops = 0
+        self.scans = 0
+        self.points = 64
+        self._roi = (10, 20)
 
     @expose
     @property
@@ -93,9 +99,36 @@ class Bench(Service):
 
     @expose
     def slow(self) -> str:
-        """Blocks until the test releases it."""
+        """Blocks until the test releases it (or stop() does)."""
         self.release.wait(10)
         return "finished"
+
+    @expose(stop=True)
+    def halt(self) -> None:
+        """The stop action: ends what runs."""
+        self.stops += 1
+        self.release.set()
+
+    @expose
+    @property
+    def roi(self) -> tuple[Annotated[int, Range(0, 100)], Annotated[int, Range(1, 100)]]:
+        """A pair of numbers."""
+        return self._roi
+
+    @roi.setter
+    def roi(self, value: tuple[Annotated[int, Range(0, 100)], Annotated[int, Range(1, 100)]]) -> None:
+        self._roi = tuple(value)
+
+    @expose(readonly=True)
+    def time_axis(self) -> Annotated[np.ndarray, Unit("s")]:
+        """Sample times of trace()."""
+        return np.linspace(0, 1e-3, self.points)
+
+    @expose(readonly=True)
+    def scan(self) -> Annotated[np.ndarray, Unit("V")]:
+        """A trace as long as the time axis (live mode repeats it)."""
+        self.scans += 1
+        return np.cos(np.linspace(0, 6, self.points))
 
 
 def wait_for(predicate, timeout: float = 5.0, what: str = "condition") -> None:
@@ -144,11 +177,13 @@ def test_layout_header_sections_and_css_classes(opened):
     assert "pyrolab-Panel" in shown._dom_classes
     header = shown.children[0]
     assert "test.bench" in header.children[0].value and "Bench" in header.children[0].value
-    assert shown.status.value == "online" and shown.lock_label.value == "unlocked"
-    assert set(shown.properties) == {"power", "mode", "temperature"}
-    assert set(shown.methods) == {"set_power", "reading", "trace", "image", "fail", "slow"}
+    assert shown.status_text == "online" and ">online<" in shown.status.value
+    assert "pyrolab-Panel-badge-online" in shown.status.value and "background" in shown.status.value
+    assert shown.lock_label.value == "unlocked" and shown.lock_button.description == "Lock"
+    assert set(shown.properties) == {"power", "mode", "temperature", "roi"}
+    assert set(shown.methods) == {"set_power", "reading", "trace", "image", "fail", "slow", "time_axis", "scan"}
+    assert shown.stop_method == "halt" and shown.stop_button is not None  # the stop action is the Stop button
     assert all(isinstance(s, widgets.Accordion) for s in shown.children[1:])
-    assert shown.properties["temperature"].control.value_widget.disabled  # read-only
     assert shown.properties["power"].control.get() == 1.0  # current value read on build
     assert shown.methods["set_power"].controls["mw"].get() == 2.0  # default pre-filled
     assert "pyrolab-Panel-call" in shown.methods["set_power"].button._dom_classes
@@ -178,18 +213,62 @@ def test_a_remote_error_is_shown_with_type_and_message_not_raised(opened):
     assert "RuntimeError" in shown_error.value and "the shutter is jammed" in shown_error.value
 
 
-def test_an_out_of_range_argument_is_refused_by_the_daemon_and_shown(opened):
+def test_each_property_row_reads_label_control_unit_limits(opened):
+    _, _, shown = opened
+    power = shown.properties["power"].widget
+    assert isinstance(power, widgets.GridBox)
+    label, control, unit, limits, note = power.children
+    assert label.value == "power" and unit.value == "mW" and limits.value == "0 … 50" and note.value == ""
+    assert control is shown.properties["power"].control.widget
+    # every property row shares one column template, so the columns line up
+    assert len({row.widget.layout.grid_template_columns for row in shown.properties.values()}) == 1
+
+
+def test_read_only_values_are_text_not_disabled_inputs(opened):
+    _, _, shown = opened
+    temperature = shown.properties["temperature"]
+    assert isinstance(temperature.control.value_widget, widgets.HTML)
+    assert "20" in temperature.control.value_widget.value
+    assert "pyrolab-Panel-readonly" in temperature.widget._dom_classes
+
+
+def test_an_out_of_range_typed_value_is_refused_beside_the_control_never_clamped(opened):
     service, _, shown = opened
-    row = shown.methods["trace"]
-    row.controls["n"].value_widget.value = 10_000
-    bad = shown.methods["set_power"]
-    bad.controls["mw"].value_widget.max = 100  # get past the widget's own bound
-    bad.controls["mw"].value_widget.value = 99
-    bad.button.click()
-    wait_for(lambda: bad.calls == 1, what="the refused call")
-    assert "InvalidArgument" in bad.result.children[0].value
-    assert "above the maximum 50" in bad.result.children[0].value
-    assert service.calls == []
+    power = shown.properties["power"]
+    power.control.value_widget.value = 80.0  # typed into the box: above the 0..50 range
+    assert "refused" in power.note.value and "above the maximum 50 mW" in power.note.value
+    assert power.control.get() == 1.0  # the box shows the service's value again
+    time.sleep(0.2)  # a short, bounded wait for a negative: nothing may reach the service
+    assert service._power == 1.0
+    row = shown.methods["set_power"]
+    row.controls["mw"].value_widget.value = 99.0
+    assert "above the maximum 50 mW" in row.note.value  # said at once, beside the argument
+    row.button.click()
+    assert "above the maximum 50 mW" in row.result.children[0].value
+    assert service.calls == [] and not row.busy.locked()
+
+
+def test_method_arguments_sit_beside_their_button(opened):
+    _, _, shown = opened
+    row = shown.methods["set_power"]
+    line = row.widget
+    box, slider, hint = line.children[1:4]
+    assert line.children[0] is row.button
+    assert box is row.controls["mw"].value_widget and box.description == "mw"  # the argument, named, then
+    assert "pyrolab-Panel-argument-mw" in box._dom_classes
+    assert isinstance(slider, widgets.FloatSlider) and hint.value == "mW [0 … 50]"  # its slider, unit and limits
+
+
+def test_a_tuple_is_separate_number_boxes(opened):
+    service, _, shown = opened
+    roi = shown.properties["roi"]
+    boxes = roi.control.parts
+    assert [type(b).__name__ for b in boxes] == ["IntText", "IntText"] and [b.value for b in boxes] == [10, 20]
+    boxes[1].value = 30
+    wait_for(lambda: service._roi == (10, 30) and list(roi.last_value) == [10, 30], what="the tuple setter")
+    boxes[0].value = 500
+    assert "roi[0]: 500 refused: above the maximum 100" in roi.note.value
+    assert [b.value for b in boxes] == [10, 30]
 
 
 def test_array_results_are_plotted_with_bqplot(opened):
@@ -203,6 +282,7 @@ def test_array_results_are_plotted_with_bqplot(opened):
     figure = trace.result.children[0]
     assert isinstance(figure, bqplot.Figure) and isinstance(figure.marks[0], bqplot.Lines)
     assert len(figure.marks[0].y) == 50
+    assert figure.axes[0].label == "sample" and figure.axes[1].label == "value"  # labelled axes
     trace.controls["n"].value_widget.value = 80
     trace.button.click()
     wait_for(lambda: trace.calls == 2, what="second trace")
@@ -210,8 +290,44 @@ def test_array_results_are_plotted_with_bqplot(opened):
     image = shown.methods["image"]
     image.button.click()
     wait_for(lambda: image.calls == 1, what="image")
-    heat = image.result.children[0].marks[0]
-    assert isinstance(heat, bqplot.HeatMap) and np.asarray(heat.color).shape == (3, 4)
+    picture = image.result.children[0].marks[0]
+    assert isinstance(picture, bqplot.Image) and isinstance(picture.image, widgets.Image)
+    assert picture.image.format == "png" and bytes(picture.image.value).startswith(b"\x89PNG")
+    assert tuple(picture.x) == (0, 4) and tuple(picture.y) == (3, 0)  # 4 wide, 3 high, row 0 at the top
+    axes = image.result.children[0].axes
+    assert [a.label for a in axes[:2]] == ["x (px)", "y (px)"]
+    colour_bar = axes[2]
+    assert isinstance(colour_bar, bqplot.ColorAxis) and (colour_bar.scale.min, colour_bar.scale.max) == (0, 11)
+    image.button.click()
+    wait_for(lambda: image.calls == 2, what="a second image")
+    assert image.result.children[0].marks[0] is picture  # updated in place
+
+
+def test_a_trace_is_plotted_against_the_services_time_axis_with_units(opened):
+    _, _, shown = opened
+    scan = shown.methods["scan"]
+    scan.button.click()
+    wait_for(lambda: scan.calls == 1, what="scan")
+    figure = scan.result.children[0]
+    assert figure.axes[0].label == "time (s)" and figure.axes[1].label == "value (V)"
+    assert np.isclose(np.asarray(figure.marks[0].x)[-1], 1e-3)
+
+
+def test_live_mode_repeats_a_method_without_blocking_and_stops(opened):
+    service, _, shown = opened
+    scan = shown.methods["scan"]
+    assert scan.live is not None and shown.methods["set_power"].live is None  # only array results, no required args
+    scan.rate.value = 10.0
+    started = time.monotonic()
+    scan.live.value = True
+    assert time.monotonic() - started < 5  # returned at once: the repeats run on a thread
+    assert scan.button.disabled
+    wait_for(lambda: service.scans >= 3, what="three live repeats")
+    figure = scan.result.children[0]
+    scan.live.value = False
+    shown._lives["scan"].join(5)
+    assert not shown._lives["scan"].is_alive() and not scan.button.disabled
+    assert scan.result.children[0] is figure  # updated in place
 
 
 def test_calls_run_off_the_main_thread_and_a_second_press_is_refused(opened):
@@ -252,7 +368,7 @@ def test_another_clients_change_appears_in_the_open_panel(opened):
     finally:
         other.disconnect()
     service.drift(25.5)  # a value that changes by itself, announced with notify()
-    wait_for(lambda: shown.properties["temperature"].control.get() == 25.5, timeout=2, what="notify")
+    wait_for(lambda: shown.properties["temperature"].last_value == 25.5, timeout=2, what="notify")
 
 
 def test_polling_when_push_is_off(bench):
@@ -262,7 +378,7 @@ def test_polling_when_push_is_off(bench):
     try:
         assert shown.mode == "poll"
         service.temperature_c = 30.0  # no announcement: only a poll can see it
-        wait_for(lambda: shown.properties["temperature"].control.get() == 30.0, timeout=2, what="the poll")
+        wait_for(lambda: shown.properties["temperature"].last_value == 30.0, timeout=2, what="the poll")
     finally:
         shown.close()
         remote.disconnect()
@@ -284,18 +400,44 @@ def test_close_ends_live_updates(bench):
     remote.disconnect()
 
 
-def test_lock_and_unlock_buttons(opened):
+def test_one_lock_toggle_shows_the_holder(opened):
     _, lab, shown = opened
     shown.lock_button.click()
     wait_for(lambda: shown.lock_label.value.startswith("locked by"), what="lock")
-    assert "this kernel" in shown.lock_label.value
+    assert "this kernel" in shown.lock_label.value and shown.lock_button.description == "Unlock"
     other = lab.connect("test.bench")
     try:
         assert other.lock_info()["mine"] is True  # a lock belongs to the process
     finally:
         other.disconnect()
-    shown.unlock_button.click()
+    shown.lock_button.click()  # the same button, now Unlock
     wait_for(lambda: shown.lock_label.value == "unlocked", what="unlock")
+    assert shown.lock_button.description == "Lock"
+
+
+def test_a_lease_shows_until_when(bench):
+    _, lab = bench
+    remote = lab.connect("test.bench")
+    shown = panel(remote, lock_lease=600)
+    try:
+        shown.lock_button.click()
+        wait_for(lambda: " until " in shown.lock_label.value, what="the lease's end")
+        assert re.search(r"until \d\d:\d\d$", shown.lock_label.value), shown.lock_label.value
+    finally:
+        shown.close()
+        remote.unlock()
+        remote.disconnect()
+
+
+def test_stop_button_calls_the_stop_action_while_a_call_runs(opened):
+    service, _, shown = opened
+    slow = shown.methods["slow"]
+    slow.button.click()
+    assert "pyrolab-Panel-busy" in slow.button._dom_classes
+    shown.stop_button.click()
+    wait_for(lambda: service.stops == 1, what="the stop action")
+    wait_for(lambda: slow.calls == 1, what="the stopped call to return")
+    assert "stopped at" in shown.header_note.value
 
 
 def test_bad_json_input_is_shown_not_raised(opened):
@@ -303,7 +445,8 @@ def test_bad_json_input_is_shown_not_raised(opened):
     row = shown.methods["set_power"]
     row.controls["mw"].value_widget.value = 3.0
     # a parse error in any parameter stays in the panel
-    from pyrolab_jupyter.jupyter.widget_mapping import Field, control_for
+    from pyrolab_jupyter.jupyter.controls import Field
+    from pyrolab_jupyter.jupyter.widget_mapping import control_for
 
     row.controls["mw"] = control_for(Field("mw", {"type": "array"}))
     row.controls["mw"].value_widget.value = "[1,"
@@ -368,11 +511,162 @@ def test_open_panel_follows_a_restarted_daemon(monkeypatch):
         ns.stop()
 
 
-def test_a_remote_service_as_a_result_displays_its_panel(opened):
-    _, lab, _ = opened
+def test_ten_displays_are_one_panel_with_one_subscription(bench):
+    _, lab = bench
     remote = lab.connect("test.bench")
+    first = panel(remote)
     try:
-        bundle = remote._repr_mimebundle_()
-        assert "application/vnd.jupyter.widget-view+json" in bundle
+        threads = threading.active_count()
+        again = [panel(remote) for _ in range(10)]
+        assert all(p is first for p in again)
+        assert len(remote._pyrolab_subscriptions) == 1 and threading.active_count() == threads
+        bundles = [p._repr_mimebundle_() for p in again]
+        assert len({b["application/vnd.jupyter.widget-view+json"]["model_id"] for b in bundles}) == 1
     finally:
+        first.close()
+    assert remote._pyrolab_subscriptions == {}
+    fresh = panel(remote)  # closed: the next display builds a new one
+    try:
+        assert fresh is not first and not fresh.closed
+    finally:
+        fresh.close()
         remote.disconnect()
+
+
+def test_the_display_bundle_carries_an_html_table_of_the_values(opened):
+    _, _, shown = opened
+    bundle = shown._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    page = bundle["text/html"]
+    assert "test.bench" in page and "<table>" in page
+    assert "<td><code>power</code></td><td>1</td><td>mW</td><td>0 … 50</td>" in page
+    assert "<td><code>mode</code></td><td>cw</td>" in page
+
+
+def test_the_badge_says_offline_and_the_panel_recovers_by_itself(monkeypatch):
+    from pyrolab_jupyter.jupyter import panels
+
+    monkeypatch.setattr(panels, "KEEPALIVE_S", 0.2)
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    handles = [start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=ns.uri, spawn=True)]
+    try:
+        lab = Lab(ns.uri)
+        shown = panel(lab.connect("t.dummy", timeout=2), poll_interval=0.05)
+        assert shown.status_text == "online"
+        handles[0].process.kill()
+        handles[0].process.wait(10)
+        wait_for(lambda: shown.status_text == "offline", what="the offline badge")
+        assert ">offline<" in shown.status.value and "pyrolab-Panel-status-offline" in shown.status._dom_classes
+        handles.append(start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=ns.uri, spawn=True))
+        wait_for(lambda: shown.status_text == "online", timeout=15, what="the panel back online by itself")
+        other = Lab(ns.uri).connect("t.dummy")
+        other.power = 17
+        wait_for(lambda: shown.properties["power"].last_value == 17.0, what="a push after recovery")
+        shown.close()
+        other.disconnect()
+    finally:
+        for handle in handles:
+            handle.stop()
+        ns.stop()
+
+
+@pytest.fixture
+def sim_lab():
+    """The simulated laser and stage in a daemon of their own process."""
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    sim = "pyrolab_jupyter.instruments.sim"
+    daemon = start_daemon({"lab.laser": f"{sim}:Laser", "lab.stage": f"{sim}:Stage"}, nameserver=ns.uri, spawn=True)
+    try:
+        yield Lab(ns.uri)
+    finally:
+        daemon.stop()
+        ns.stop()
+
+
+def test_another_clients_method_call_reaches_the_open_panel_with_who_made_it(sim_lab):
+    remote = sim_lab.connect("lab.laser")
+    shown = panel(remote)
+    other = Lab(sim_lab.address).connect("lab.laser")
+    try:
+        other.set_power(12.0)  # a method, not a setter: the daemon announces the call
+        other.turn_on()  # changes `on` and the derived `emitted_power`
+        wait_for(lambda: shown.properties["power"].last_value == 12.0, what="the method-made change")
+        wait_for(lambda: shown.properties["emitted_power"].last_value == 12.0, what="the derived property")
+        wait_for(lambda: shown.properties["on"].control.get() is True, what="on")
+        wait_for(lambda: "turn_on()" in shown.last_change.value, what="the last change")
+        assert f"(pid {os.getpid()})" in shown.last_change.value  # who made it
+    finally:
+        shown.close()
+        other.disconnect()
+        remote.disconnect()
+
+
+def test_a_moving_stage_shows_in_the_panel_and_stop_stops_it(sim_lab):
+    remote = sim_lab.connect("lab.stage")
+    shown = panel(remote)
+    other = Lab(sim_lab.address).connect("lab.stage")
+    try:
+        assert shown.stop_method == "stop" and "stop" not in shown.methods
+        other.velocity = 5.0
+        other.move_to(90.0, wait=False)
+        wait_for(lambda: shown.properties["moving"].last_value is True, what="moving")
+        wait_for(lambda: 0 < shown.properties["position"].last_value, what="the position while moving")
+        shown.stop_button.click()
+        wait_for(lambda: shown.properties["moving"].last_value is False, what="stopped")
+        stopped_at = other.position
+        assert stopped_at < 80.0  # stopped on the way, not at the target
+        wait_for(lambda: shown.properties["position"].last_value == stopped_at, what="the final position")
+        assert "stopped at" in shown.header_note.value
+    finally:
+        shown.close()
+        other.disconnect()
+        remote.disconnect()
+
+
+def test_a_change_between_the_first_read_and_the_subscription_reaches_the_panel(bench):
+    service, lab = bench
+    remote = lab.connect("test.bench")
+    read = remote.read_properties
+
+    def read_then_change(*names):
+        values = read(*names)
+        service._power = 33.0  # behind the panel's back, announced by nobody
+        return values
+
+    object.__setattr__(remote, "read_properties", read_then_change)  # only the build's read goes through it
+    shown = panel(remote)
+    object.__delattr__(remote, "read_properties")
+    try:
+        assert shown.properties["power"].control.get() in (1.0, 33.0)
+        # the subscription hands the current values first; the keepalive read (5 s) is not what shows it
+        wait_for(lambda: shown.properties["power"].last_value == 33.0, timeout=3, what="the value after the read")
+    finally:
+        shown.close()
+        remote.disconnect()
+
+
+def test_a_panel_shows_the_instance_s_narrowed_range():
+    """Laser(max_power_mw=20): the slider ends at 20, not at the class's 50 (issue 16)."""
+    from pyrolab_jupyter.instruments.sim import Laser
+
+    ns = start_nameserver(host="127.0.0.1", port=0, check_interval=1.0)
+    try:
+        daemon = start_daemon({"test.laser": Laser(max_power_mw=20)}, nameserver=ns.uri)
+        try:
+            remote = Lab(ns.uri).connect("test.laser")
+            shown = panel(remote)
+            try:
+                def labels(widget):  # every Label text under a widget (the limits column, argument hints)
+                    own = [widget.value] if isinstance(widget, widgets.Label) else []
+                    return own + [t for child in getattr(widget, "children", ()) for t in labels(child)]
+
+                assert "mW [0 … 20]" in labels(shown.methods["set_power"].widget)
+                assert "0 … 20" in labels(shown.properties["power"].widget)
+                assert "1500 … 1630" in labels(shown.properties["wavelength"].widget)  # not narrowed
+            finally:
+                shown.close()
+                remote.disconnect()
+        finally:
+            daemon.stop()
+    finally:
+        ns.stop()

@@ -96,6 +96,78 @@ class Dummy(Service):
         self.notify("power", value)
 
 
+class Sensors(Service):
+    """Properties that count their reads, one of which fails: for read_properties and completion tests."""
+
+    def __init__(self) -> None:
+        self._reads = 0
+        self._lock = threading.Lock()
+
+    def _count(self) -> None:
+        with self._lock:
+            self._reads += 1
+
+    @expose
+    @property
+    def good(self) -> Annotated[float, Range(0, 10), Unit("V")]:
+        """A sensor that works."""
+        self._count()
+        return 1.5
+
+    @expose
+    @property
+    def broken(self) -> float:
+        """A sensor whose cable is unplugged."""
+        self._count()
+        raise DeviceFault("sensor unplugged")
+
+    @expose
+    @property
+    def missing(self) -> float:
+        """A sensor whose driver raises a builtin error."""
+        self._count()
+        raise KeyError("channel 7")
+
+    @expose(readonly=True)
+    def reads(self) -> int:
+        """How many property reads the service has served."""
+        return self._reads
+
+
+class Motor(Service):
+    """A slow, non-thread-safe motor with a stop action: moving holds the service, stop() reaches it anyway."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._position = 0.0
+        self.stops = 0
+
+    @expose
+    @property
+    def position(self) -> Annotated[float, Unit("mm")]:
+        """Where the motor is."""
+        return self._position
+
+    @expose(changes=["position"])
+    def run(self, seconds: float) -> float:
+        """Move for ``seconds`` unless stopped (also by a halt() that came first); returns the position reached."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._stop.wait(0.02):
+            self._position += 0.01
+        self._stop.clear()
+        return self._position
+
+    @expose(stop=True)
+    def halt(self) -> None:
+        """The stop action."""
+        self.stops += 1
+        self._stop.set()
+
+    @expose(readonly=True)
+    def stop_count(self) -> int:
+        return self.stops
+
+
 class Chatty(Service):
     """Logs as much as asked: fills a console pipe that nobody reads."""
 
