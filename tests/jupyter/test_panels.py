@@ -594,7 +594,7 @@ def test_another_clients_method_call_reaches_the_open_panel_with_who_made_it(sim
         wait_for(lambda: shown.properties["emitted_power"].last_value == 12.0, what="the derived property")
         wait_for(lambda: shown.properties["on"].control.get() is True, what="on")
         wait_for(lambda: "turn_on()" in shown.last_change.value, what="the last change")
-        assert f"(pid {os.getpid()})" in shown.last_change.value  # who made it
+        assert f"(pid {os.getpid()}, unverified)" in shown.last_change.value  # who made it (self-declared)
     finally:
         shown.close()
         other.disconnect()
