@@ -134,10 +134,10 @@ class DaemonHandle:
 
 
 def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-                   heartbeat: float) -> LabDaemon:
+                   heartbeat: float, advertise: str | None = None) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
-    daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat)
+    daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat, advertise=advertise)
     try:
         for name, (service, description) in built.items():
             daemon.add(name, service, description)
@@ -156,17 +156,20 @@ def start_daemon(
     spawn: bool = False,
     heartbeat: float = 5.0,
     register_timeout: float = 5.0,
+    advertise: str | None = None,
 ) -> DaemonHandle:
     """Host ``services`` (name → instance, ``"module:Class"`` or ``{"class", "args", "description"}``).
 
     With ``spawn=True`` the daemon runs in its own process (specs must then be
     strings or mappings). Returns once the daemon serves and, when a
     nameserver is given and answers within ``register_timeout``, is registered.
+    ``advertise`` (``host[:port]``) is the address put in URIs when ``host``
+    is a wildcard or behind NAT; see ``LabDaemon``.
     """
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = _host_services(services, nameserver, host, port, heartbeat)
+        daemon = _host_services(services, nameserver, host, port, heartbeat, advertise)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -175,7 +178,7 @@ def start_daemon(
     specs = {n: {"class": s} if isinstance(s, str) else dict(cast(Mapping[str, Any], s)) for n, s in services.items()}
     order = {"services": specs,
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
-             "register_timeout": register_timeout}
+             "register_timeout": register_timeout, "advertise": advertise}
     process = subprocess.Popen(
         [sys.executable, "-m", "pyrolab_jupyter.serving", "spawned", json.dumps(order)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyrolab_jupyter.core.config import LabConfig, ServiceConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.placement import placement_problems
 
 __all__ = ["check_lab_file", "import_class"]
 
@@ -92,13 +93,14 @@ def check_lab_file(path: str | Path) -> list[str]:
     Checks the file against the lab-file model, then for each service that its
     class imports, is a class, and accepts the file's ``args`` by keyword
     (unknown names come with a suggestion, missing required ones are named).
-    Also checks that the TLS files of ``security:`` exist.
+    Also checks that the TLS files of ``security:`` exist, that some PC would
+    start each part, and that no port is used twice on one PC (``placement``).
     """
     try:
         lab = load_lab(path)
     except ConfigError as err:
         return list(getattr(err, "problems", None) or [str(err)])
-    problems = _check_security(lab)
+    problems = _check_security(lab) + placement_problems(lab)
     for daemon_name, daemon in lab.daemons.items():
         for name, spec in daemon.services.items():
             loc = ("daemons", daemon_name, "services", name)

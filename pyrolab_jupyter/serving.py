@@ -68,14 +68,15 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
 def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
                  heartbeat: float = 5.0, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
-                 ready: Callable[[hosting.DaemonHandle], None] | None = None) -> int:
+                 ready: Callable[[hosting.DaemonHandle], None] | None = None,
+                 advertise: str | None = None) -> int:
     """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
 
     The daemon registers with ``nameserver`` and keeps retrying on its
     heartbeat while the nameserver is down, so it may start first.
     """
     handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
-                                  register_timeout=register_timeout)
+                                  register_timeout=register_timeout, advertise=advertise)
     daemon = handle.daemon
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
@@ -122,7 +123,7 @@ def main(argv: list[str]) -> int:
         return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
                             order["heartbeat"], watch_stdin=True, announce=announce,
                             register_timeout=order.get("register_timeout", 2.0),
-                            ready=report if kind == "spawned" else None)
+                            ready=report if kind == "spawned" else None, advertise=order.get("advertise"))
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":

@@ -21,11 +21,14 @@ from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.locks import ClientInfo
 
-__all__ = ["TrackingDaemon", "client_handshake"]
+__all__ = ["TrackingDaemon", "client_handshake", "keep_alive"]
 
 log = logging.getLogger(__name__)
 
 _HANDSHAKE_KEY = "pyrolab"
+# a peer that went silent (cable pulled, Wi-Fi gone: no FIN, no RST) is given up after about 30 s
+_KEEPALIVE_IDLE, _KEEPALIVE_INTERVAL, _KEEPALIVE_COUNT = 10, 5, 3
+_USER_TIMEOUT_MS = 30_000  # unacknowledged data (a reply into a cut link) is given up as well
 _process: tuple[int, ClientInfo] | None = None
 
 
@@ -48,6 +51,26 @@ def client_handshake() -> dict[str, Any]:
     return {_HANDSHAKE_KEY: {"client_id": me.client_id, "identity": me.identity}}
 
 
+def keep_alive(sock: socket.socket) -> None:
+    """Reap this connection when its peer goes silent (TCP keepalive and user timeout, this socket only).
+
+    Set per socket, never through Pyro5's process-wide config; options the
+    platform lacks are skipped.
+    """
+    options = [(socket.SOL_SOCKET, "SO_KEEPALIVE", 1), (socket.IPPROTO_TCP, "TCP_KEEPIDLE", _KEEPALIVE_IDLE),
+               (socket.IPPROTO_TCP, "TCP_KEEPINTVL", _KEEPALIVE_INTERVAL),
+               (socket.IPPROTO_TCP, "TCP_KEEPCNT", _KEEPALIVE_COUNT),
+               (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", _USER_TIMEOUT_MS)]
+    for level, name, value in options:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError:  # a Unix socket, or a platform that refuses the value
+            return
+
+
 def _client_from(data: Any, conn: Any) -> ClientInfo:
     info = data.get(_HANDSHAKE_KEY) if isinstance(data, dict) else None
     if isinstance(info, dict) and isinstance(info.get("client_id"), str):
@@ -63,13 +86,14 @@ def _client_from(data: Any, conn: Any) -> ClientInfo:
 class TrackingDaemon(Daemon):  # type: ignore[misc]
     """A Pyro5 daemon that knows each connection's client and can close them all."""
 
-    def __init__(self, host: str, port: int) -> None:
-        super().__init__(host=host, port=port)
+    def __init__(self, host: str, port: int, nathost: str | None = None, natport: int | None = None) -> None:
+        super().__init__(host=host, port=port, nathost=nathost, natport=natport)
         self._conns: dict[Any, ClientInfo] = {}
         self._conns_mutex = threading.Lock()
 
     def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
         # tracked from the first byte, so stop() also ends peers that never finish the handshake
+        keep_alive(conn.sock)
         with self._conns_mutex:
             self._conns[conn] = _client_from(None, conn)
         ok: bool = super()._handshake(conn, denied_reason)

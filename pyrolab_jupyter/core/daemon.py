@@ -16,7 +16,10 @@ from typing import Any
 
 from Pyro5.errors import PyroError
 
+from pyrolab_jupyter.core.addresses import is_local, is_loopback, is_wildcard, parse_advertise, route_address
+from pyrolab_jupyter.core.config import parse_address
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.errors import AccessDenied, ConfigError
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
     META_CLASS,
@@ -43,6 +46,32 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
+def _advertised(host: str, advertise: str | None, nameserver: str | None) -> tuple[str | None, int | None]:
+    """The ``(nathost, natport)`` Pyro5 should put in URIs, or ``(None, None)`` for the bound address.
+
+    ``advertise`` wins; a wildcard bind advertises the interface that routes to
+    the nameserver. A loopback address is refused when the nameserver is on
+    another PC: nobody there could reach it.
+    """
+    ns_host = parse_address(nameserver.rpartition("@")[2])[0] if nameserver else None
+    nathost: str | None = None
+    natport: int | None = None
+    if advertise:
+        nathost, natport = parse_advertise(advertise)
+    elif is_wildcard(host) and ns_host is not None:
+        nathost, natport = route_address(ns_host), 0
+        if nathost is None:
+            raise ConfigError(f"the daemon listens on {host or 'every interface'} but no interface routes to the "
+                              f"nameserver at {ns_host}; set advertise: HOST (--advertise) to the address "
+                              "clients reach it at")
+    if ns_host is not None and is_loopback(nathost or host) and not is_local(ns_host):
+        raise ConfigError(
+            f"the daemon would register a loopback address ({nathost or host}) with the nameserver at {ns_host}, "
+            "which is on another PC: nobody there can reach it; listen on this PC's address (host: in the lab "
+            "file, --host) or set advertise: HOST[:PORT] (--advertise) to the address clients reach it at")
+    return nathost, natport
+
+
 class LabDaemon(TrackingDaemon):
     """A Pyro5 daemon for lab services.
 
@@ -55,6 +84,10 @@ class LabDaemon(TrackingDaemon):
         ``None`` to register nowhere.
     heartbeat:
         Seconds between re-registrations.
+    advertise:
+        ``host[:port]`` to put in URIs instead of the bound address (NAT, a
+        forwarded port). A wildcard ``host`` without it advertises the
+        interface that routes to the nameserver.
     """
 
     def __init__(
@@ -63,12 +96,15 @@ class LabDaemon(TrackingDaemon):
         port: int = 0,
         nameserver: str | None = None,
         heartbeat: float = 5.0,
+        advertise: str | None = None,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat={heartbeat!r}: must be a positive number of seconds")
-        super().__init__(host=host, port=port)
+        ns_uri = nameserver_uri(nameserver) if nameserver else None
+        nathost, natport = _advertised(host, advertise, ns_uri)
+        super().__init__(host=host, port=port, nathost=nathost, natport=natport)
         self.locks = LockTable()
-        self.nameserver = nameserver_uri(nameserver) if nameserver else None
+        self.nameserver = ns_uri
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
         self._publisher = Publisher()
@@ -104,7 +140,8 @@ class LabDaemon(TrackingDaemon):
 
     @property
     def address(self) -> str:
-        host, port = self.locationStr.rsplit(":", 1)
+        """``host:port`` clients reach this daemon at (the advertised one, when set)."""
+        host, port = (self.natLocationStr or self.locationStr).rsplit(":", 1)
         return f"{host}:{port}"
 
     def start(self) -> None:
@@ -185,6 +222,11 @@ class LabDaemon(TrackingDaemon):
             with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
                 for name in names:
                     ns.register(name, self._hosted[name][1], safe=False, metadata=self._metadata(name))
+        except AccessDenied as err:  # the nameserver refused the address: retrying will not help
+            if not self._ns_warned:
+                log.error("the nameserver at %s refused the registration: %s", self.nameserver, err)
+                self._ns_warned = True
+            return False
         except (PyroError, OSError) as err:
             if not self._ns_warned:
                 log.warning("cannot register with the nameserver at %s (%s); retrying every %.1f s",

@@ -10,7 +10,7 @@ import threading
 
 from Pyro5.api import Proxy
 
-from pyrolab_jupyter.core.connections import client_handshake
+from pyrolab_jupyter.core.connections import client_handshake, keep_alive
 from pyrolab_jupyter.core.wire import register_error_types
 
 __all__ = ["ProxyPool", "new_proxy"]
@@ -19,9 +19,18 @@ _IDLE_PROXIES = 4
 _SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
 
 
+class _LabProxy(Proxy):  # type: ignore[misc]
+    """A Pyro5 proxy whose connection is reaped when the daemon goes silent (a cut link)."""
+
+    def _pyroValidateHandshake(self, response: object) -> None:  # noqa: N802 (Pyro5's name)
+        super()._pyroValidateHandshake(response)
+        if self._pyroConnection is not None:
+            keep_alive(self._pyroConnection.sock)
+
+
 def new_proxy(uri: str, timeout: float) -> Proxy:
     register_error_types()
-    proxy = Proxy(uri)
+    proxy = _LabProxy(uri)
     proxy._pyroTimeout = timeout
     proxy._pyroSerializer = _SERIALIZER
     proxy._pyroHandshake = client_handshake()
