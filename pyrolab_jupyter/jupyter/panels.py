@@ -288,7 +288,7 @@ class Panel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _set_status(self, err: BaseException | None) -> None:
         kind = type(err).__name__ if err is not None else ""
-        text = "offline" if kind in ("ServiceOffline", "CommunicationError") else "online"
+        text = "offline" if kind in ("ServiceOffline", "CallTimeout", "CommunicationError") else "online"
         if self.status.value != text:
             self.status.value = text
         if kind == "ServiceLocked":
