@@ -79,7 +79,7 @@ def placement_problems(lab: LabConfig) -> list[str]:
     hosts = part_hosts(lab)
     ns_remote = not is_loopback(lab.nameserver.host)
     for name, host in hosts.items():
-        loc = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
+        loc: tuple[str, ...] = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
         if not host and name == NAMESERVER_PART:
             problems.append(f"{lab.locate(loc + ('host',))}: {lab.nameserver.host!r} is every interface of some "
                             "PC, not an address daemons and clients can use; write the nameserver PC's address")
@@ -102,8 +102,8 @@ def placement_problems(lab: LabConfig) -> list[str]:
             continue
         key = (_pc_key(hosts[name]), port)
         if key in used:
-            loc = ("daemons", name, "port") if name != NAMESERVER_PART else ("nameserver", "port")
-            problems.append(f"{lab.locate(loc)}: port {port} on {hosts[name]} is also {used[key]}'s; "
+            where: tuple[str, ...] = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
+            problems.append(f"{lab.locate(where + ('port',))}: port {port} on {hosts[name]} is also {used[key]}'s; "
                             "give each part of one PC its own port")
         else:
             used[key] = name

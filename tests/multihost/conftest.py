@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from multihost.harness import CHECK_INTERVAL, LAB_FILE, NS_PORT, LabOnPCs, wait_until
 from multihost.netns import Network, remove_stale, unavailable
 

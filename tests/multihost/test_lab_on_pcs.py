@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+
 from multihost.harness import CHECK_INTERVAL, Agent, LabOnPCs, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.multihost, pytest.mark.timeout(180)]
