@@ -68,15 +68,11 @@ def place(lab: LabConfig, as_parts: Sequence[str] = ()) -> Placement:
     return Placement(mine, {name: host for name, host in hosts.items() if name not in mine})
 
 
-def _pc_key(host: str) -> str:
-    addresses = resolve(host)
-    return addresses[0] if addresses else host
-
-
 def placement_problems(lab: LabConfig) -> list[str]:
-    """Parts no PC would start, daemons whose URIs nobody could reach, and ports used twice on one PC."""
+    """Parts no PC would start, daemons whose URIs nobody could reach, random or shared ports off loopback."""
     problems: list[str] = []
     hosts = part_hosts(lab)
+    addresses = {name: resolve(host) for name, host in hosts.items() if host}  # one lookup per part
     ns_remote = not is_loopback(lab.nameserver.host)
     for name, host in hosts.items():
         loc: tuple[str, ...] = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
@@ -87,7 +83,7 @@ def placement_problems(lab: LabConfig) -> list[str]:
             problems.append(f"{lab.locate(loc + ('host',))}: {lab.daemons[name].host} is every interface of "
                             f"some PC, so no `pyrolab up` would start {name}; add advertise: with the address "
                             f"of the PC it runs on (or start it there with `pyrolab up --as {name}`)")
-        elif not resolve(host):
+        elif not addresses[name]:
             problems.append(f"{lab.locate(loc + ('host',))}: {host!r} does not resolve to an address here, so no "
                             f"PC would start {name}; write the PC's address or a name it resolves")
         elif name != NAMESERVER_PART and ns_remote and is_loopback(host):
@@ -98,9 +94,14 @@ def placement_problems(lab: LabConfig) -> list[str]:
     ports = {NAMESERVER_PART: lab.nameserver.port} if not lab.nameserver.external else {}
     ports.update({name: daemon.port for name, daemon in lab.daemons.items()})
     for name, port in ports.items():
-        if not port or not hosts.get(name):
+        if not addresses.get(name):
             continue
-        key = (_pc_key(hosts[name]), port)
+        if not port and not is_loopback(hosts[name]):
+            where = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
+            problems.append(f"{lab.locate(where + ('port',))}: {name} would listen on {hosts[name]} at a "
+                            "random port, which no firewall rule can name; give it a port")
+            continue
+        key = (addresses[name][0], port)
         if key in used:
             where: tuple[str, ...] = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
             problems.append(f"{lab.locate(where + ('port',))}: port {port} on {hosts[name]} is also {used[key]}'s; "

@@ -65,26 +65,28 @@ def test_check_reports_unplaceable_parts_and_shared_ports() -> None:
           wild: {host: 0.0.0.0}
           nowhere: {host: no-such-host.invalid}
           twin: {host: 198.51.100.1, port: 7001}
+          anyport: {host: 198.51.100.2}
     """))
-    assert len(problems) == 4, problems
-    lo, wild, nowhere, twin = problems
+    assert len(problems) == 5, problems
+    lo, wild, nowhere, twin, anyport = problems
     assert "daemons.lo.host" in lo and "loopback" in lo and "every PC would start it" in lo
     assert "daemons.wild.host" in wild and "no `pyrolab up` would start wild" in wild and "advertise:" in wild
     assert "--as wild" in wild
     assert "'no-such-host.invalid' does not resolve" in nowhere
     assert "daemons.twin.port" in twin and "port 7001 on 198.51.100.1 is also nameserver's" in twin
+    assert "daemons.anyport.port" in anyport and "random port, which no firewall rule can name" in anyport
 
 
 def test_check_file_includes_placement(tmp_path: Path) -> None:
     path = tmp_path / "lab.yaml"
-    path.write_text("nameserver: {host: 198.51.100.1}\ndaemons: {b: {host: 127.0.0.1}}\n")
+    path.write_text("nameserver: {host: 198.51.100.1}\ndaemons: {b: {host: 127.0.0.1, port: 7001}}\n")
     (problem,) = check_lab_file(path)
     assert problem.startswith(f"{path}, line 2: daemons.b.host")
 
 
 def test_up_with_no_part_here_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "lab.yaml"
-    path.write_text("nameserver: {host: 198.51.100.1}\ndaemons: {b: {host: 198.51.100.2}}\n")
+    path.write_text("nameserver: {host: 198.51.100.1}\ndaemons: {b: {host: 198.51.100.2, port: 7001}}\n")
     assert cli.main(["up", str(path)]) == 1
     err = capsys.readouterr().err
     assert "no part of this lab runs on this PC (its parts: nameserver on 198.51.100.1, b on 198.51.100.2)" in err

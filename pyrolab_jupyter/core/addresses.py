@@ -39,8 +39,18 @@ def is_wildcard(host: str) -> bool:
     return host.strip("[]") in _WILDCARDS
 
 
-def is_loopback(host: str) -> bool:
-    """True when ``host`` names only loopback addresses (``127.0.0.1``, ``::1``, ``localhost``)."""
+def is_loopback(host: str, lookup: bool = True) -> bool:
+    """True when ``host`` names only loopback addresses (``127.0.0.1``, ``::1``, ``localhost``).
+
+    With ``lookup=False`` no name is resolved (no DNS query: a server judging
+    what a client sent): only IP literals and ``localhost`` are recognised.
+    """
+    if not lookup:
+        name = host.strip("[]").lower()
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return name == "localhost" or name.endswith(".localhost")
     addresses = resolve(host)
     return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 

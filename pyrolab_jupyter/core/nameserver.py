@@ -44,7 +44,7 @@ def _refuse_unreachable(name: str, uri: Any) -> None:
         host = URI(str(uri)).host
     except PyroError:
         return  # Pyro5's own register() says what is wrong with it
-    if host and is_loopback(host) and not is_local(str(peer[0])):
+    if host and is_loopback(host, lookup=False) and not is_local(str(peer[0])):
         raise AccessDenied(
             f"refused to register {name!r} at {uri}: a loopback address sent from {peer[0]}, another PC, "
             "would send every client to its own loopback; the daemon must listen on its PC's address "

@@ -12,6 +12,7 @@ deletes every namespace (their veths and the bridge go with them).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 
 SUBNET = "10.77.0"
 _PREFIX = "plh"  # + the pytest process id, so stale leftovers of a killed run can be recognised
+_count = itertools.count()
 
 
 def unavailable() -> str | None:
@@ -83,7 +85,7 @@ class Network:
     """A bridge and the PCs plugged into it; use as a context manager or call ``close()``."""
 
     def __init__(self) -> None:
-        self.prefix = f"{_PREFIX}{os.getpid()}"
+        self.prefix = f"{_PREFIX}{os.getpid()}-{next(_count)}"
         self.hub = f"{self.prefix}-hub"
         self.pcs: dict[str, PC] = {}
         self.processes: list[subprocess.Popen[str]] = []
