@@ -93,8 +93,8 @@ def test_wildcard_daemon_is_reached_at_its_advertised_address(lab_pcs: LabOnPCs)
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: client.send("result = lab.lookup('lab.meter')")["ok"], 30, "lab.meter registered")
-        result = client.do("meter = lab.connect('lab.meter')\nresult = [meter._pyrolab_uri, meter.read() >= 0]")
-        assert result == ["PYRO:lab.meter@10.77.0.3:7003", True]
+        result = client.do("meter = lab.connect('lab.meter')\nresult = [meter._pyrolab_uri, type(meter.read()).__name__]")
+        assert result == ["PYRO:lab.meter@10.77.0.3:7003", "float"]
         client.do("meter.disconnect()")
     finally:
         daemon.terminate()
