@@ -96,10 +96,11 @@ def placement_problems(lab: LabConfig) -> list[str]:
     for name, port in ports.items():
         if not addresses.get(name):
             continue
-        if not port and not is_loopback(hosts[name]):
-            where = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
-            problems.append(f"{lab.locate(where + ('port',))}: {name} would listen on {hosts[name]} at a "
-                            "random port, which no firewall rule can name; give it a port")
+        if not port:
+            if not is_loopback(hosts[name]):
+                where = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
+                problems.append(f"{lab.locate(where + ('port',))}: {name} would listen on {hosts[name]} at a "
+                                "random port, which no firewall rule can name; give it a port")
             continue
         key = (addresses[name][0], port)
         if key in used:
