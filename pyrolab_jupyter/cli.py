@@ -97,6 +97,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
         return _fail(f"{args.lab}: no part of this lab runs on this PC (its parts: {where}); "
                      "run `pyrolab up` on those PCs, or start a part here with --as NAME")
+    for line in placement.relocate(lab, placed):
+        print(f"[up] {line}", flush=True)
     children = supervisor.lab_children(lab, parts=placed.mine)
     if not children:
         return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")

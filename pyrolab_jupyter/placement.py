@@ -17,7 +17,7 @@ from pyrolab_jupyter.core.addresses import is_local, is_loopback, is_wildcard, p
 from pyrolab_jupyter.core.config import LabConfig
 from pyrolab_jupyter.core.errors import ConfigError
 
-__all__ = ["NAMESERVER_PART", "Placement", "part_hosts", "place", "placement_problems"]
+__all__ = ["NAMESERVER_PART", "Placement", "part_hosts", "place", "placement_problems", "relocate"]
 
 NAMESERVER_PART = "nameserver"
 
@@ -68,6 +68,25 @@ def place(lab: LabConfig, as_parts: Sequence[str] = ()) -> Placement:
     return Placement(mine, {name: host for name, host in hosts.items() if name not in mine})
 
 
+def relocate(lab: LabConfig, placed: Placement) -> list[str]:
+    """Daemons started here with ``--as`` whose host is not this PC's listen on every interface instead.
+
+    They then register the file's ``advertise:`` if set, else this PC's
+    address towards the nameserver (the daemon moved here; clients follow
+    the nameserver). Changes ``lab`` in place; returns one line per daemon moved.
+    """
+    moved = []
+    for name in placed.mine:
+        daemon = lab.daemons.get(name)
+        if daemon is None or is_wildcard(daemon.host) or is_local(daemon.host):
+            continue
+        lab.daemons[name] = daemon.model_copy(update={"host": "0.0.0.0"})
+        where = daemon.advertise or "this PC's address towards the nameserver"
+        moved.append(f"{name}: {daemon.host} is not this PC's address; it listens on every interface "
+                     f"and registers {where}")
+    return moved
+
+
 def placement_problems(lab: LabConfig) -> list[str]:
     """Parts no PC would start, daemons whose URIs nobody could reach, random or shared ports off loopback."""
     problems: list[str] = []
@@ -96,16 +115,14 @@ def placement_problems(lab: LabConfig) -> list[str]:
     for name, port in ports.items():
         if not addresses.get(name):
             continue
+        at = lab.locate(("daemons", name, "port") if name != NAMESERVER_PART else ("nameserver", "port"))
+        key = (addresses[name][0], port)
         if not port:
             if not is_loopback(hosts[name]):
-                where = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
-                problems.append(f"{lab.locate(where + ('port',))}: {name} would listen on {hosts[name]} at a "
-                                "random port, which no firewall rule can name; give it a port")
-            continue
-        key = (addresses[name][0], port)
-        if key in used:
-            where: tuple[str, ...] = ("daemons", name) if name != NAMESERVER_PART else ("nameserver",)
-            problems.append(f"{lab.locate(where + ('port',))}: port {port} on {hosts[name]} is also {used[key]}'s; "
+                problems.append(f"{at}: {name} would listen on {hosts[name]} at a random port, which no "
+                                "firewall rule can name; give it a port")
+        elif key in used:
+            problems.append(f"{at}: port {port} on {hosts[name]} is also {used[key]}'s; "
                             "give each part of one PC its own port")
         else:
             used[key] = name

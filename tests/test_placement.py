@@ -12,7 +12,7 @@ from pyrolab_jupyter.core.addresses import is_local
 from pyrolab_jupyter.core.config import parse_lab
 from pyrolab_jupyter.errors import ConfigError
 from pyrolab_jupyter.labcheck import check_lab_file
-from pyrolab_jupyter.placement import part_hosts, place, placement_problems
+from pyrolab_jupyter.placement import part_hosts, place, placement_problems, relocate
 
 # 198.51.100.0/24 (TEST-NET-2, RFC 5737) stands for the other PCs; nothing here sends a packet
 pytestmark = pytest.mark.skipif(is_local("198.51.100.1"), reason="this machine owns 198.51.100.1")
@@ -50,6 +50,14 @@ def test_as_starts_a_part_whatever_its_host() -> None:
     assert place(lab, ["bench3", "nameserver"]).mine == ["nameserver", "bench3"]
     with pytest.raises(ConfigError, match=r"no part named 'bench9'; its parts are nameserver, here, bench2"):
         place(lab, ["bench9"])
+
+
+def test_a_daemon_started_off_its_host_listens_everywhere() -> None:
+    lab = _lab(MANY_PCS)
+    (line,) = relocate(lab, place(lab, ["here", "bench2", "bench3"]))
+    assert line.startswith("bench3: 198.51.100.4 is not this PC's address; it listens on every interface")
+    assert lab.daemons["bench3"].host == "0.0.0.0" and lab.daemons["bench3"].advertise is None
+    assert lab.daemons["here"].host == "127.0.0.1" and lab.daemons["bench2"].advertise == "198.51.100.3:7100"
 
 
 def test_a_one_pc_file_is_all_here() -> None:
