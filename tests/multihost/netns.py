@@ -44,6 +44,14 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _delete(netns: str) -> None:
+    """Kill what still runs in ``netns`` (only this harness starts processes there), then delete it."""
+    for pid in _ip("netns", "pids", netns, check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    _ip("netns", "del", netns, check=False)
+
+
 def remove_stale() -> None:
     """Delete namespaces left by a harness whose pytest process no longer exists (a killed run)."""
     listing = _ip("netns", "list", check=False).stdout.split()
@@ -52,7 +60,7 @@ def remove_stale() -> None:
         if not head.startswith(_PREFIX) or not head[len(_PREFIX):].isdigit():
             continue
         if not Path(f"/proc/{head[len(_PREFIX):]}").exists():
-            _ip("netns", "del", name, check=False)
+            _delete(name)
 
 
 class PC:
@@ -142,7 +150,7 @@ class Network:
                         stream.close()
         self.processes.clear()
         for name in reversed(self._made):
-            _ip("netns", "del", name, check=False)
+            _delete(name)
         self._made.clear()
 
     def __enter__(self) -> Network:

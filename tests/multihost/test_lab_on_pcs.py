@@ -118,6 +118,29 @@ def test_loopback_uri_is_refused_by_a_remote_nameserver(lab_pcs: LabOnPCs) -> No
     assert "lab.sneaky" not in client.do(_connect(lab_pcs.nameserver) + "result = lab.names()")
 
 
+def test_nameserver_pc_cut_calls_go_on(lab_pcs: LabOnPCs) -> None:
+    """The nameserver's cable is pulled for 8 s: listings fail in time, calls go straight to the daemons."""
+    net, ns_pc = lab_pcs.network, lab_pcs.pcs["ns"]
+    client = lab_pcs.agent("client")
+    client.do(_connect(lab_pcs.nameserver) + "laser = lab.connect('lab.laser')")
+    cut = time.monotonic()
+    net.cut(ns_pc)
+    try:
+        answer = client.send("result = lab.services()", timeout=30)
+        assert not answer["ok"] and answer["error"] in ("CallTimeout", "NameserverUnreachable"), answer
+        assert answer["elapsed"] <= CALL_TIMEOUT + SLACK
+        assert client.do("laser.power = 2.0\nresult = laser.power") == 2.0
+        time.sleep(max(0.0, cut + 8 - time.monotonic()))
+    finally:
+        net.restore(ns_pc)
+    restored = time.monotonic()
+    statuses = "result = sorted({r['status'] for r in lab.services()})"
+    wait_until(lambda: client.send(statuses).get("result") == ["online"], 30,
+               "every service online again after the nameserver's link returned")
+    print(f"\nnameserver PC cut: listing failed after {answer['elapsed']:.2f} s; "
+          f"all online {time.monotonic() - restored:.2f} s after the restore")
+
+
 # runs on the client PC: records when lab.stage's status and lab.laser's lock holder change
 _WATCHER = """
 import threading
