@@ -42,6 +42,12 @@ def test_each_pc_starts_only_its_own_part(lab_pcs: LabOnPCs) -> None:
     assert logs >= {"nameserver.log", "bench1.log", "bench2.log",
                     "up-nameserver.log", "up-bench1.log", "up-bench2.log"}
     assert "up.log" not in logs
+    # off loopback, each PC listens only on the ports the lab file names
+    expected = {"ns": {"10.77.0.1:9090"}, "bench1": {"10.77.0.2:7001"}, "bench2": {"0.0.0.0:7002"}}
+    for name, ports in expected.items():
+        listening = lab_pcs.pcs[name].run(["ss", "-ltnH"]).stdout.splitlines()
+        local = {line.split()[3] for line in listening}
+        assert {a for a in local if not a.startswith(("127.", "[::1]"))} == ports, (name, local)
     # the client PC has no part: up says so and starts nothing; check accepts the file there
     client = lab_pcs.pcs["client"]
     done = client.run([*PYROLAB, "up", str(lab_pcs.lab_file)])
