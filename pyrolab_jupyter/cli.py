@@ -97,8 +97,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
         return _fail(f"{args.lab}: no part of this lab runs on this PC (its parts: {where}); "
                      "run `pyrolab up` on those PCs, or start a part here with --as NAME")
-    for line in placement.relocate(lab, placed):
-        print(f"[up] {line}", flush=True)
+    notes = placement.relocate(lab, placed) + ([placed.summary()] if placed.others else [])
     children = supervisor.lab_children(lab, parts=placed.mine)
     if not children:
         return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")
@@ -106,11 +105,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if own_ns and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
                      f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
-    if placed.others:
-        print(f"[up] {placed.summary()}", flush=True)
     sup = supervisor.Supervisor(children, supervisor.logs_folder(lab, args.logs),
                                 wait_for=lab.nameserver.address if own_ns else None,
                                 own_log="up" if not placed.others else "up-" + "+".join(placed.mine))
+    for note in notes:  # on the console and in this PC's own up log
+        sup.say(note)
     return sup.run()
 
 
