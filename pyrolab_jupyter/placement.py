@@ -5,7 +5,7 @@ daemons. A part belongs to the PC that owns its host address: the daemon's
 ``host:``, or its ``advertise:`` host when it binds a wildcard such as
 ``0.0.0.0``. ``pyrolab up`` starts the parts of this PC (``--as NAME`` starts a
 named part wherever it was meant to run) and ``pyrolab check`` reports parts
-no PC would start and ports used twice on one PC.
+no PC would start, random ports off loopback and ports used twice on one PC.
 """
 
 from __future__ import annotations
