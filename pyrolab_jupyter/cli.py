@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pyrolab_jupyter import serving, supervisor
+from pyrolab_jupyter import placement, serving, supervisor
 from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
@@ -61,8 +61,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
                 "adapter": args.adapter}
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
-                                    max_message=_bytes(args.max_message_mb), security=env_security(),
-                                    audit=args.audit)
+                                    max_message=_bytes(args.max_message_mb), advertise=args.advertise,
+                                    security=env_security(), audit=args.audit)
     except (ConfigError, OSError, ValueError) as err:
         return _fail(str(err))
 
@@ -96,15 +96,28 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
         return 1
+    try:
+        placed = placement.place(lab, args.as_parts or ())
+    except ConfigError as err:
+        return _fail(str(err), 2)
+    if not placed.mine and placed.others:
+        where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
+        return _fail(f"{args.lab}: no part of this lab runs on this PC (its parts: {where}); "
+                     "run `pyrolab up` on those PCs, or start a part here with --as NAME")
+    notes = placement.relocate(lab, placed) + ([placed.summary()] if placed.others else [])
     logs = supervisor.logs_folder(lab, args.logs)
-    children = supervisor.lab_children(lab, state_dir=logs)
+    children = supervisor.lab_children(lab, parts=placed.mine, state_dir=logs)
     if not children:
         return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")
-    if not lab.nameserver.external and supervisor.answers(lab.nameserver.address):
+    own_ns = placement.NAMESERVER_PART in placed.mine
+    if own_ns and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
                      f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
     sup = supervisor.Supervisor(children, logs,
-                                wait_for=None if lab.nameserver.external else lab.nameserver.address)
+                                wait_for=lab.nameserver.address if own_ns else None,
+                                own_log="up" if not placed.others else "up-" + "+".join(placed.mine))
+    for note in notes:  # on the console and in this PC's own up log
+        sup.say(note)
     return sup.run()
 
 
@@ -260,6 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     p.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
                    help="seconds between re-registrations (default 5)")
+    p.add_argument("--advertise", metavar="HOST[:PORT]",
+                   help="address clients reach it at (NAT, forwarded port); default: --host, or for 0.0.0.0 "
+                        "the interface that routes to the nameserver")
     p.add_argument("--args", metavar="JSON", help="constructor keyword arguments as a JSON object")
     p.add_argument("--description", help="one line shown in listings")
     p.add_argument("--audit", metavar="FILE", help="JSON-lines audit trail of every change (default: in memory)")
@@ -270,10 +286,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_daemon)
 
     p = sub.add_parser("up", formatter_class=_RAW, help="run every process of a lab file, supervised",
-                       description="Start the lab file's nameserver, then each daemon in its own process; "
-                                   "restart any that dies; Ctrl-C stops them all (twice: kill).",
-                       epilog="examples:\n  pyrolab up lab.yaml\n  pyrolab up lab.yaml --logs /var/log/pyrolab")
+                       description="Start this PC's part of the lab file (the nameserver and daemons whose "
+                                   "host: is one of its addresses), each in its own process; restart any that "
+                                   "dies; Ctrl-C stops them all (twice: kill).",
+                       epilog="examples:\n  pyrolab up lab.yaml\n  pyrolab up lab.yaml --logs /var/log/pyrolab\n"
+                              "  pyrolab up lab.yaml --as bench2   # that part, whatever its host:")
     p.add_argument("lab", metavar="LAB.yaml")
+    p.add_argument("--as", dest="as_parts", action="append", metavar="NAME",
+                   help="start this part (nameserver or a daemon) whatever its host; repeatable. "
+                        "Default: the parts whose host is one of this PC's addresses")
     p.add_argument("--logs", metavar="DIR", help="log folder (default: the file's 'logs:' or logs/ beside it)")
     p.set_defaults(handler=_cmd_up)
 

@@ -157,11 +157,12 @@ class DaemonHandle:
 
 def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
                    heartbeat: float, max_message: int | None = None, state_file: str | None = None,
-                   security: Security | None = None, audit: str | None = None) -> LabDaemon:
+                   advertise: str | None = None, security: Security | None = None,
+                   audit: str | None = None) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
     built = {name: build_service(name, spec) for name, spec in services.items()}
     daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat, max_message=max_message,
-                       state_file=state_file, security=security, audit=audit)
+                       state_file=state_file, advertise=advertise, security=security, audit=audit)
     try:
         for name, (service, description) in built.items():
             daemon.add(name, service, description)
@@ -182,6 +183,7 @@ def start_daemon(
     register_timeout: float = 5.0,
     max_message: int | None = None,
     state_file: str | None = None,
+    advertise: str | None = None,
     security: Security | None = None,
     audit: str | None = None,
 ) -> DaemonHandle:
@@ -192,14 +194,16 @@ def start_daemon(
     own process (specs must then be strings or mappings). Returns once the daemon serves and, when a
     nameserver is given and answers within ``register_timeout``, is registered. ``max_message``: bytes a
     message may have (default 128 MiB). ``state_file``: where its locks are kept across a restart.
+    ``advertise`` (``host[:port]``) is the address put in URIs when ``host`` is a wildcard or behind
+    NAT; see ``LabDaemon``.
     ``security``: serve (and register, and call subscribers back) over mutual TLS with this certificate.
     ``audit``: the JSON-lines file of every state-changing request (else kept in memory only).
     """
     if not services:
         raise ValueError("start_daemon() needs at least one service")
     if not spawn:
-        daemon = _host_services(services, nameserver, host, port, heartbeat, max_message, state_file, security,
-                                audit)
+        daemon = _host_services(services, nameserver, host, port, heartbeat, max_message, state_file, advertise,
+                                security, audit)
         daemon.wait_registered(register_timeout)
         return DaemonHandle(daemon.uris, daemon.address, daemon=daemon)
     for name, spec in services.items():
@@ -209,6 +213,7 @@ def start_daemon(
     order = {"services": specs,
              "nameserver": nameserver, "host": host, "port": port, "heartbeat": heartbeat,
              "register_timeout": register_timeout, "max_message": max_message, "state_file": state_file,
+             "advertise": advertise,
              "security": security.files() if security is not None else None, "audit": audit}
     process = subprocess.Popen(
         [sys.executable, "-m", "pyrolab_jupyter.serving", "spawned", json.dumps(order)],

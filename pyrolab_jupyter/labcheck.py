@@ -23,6 +23,7 @@ from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.safety import rule_problems, rules_from
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service, schema_of
+from pyrolab_jupyter.placement import placement_problems
 
 __all__ = ["check_lab_file", "import_class", "lab_security"]
 
@@ -196,7 +197,8 @@ def check_lab_file(path: str | Path) -> list[str]:
     class, accepts the file's ``args`` by keyword (unknown names come with a
     suggestion, missing required ones are named), that a named ``adapter``
     exists and that its safety rules name members and parameters the class
-    has. Also checks that the TLS files of ``security:`` exist.
+    has. Also checks that the TLS files of ``security:`` exist, that some PC
+    would start each part, and that no port is used twice on one PC (``placement``).
     """
     try:
         lab = load_lab(path)
@@ -206,7 +208,7 @@ def check_lab_file(path: str | Path) -> list[str]:
         for loc, spec in sections:
             problems += _check_service(spec, loc, locate)
         return problems
-    problems = _check_security(lab)
+    problems = _check_security(lab) + placement_problems(lab)
     for daemon_name, daemon in lab.daemons.items():
         for name, spec in daemon.services.items():
             problems += _check_service(spec, ("daemons", daemon_name, "services", name), lab.locate)

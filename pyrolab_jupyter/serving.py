@@ -74,7 +74,7 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
                  max_message: int | None = None, state_file: str | None = None,
-                 security: Security | None = None, audit: str | None = None) -> int:
+                 advertise: str | None = None, security: Security | None = None, audit: str | None = None) -> int:
     """Host ``services`` (name → ``{"class", "args", "description"}``) in the foreground; 0 on a clean stop.
 
     The daemon registers with ``nameserver`` and keeps retrying on its
@@ -82,7 +82,7 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
     """
     handle = hosting.start_daemon(services, nameserver=nameserver, host=host, port=port, heartbeat=heartbeat,
                                   register_timeout=register_timeout, max_message=max_message,
-                                  state_file=state_file, security=security, audit=audit)
+                                  state_file=state_file, advertise=advertise, security=security, audit=audit)
     daemon = handle.daemon
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
                             register_timeout=order.get("register_timeout", 2.0),
                             ready=report if kind == "spawned" else None,
                             max_message=order.get("max_message"), state_file=order.get("state_file"),
-                            security=security, audit=order.get("audit"))
+                            advertise=order.get("advertise"), security=security, audit=order.get("audit"))
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":

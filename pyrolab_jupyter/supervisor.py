@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -147,9 +147,11 @@ class _Child:
     reader: threading.Thread | None = None
 
 
-def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path | None = None) -> list[ChildSpec]:
+def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection[str] | None = None,
+                 state_dir: Path | None = None) -> list[ChildSpec]:
     """The processes a lab file asks for: its nameserver (unless ``external``), then one per daemon.
 
+    ``parts`` keeps only the named ones (``"nameserver"``, daemon names): this PC's share of the lab.
     With ``state_dir`` (the logs folder) each daemon keeps its lock table there, so a restart keeps the locks,
     and its audit trail (``NAME.audit.jsonl``). The file's ``security:`` goes to every child (mutual TLS).
     """
@@ -158,18 +160,21 @@ def lab_children(lab: LabConfig, python: str = sys.executable, state_dir: Path |
     sec = lab.security
     security = None if sec is None else {
         key: str(lab.resolve(getattr(sec, key))) for key in ("certfile", "keyfile", "cafile")}
-    if not ns.external:
+    if not ns.external and (parts is None or "nameserver" in parts):
         order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
                  "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns),
                  "security": security}
         specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
     for name, daemon in lab.daemons.items():
+        if parts is not None and name not in parts:
+            continue
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
                              "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
                  "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None,
+                 "advertise": daemon.advertise,
                  "security": security,
                  "audit": str(state_dir / f"{name}.audit.jsonl") if state_dir is not None else None}
         specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
@@ -207,11 +212,14 @@ class Supervisor:
         nameserver, so daemons find it at once (they would retry anyway).
     console:
         Where prefixed lines go; coloured only when it is a terminal.
+    own_log:
+        Name of the supervisor's own log (``up`` → ``up.log``); several
+        supervisors of one lab file on a shared filesystem each need their own.
     """
 
     def __init__(self, children: list[ChildSpec], logs: Path, wait_for: str | None = None,
                  policy: RestartPolicy | None = None, console: TextIO | None = None,
-                 stop_timeout: float = 10.0, env: Mapping[str, str] | None = None) -> None:
+                 stop_timeout: float = 10.0, env: Mapping[str, str] | None = None, own_log: str = "up") -> None:
         self.policy = policy or RestartPolicy()
         self.logs = logs
         self.wait_for = wait_for
@@ -223,7 +231,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._kill = threading.Event()
         logs.mkdir(parents=True, exist_ok=True)
-        self._own_log = self._file_logger("up")
+        self._own_log = self._file_logger(own_log)
         self.children = [_Child(spec, _COLOURS[i % len(_COLOURS)], self._file_logger(spec.name))
                          for i, spec in enumerate(children)]
 

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.network
     ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
     ("bench_tls.py", ["--calls", "10", "--connects", "3"], ["ratio TLS/plain", "connect + handshake",
                                                            "method call set_power"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls"])
+    ("bench_server_model.py", ["--calls", "10", "--hang", "1"],
+     ["Pyro5 thread server", "Pyro5 multiplex server", "pyrolab GuardedServer", "hung call"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

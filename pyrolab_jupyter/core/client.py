@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
+_MIN_ATTEMPT = 0.05  # seconds: less than this left of a deadline is not worth a connection attempt
 
 
 class Lab:
@@ -90,12 +91,17 @@ class Lab:
         return f"Lab({self.address!r})"
 
     def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._ask_within(self.timeout, method, *args, **kwargs)
+
+    def _ask_within(self, timeout: float, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``_ask`` with its own time limit (what is left of a caller's deadline)."""
         proxy = self._pool.acquire()
+        proxy._pyroTimeout = timeout
         try:
             result = getattr(proxy, method)(*args, **kwargs)
         except PyroTimeout as err:
             self._pool.discard(proxy)
-            raise CallTimeout(f"the nameserver at {self.address} did not answer within {self.timeout:g} s") from err
+            raise CallTimeout(f"the nameserver at {self.address} did not answer within {timeout:g} s") from err
         except CommunicationError as err:
             self._pool.discard(proxy)
             tls = ("; in a TLS lab, set $PYROLAB_CERT/$PYROLAB_KEY/$PYROLAB_CA or pass Lab(..., security=)"
@@ -297,6 +303,7 @@ class RemoteService:
     _pyrolab_methods: dict[str, RemoteMethod]
     _pyrolab_subscriptions: dict[str, Subscription]
     _pyrolab_description: dict[str, Any]
+    _pyrolab_stale: bool
 
     def __init__(self, lab: Lab, name: str, uri: str, timeout: float) -> None:
         set_ = object.__setattr__
@@ -305,6 +312,7 @@ class RemoteService:
         set_(self, "_pyrolab_pool", ProxyPool(uri, timeout, lab.security))
         set_(self, "_pyrolab_methods", {})
         set_(self, "_pyrolab_subscriptions", {})
+        set_(self, "_pyrolab_stale", False)  # a call failed: subscriptions are renewed on the next success
         try:
             description = self._pyrolab_call("control", "describe", (), {})
         except AttributeError:  # not served by pyrolab-jupyter: describe it from Pyro5's own metadata
@@ -340,17 +348,18 @@ class RemoteService:
 
     def _pyrolab_call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                       timeout: float | None = None) -> Any:
+        """One call; its timeout is one deadline for the attempt, the re-lookup and the retry together."""
         __tracebackhide__ = True  # noqa: F841 (IPython hides this frame)
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         note = _context_annotation() if kind != "get" else None
+        deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
         for attempt in (1, 2):
             proxy = pool.acquire()
+            proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
             saved = current_context.annotations
             if note is not None:
                 current_context.annotations = {**saved, NOTEBOOK_ANNOTATION: note}
-            if timeout is not None:  # this call only: the pool resets it on the next acquire
-                proxy._pyroTimeout = timeout
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
@@ -365,6 +374,7 @@ class RemoteService:
                     result = proxy._pyroInvoke(name, encode(list(args)), encode(kwargs))
             except PyroTimeout as err:
                 pool.discard(proxy)
+                self._pyrolab_stale = True
                 raise CallTimeout(
                     f"{where} got no answer within {timeout or pool.timeout:g} s (it may still be running on the daemon); "
                     f"raise the timeout with lab.connect({self._pyrolab_name!r}, timeout=...)"
@@ -375,9 +385,10 @@ class RemoteService:
                                       "use plain values (numbers, str, bytes, lists, dicts) or numpy arrays") from err
             except CommunicationError as err:
                 pool.discard(proxy)
-                if attempt == 1 and self._pyrolab_relookup():
+                self._pyrolab_stale = True
+                if attempt == 1 and self._pyrolab_relookup(deadline):
                     continue
-                raise self._pyrolab_offline(err) from err
+                raise self._pyrolab_offline(err, deadline) from err
             except Exception as err:
                 pool.release(proxy)
                 if isinstance(err, LockLost):
@@ -391,8 +402,10 @@ class RemoteService:
             finally:
                 current_context.annotations = saved
             pool.release(proxy)
-            if attempt == 2 and name != "pyrolab_subscribe":
-                self._pyrolab_renew_subscriptions()  # a daemon that came back has forgotten them
+            if self._pyrolab_stale and name != "pyrolab_subscribe":
+                # a daemon that came back, or that gave up on us while the link was cut, has forgotten them
+                self._pyrolab_stale = False
+                self._pyrolab_renew_subscriptions()
             return decode(result)
         raise AssertionError("unreachable")
 
@@ -444,19 +457,24 @@ class RemoteService:
             except Exception as err:  # the caller's own call succeeded; a stale panel is the lesser harm
                 log.warning("could not renew a subscription to %s: %s", self._pyrolab_name, err)
 
-    def _pyrolab_relookup(self) -> bool:
-        """Ask the nameserver where the service is now; True if worth one more try."""
+    def _pyrolab_relookup(self, deadline: float) -> bool:
+        """Ask the nameserver where the service is now (within the call's deadline); True if worth one more try."""
+        left = deadline - time.monotonic()
+        if left < _MIN_ATTEMPT * 2:
+            return False
         try:
-            uri = self._pyrolab_lab.lookup(self._pyrolab_name)
+            uri = str(self._pyrolab_lab._ask_within(left / 2, "lookup", self._pyrolab_name))
         except (PyroError, OSError, NameserverUnreachable, UnknownService, CallTimeout):
             return False
         self._pyrolab_pool.reset(uri)
         return True
 
-    def _pyrolab_offline(self, err: Exception) -> ServiceOffline:
+    def _pyrolab_offline(self, err: Exception, deadline: float) -> ServiceOffline:
         seen = ""
+        left = deadline - time.monotonic()
         try:
-            row = self._pyrolab_lab.entry(self._pyrolab_name)
+            listing = self._pyrolab_lab._ask_within(left, "pyrolab_services") if left > _MIN_ATTEMPT else []
+            row = next((r for r in listing if r["name"] == self._pyrolab_name), None)
         except Exception:
             row = None
         if row and row.get("last_seen"):

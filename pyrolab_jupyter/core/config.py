@@ -39,6 +39,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from pyrolab_jupyter.core.addresses import parse_advertise
 from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
 
@@ -207,6 +208,18 @@ class DaemonConfig(_Model):
     max_message_mb: float | None = Field(None, gt=0)
     """None: the lab file's top-level ``max_message_mb``."""
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    advertise: str | None = None
+    """``host[:port]`` clients reach it at, when it binds a wildcard or sits behind NAT."""
+
+    @field_validator("advertise")
+    @classmethod
+    def _advertise_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_advertise(value)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return value
 
 
 class SecurityConfig(_Model):

@@ -114,8 +114,9 @@ def _user_facing(err: BaseException) -> BaseException:
 class TrackingDaemon(Daemon):  # type: ignore[misc]
     """A Pyro5 daemon that knows each connection's client and can close them all."""
 
-    def __init__(self, host: str, port: int, limits: Limits | None = None, security: Security | None = None) -> None:
-        super().__init__(host=host, port=port)
+    def __init__(self, host: str, port: int, limits: Limits | None = None,
+                 nathost: str | None = None, natport: int | None = None, security: Security | None = None) -> None:
+        super().__init__(host=host, port=port, nathost=nathost, natport=natport)
         self.limits = limits or Limits()
         self.security = security
         # Pyro5 bound the socket; we serve it (the thread pool it made never gets work)

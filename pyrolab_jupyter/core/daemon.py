@@ -20,8 +20,11 @@ from typing import Any
 
 from Pyro5.errors import CommunicationError, PyroError
 
+from pyrolab_jupyter.core.addresses import is_local, is_loopback, is_wildcard, parse_advertise, route_address
 from pyrolab_jupyter.core.audit import AuditLog
+from pyrolab_jupyter.core.config import parse_address
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.errors import AccessDenied, ConfigError
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
@@ -83,8 +86,8 @@ class _RemoteReader:
                 raise
             pool.release(proxy)
             value = decode(values[prop])
-            if isinstance(value, dict) and value.get("__pyrolab__") == "error":
-                raise RuntimeError(f"{value['type']}: {value['message']}")
+            if isinstance(value, BaseException):  # the other service failed to read it
+                raise value
             return value
         raise AssertionError("unreachable")
 
@@ -93,6 +96,32 @@ class _RemoteReader:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.reset(pool.uri)  # releases the idle connections
+
+
+def _advertised(host: str, advertise: str | None, nameserver: str | None) -> tuple[str | None, int | None]:
+    """The ``(nathost, natport)`` Pyro5 should put in URIs, or ``(None, None)`` for the bound address.
+
+    ``advertise`` wins; a wildcard bind advertises the interface that routes to
+    the nameserver. A loopback address is refused when the nameserver is on
+    another PC: nobody there could reach it.
+    """
+    ns_host = parse_address(nameserver.rpartition("@")[2])[0] if nameserver else None
+    nathost: str | None = None
+    natport: int | None = None
+    if advertise:
+        nathost, natport = parse_advertise(advertise)
+    elif is_wildcard(host) and ns_host is not None:
+        nathost, natport = route_address(ns_host), 0
+        if nathost is None:
+            raise ConfigError(f"the daemon listens on {host or 'every interface'} but no interface routes to the "
+                              f"nameserver at {ns_host}; set advertise: HOST (--advertise) to the address "
+                              "clients reach it at")
+    if ns_host is not None and is_loopback(nathost or host) and not is_local(ns_host):
+        raise ConfigError(
+            f"the daemon would register a loopback address ({nathost or host}) with the nameserver at {ns_host}, "
+            "which is on another PC: nobody there can reach it; listen on this PC's address (host: in the lab "
+            "file, --host) or set advertise: HOST[:PORT] (--advertise) to the address clients reach it at")
+    return nathost, natport
 
 
 class LabDaemon(TrackingDaemon):
@@ -111,6 +140,10 @@ class LabDaemon(TrackingDaemon):
         Bytes a message may have (default 128 MiB); see ``core.limits.Limits`` for the other bounds.
     state_file:
         Where the lock table is kept across restarts (``pyrolab up`` puts it beside the daemon's log).
+    advertise:
+        ``host[:port]`` to put in URIs instead of the bound address (NAT, a
+        forwarded port). A wildcard ``host`` without it advertises the
+        interface that routes to the nameserver.
     security:
         ``Security`` for mutual TLS: this daemon's certificate, presented to clients, and its client
         certificate for the nameserver and subscribers.
@@ -127,6 +160,7 @@ class LabDaemon(TrackingDaemon):
         max_message: int | None = None,
         limits: Limits | None = None,
         state_file: str | Path | None = None,
+        advertise: str | None = None,
         security: Security | None = None,
         audit: str | Path | None = None,
     ) -> None:
@@ -137,11 +171,13 @@ class LabDaemon(TrackingDaemon):
             if max_message <= 0:
                 raise ValueError(f"max_message={max_message!r}: must be a positive number of bytes")
             limits = dataclasses.replace(limits, max_message=max_message)
-        super().__init__(host=host, port=port, limits=limits, security=security)
+        ns_uri = nameserver_uri(nameserver) if nameserver else None
+        nathost, natport = _advertised(host, advertise, ns_uri)
+        super().__init__(host=host, port=port, limits=limits, nathost=nathost, natport=natport, security=security)
         warn_if_exposed(host, security, f"the daemon at {self.locationStr}")
         self.audit = AuditLog(audit)
         self.locks = LockTable(state_file)
-        self.nameserver = nameserver_uri(nameserver) if nameserver else None
+        self.nameserver = ns_uri
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
         self._publisher = Publisher(security=security)
@@ -179,7 +215,8 @@ class LabDaemon(TrackingDaemon):
 
     @property
     def address(self) -> str:
-        host, port = self.locationStr.rsplit(":", 1)
+        """``host:port`` clients reach this daemon at (the advertised one, when set)."""
+        host, port = (self.natLocationStr or self.locationStr).rsplit(":", 1)
         return f"{host}:{port}"
 
     def start(self) -> None:
@@ -287,6 +324,11 @@ class LabDaemon(TrackingDaemon):
             with new_proxy(self.nameserver, _NS_TIMEOUT, self.security) as ns:
                 for name in names:
                     ns.register(name, self._hosted[name][1], safe=False, metadata=self._metadata(name))
+        except AccessDenied as err:  # the nameserver refused the address: retrying will not help
+            if not self._ns_warned:
+                log.error("the nameserver at %s refused the registration: %s", self.nameserver, err)
+                self._ns_warned = True
+            return False
         except (PyroError, OSError) as err:
             if not self._ns_warned:
                 log.warning("cannot register with the nameserver at %s (%s); retrying every %.1f s",

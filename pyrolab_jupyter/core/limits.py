@@ -25,8 +25,8 @@ class Limits:
     ``frame_timeout`` plus its size at ``min_rate`` bytes/s; a reply must be
     taken within ``send_timeout``. ``workers`` threads handle messages. A peer that
     vanished without closing (power cut, cable pulled) is found by TCP keepalive
-    probes after ``keepalive`` seconds of silence (then 3 probes 10 s apart), so
-    its connection, and any lock it held, does not stay forever.
+    probes after ``keepalive`` seconds of silence (then 3 probes 5 s apart: about
+    30 s in all), so its connection, and any lock it held, does not stay forever.
     """
 
     max_message: int = DEFAULT_MAX_MESSAGE
@@ -38,7 +38,7 @@ class Limits:
     send_timeout: float = 60.0
     workers: int = 128
     max_buffered: int = 512 * 1024 * 1024
-    keepalive: float = 60.0
+    keepalive: float = 10.0
 
     def connection_cap(self) -> int:
         """``max_connections``, kept under the open-file limit where the platform has one."""

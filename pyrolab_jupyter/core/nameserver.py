@@ -16,11 +16,14 @@ import time
 from typing import Any, Literal
 
 from Pyro5.api import expose
+from Pyro5.callcontext import current_context
 from Pyro5.core import URI
 from Pyro5.errors import PyroError
 from Pyro5.nameserver import MemoryStorage, NameServer, SqlStorage
 
+from pyrolab_jupyter.core.addresses import is_local, is_loopback
 from pyrolab_jupyter.core.connections import TrackingDaemon
+from pyrolab_jupyter.core.errors import AccessDenied
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.nsguard import RegistryGuard, ping_daemon
@@ -34,6 +37,22 @@ OnOffline = Literal["keep", "remove"]
 _MAX_PARALLEL_PINGS = 32
 
 
+def _refuse_unreachable(name: str, uri: Any) -> None:
+    """A loopback URI sent from another PC would send every client to its own loopback: refuse it."""
+    peer = current_context.client_sock_addr
+    if not peer or not isinstance(peer, tuple):
+        return  # registered from inside this process
+    try:
+        host = URI(str(uri)).host
+    except PyroError:
+        return  # Pyro5's own register() says what is wrong with it
+    if host and is_loopback(host, lookup=False) and not is_local(str(peer[0])):
+        raise AccessDenied(
+            f"refused to register {name!r} at {uri}: a loopback address sent from {peer[0]}, another PC, "
+            "would send every client to its own loopback; the daemon must listen on its PC's address "
+            "(host: in the lab file, --host) or set advertise: HOST[:PORT] (--advertise)")
+
+
 class LabNameServer(NameServer):  # type: ignore[misc]
     """Pyro5's NameServer that also remembers each entry's health and guards its writes (``RegistryGuard``)."""
 
@@ -44,6 +63,7 @@ class LabNameServer(NameServer):  # type: ignore[misc]
 
     @expose
     def register(self, name: str, uri: Any, safe: bool = False, metadata: Any = None) -> None:
+        _refuse_unreachable(name, uri)
         meta = {m for m in (metadata or ()) if not m.startswith((META_STATUS, META_LAST_SEEN))}
         with self.lock:
             current = self.storage.get(name) if isinstance(name, str) else None

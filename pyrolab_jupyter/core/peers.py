@@ -104,16 +104,27 @@ def _tls_pending(sock: socket.socket) -> int:
     return int(pending()) if pending is not None else 0
 
 
-def keepalive(sock: socket.socket, idle: float) -> None:
-    """Probe a silent peer after ``idle`` seconds (where the platform lets us say so)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-    except OSError:  # not TCP (a Unix socket): nothing to probe
-        pass
+def keepalive(sock: socket.socket, idle: float, interval: float = 5.0, count: int = 3) -> None:
+    """Give up on a peer that went silent (cable pulled, Wi-Fi gone: no FIN, no RST), this socket only.
+
+    TCP keepalive probes after ``idle`` seconds of silence, ``count`` of them
+    ``interval`` apart; unacknowledged data (a reply into a cut link) is given
+    up after the same time plus 5 s. Set per socket, never through Pyro5's
+    process-wide config; options the platform lacks are skipped.
+    """
+    options = [(socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+               (socket.IPPROTO_TCP, "TCP_KEEPIDLE", max(1, int(idle))),
+               (socket.IPPROTO_TCP, "TCP_KEEPINTVL", max(1, int(interval))),
+               (socket.IPPROTO_TCP, "TCP_KEEPCNT", max(1, count)),
+               (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", int((idle + interval * count + 5) * 1000))]
+    for level, name, value in options:
+        option = getattr(socket, name, None)
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError:  # not TCP (a Unix socket), or a platform that refuses the value
+            return
 
 
 def _wait_writable(sock: socket.socket, timeout: float) -> bool:

@@ -20,6 +20,8 @@ from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.connections import client_handshake
+from pyrolab_jupyter.core.limits import Limits
+from pyrolab_jupyter.core.peers import keepalive
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.tls import TlsProxy
 from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT, register_error_types
@@ -41,7 +43,13 @@ def forget_lock(service: str) -> None:
 
 
 class _LabProxy(Proxy):  # type: ignore[misc]
-    """Pyro5 takes a call's annotations from a thread-local; each call here sets exactly its own."""
+    """Each call sets exactly its own annotations (Pyro5 takes them from a thread-local), and the
+    connection is given up when the daemon goes silent (a cut link: no FIN, no RST)."""
+
+    def _pyroValidateHandshake(self, response: object) -> None:  # noqa: N802 (Pyro5's name)
+        super()._pyroValidateHandshake(response)
+        if self._pyroConnection is not None:
+            keepalive(self._pyroConnection.sock, Limits().keepalive)
 
     def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}

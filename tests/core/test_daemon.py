@@ -146,3 +146,38 @@ def test_stop_closes_accepted_connections_and_unregisters(nameserver):
     raw.close()
     assert "t.local" not in lab.names()
     assert port_is_free(int(port))
+
+
+# --- reachable addresses (several PCs; the namespace harness in tests/multihost runs them for real) ---
+
+
+def test_advertise_sets_the_registered_address(lab, nameserver):
+    from labservices import Dummy
+
+    from pyrolab_jupyter.core.daemon import LabDaemon
+
+    daemon = LabDaemon(nameserver=nameserver.address, advertise="127.0.0.1:7999")
+    try:
+        assert daemon.add("t.nat", Dummy()).endswith("@127.0.0.1:7999")
+        assert daemon.address == "127.0.0.1:7999"
+    finally:
+        daemon.close()
+
+
+def test_wildcard_advertises_the_interface_that_routes_to_the_nameserver(lab, nameserver):
+    handle = start_daemon({"t.wild": DUMMY}, nameserver=nameserver.address, host="0.0.0.0")
+    try:
+        host, port = handle.address.rsplit(":", 1)
+        assert host == "127.0.0.1" and handle.uris["t.wild"] == f"PYRO:t.wild@127.0.0.1:{port}"
+        assert lab.lookup("t.wild") == handle.uris["t.wild"]
+        assert lab.connect("t.wild").power == 1.0
+    finally:
+        handle.stop()
+
+
+def test_loopback_is_refused_for_a_nameserver_on_another_pc():
+    from pyrolab_jupyter.errors import ConfigError
+
+    # 198.51.100.1 (TEST-NET-2) stands for another PC; the refusal comes before any packet
+    with pytest.raises(ConfigError, match=r"loopback address \(127\.0\.0\.1\).*198\.51\.100\.1.*advertise"):
+        start_daemon({"t.lo": DUMMY}, nameserver="198.51.100.1:9090", host="127.0.0.1")

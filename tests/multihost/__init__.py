@@ -1,0 +1,1 @@
+"""Tests that run a lab across network namespaces, one per PC."""
