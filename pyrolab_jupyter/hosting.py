@@ -8,6 +8,7 @@ closes, so a crashed parent leaves no orphan holding a port.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -54,8 +55,9 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
     """Make the service a spec asks for.
 
     A spec is a ``Service``; ``"mod:Cls"``; a mapping with ``class`` and optionally ``args``,
-    ``description``, ``thread_safe``, ``adapter`` and the safety rules ``limits``, ``ramps``,
-    ``interlocks`` (the lab file's keys and forms); or any other object (a class is constructed without
+    ``description``, ``thread_safe``, ``adapter``, ``record`` (a JSON-lines file the driver's VISA
+    dialogue is appended to) and the safety rules ``limits``, ``ramps``, ``interlocks`` (the lab file's
+    keys and forms); or any other object (a class is constructed without
     arguments), served through the adapter that claims it (see ``pyrolab_jupyter.adapters``) or the one
     ``adapter`` names.
     """
@@ -71,6 +73,8 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
         raise ConfigError(f"{name}: expected an object, 'module:Class' or a mapping with 'class'")
     cls = import_class(str(spec["class"]))
     args = dict(spec.get("args") or {})
+    if spec.get("record"):
+        cls, args = _recorded(name, cls, args, str(spec["record"]))
     try:
         made = cls(**args)
     except TypeError as err:
@@ -83,6 +87,23 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
     if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
         apply_rules(service, rules)
     return service, spec.get("description")
+
+
+def _recorded(name: str, cls: type, args: dict[str, Any], path: str) -> tuple[type, dict[str, Any]]:
+    """The class and arguments that record the driver's VISA dialogue to ``path``, from its first exchange."""
+    try:
+        takes_record = "record" in inspect.signature(cls).parameters  # VisaInstrument and drivers built on it
+    except (TypeError, ValueError):  # no signature to read (a C type)
+        takes_record = False
+    if takes_record:
+        return cls, {**args, "record": path}
+    from pyrolab_jupyter.adapters.qcodes_driver import recording_subclass
+
+    recording = recording_subclass(cls, path)
+    if recording is None:
+        raise ConfigError(f"{name}: 'record' needs a driver that talks through PyVISA: a class with a 'record' "
+                          f"argument (VisaInstrument) or a QCoDeS VisaInstrument; {cls.__qualname__} is neither")
+    return recording, args
 
 
 def start_nameserver(

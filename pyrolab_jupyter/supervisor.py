@@ -169,7 +169,8 @@ def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection
         if parts is not None and name not in parts:
             continue
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
-                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
+                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety(),
+                             "record": str(lab.resolve(s.record)) if s.record else None}
                     for sname, s in daemon.services.items()}
         order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),

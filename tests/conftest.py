@@ -26,9 +26,10 @@ sys.path.insert(0, str(SUPPORT))
 
 _NS_CHILD = """
 import sys
-from pyrolab_jupyter import start_nameserver
+from pyrolab_jupyter import Security, start_nameserver
+sec = Security(*sys.argv[5:8]) if len(sys.argv) > 5 else None
 ns = start_nameserver(host="127.0.0.1", port=int(sys.argv[1]), check_interval=float(sys.argv[2]),
-                      on_offline=sys.argv[3], storage=sys.argv[4])
+                      on_offline=sys.argv[3], storage=sys.argv[4], security=sec)
 print(ns.address, flush=True)
 sys.stdin.read()
 ns.stop()
@@ -72,9 +73,12 @@ def wait_for(condition: Callable[[], object], timeout: float = 15.0, interval: f
 class NameserverProcess:
     """A nameserver in its own process; ``kill()`` is ``kill -9``, ``start()`` brings it back."""
 
-    def __init__(self, port: int, check_interval: float, on_offline: str, storage: str = "memory") -> None:
+    def __init__(self, port: int, check_interval: float, on_offline: str, storage: str = "memory",
+                 security: object = None) -> None:
         self.port = port
         self.args = [str(port), str(check_interval), on_offline, storage]
+        if security is not None:  # a Security: the child loads the same certificate files
+            self.args += [str(getattr(security, f)) for f in ("certfile", "keyfile", "cafile")]
         self.address = f"127.0.0.1:{port}"
         self.uri = f"PYRO:Pyro.NameServer@{self.address}"
         self.proc: subprocess.Popen[str] | None = None
@@ -118,8 +122,9 @@ class NameserverProcess:
 def nameserver_factory() -> Iterator[Callable[..., NameserverProcess]]:
     started: list[NameserverProcess] = []
 
-    def make(check_interval: float = 0.5, on_offline: str = "keep", storage: str = "memory") -> NameserverProcess:
-        ns = NameserverProcess(free_port(), check_interval, on_offline, storage).start()
+    def make(check_interval: float = 0.5, on_offline: str = "keep", storage: str = "memory",
+             security: object = None) -> NameserverProcess:
+        ns = NameserverProcess(free_port(), check_interval, on_offline, storage, security).start()
         started.append(ns)
         return ns
 

@@ -168,6 +168,9 @@ class ServiceConfig(_Model):
     """Soft limits by target, ``set_power.mw: [0, 20]`` or ``power: [0, 20]``; they narrow the class's ranges."""
     ramps: dict[str, Ramp] = Field(default_factory=dict)
     interlocks: list[Interlock] = Field(default_factory=list)
+    record: str | None = None
+    """A JSON-lines file (relative to the lab file) the driver's VISA dialogue is appended to, for
+    ``pyrolab replay``: a ``VisaInstrument`` or a QCoDeS VISA driver."""
 
     @field_validator("limits")
     @classmethod

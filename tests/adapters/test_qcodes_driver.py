@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from pyrolab_jupyter.errors import InvalidArgument
+from pyrolab_jupyter.errors import ConfigError, InvalidArgument
 
 pytest.importorskip("qcodes")
 
@@ -96,6 +98,48 @@ def test_a_visa_driver_on_the_pyvisa_sim_file_qcodes_ships(nameserver, daemon_fa
             shown.close()
     finally:
         remote.disconnect()
+
+
+def _drive_gs200(remote) -> None:
+    """The driver's own test, against whatever answers at GPIB::1::INSTR: identity, output on, off, on."""
+    assert remote.IDN["model"] == "GS200"
+    for state in ("on", "off", "on"):
+        remote.output = state
+        assert remote.output == state
+
+
+def test_a_qcodes_visa_driver_is_recorded_and_replayed_for_ci(nameserver, daemon_factory, lab, tmp_path):
+    from pyrolab_jupyter.cli import main
+
+    session, device = tmp_path / "gs200.jsonl", tmp_path / "gs200.yaml"
+    args = {"name": "gs200", "address": "GPIB::1::INSTR",
+            "pyvisa_sim_file": "qcodes.instrument.sims:Yokogawa_GS200.yaml"}
+    recorded = daemon_factory({"q.gs200": {"class": GS200, "args": args, "record": str(session)}},
+                              nameserver.address)
+    remote = lab.connect("q.gs200", timeout=30)
+    assert remote.describe()["class"].endswith("YokogawaGS200")  # served as the driver, not a wrapper
+    _drive_gs200(remote)
+    remote.disconnect()
+    recorded.stop()  # closes the driver, and with it the recording
+    commands = [json.loads(line).get("command") for line in session.read_text().splitlines()]
+    assert "*IDN?" in commands  # the driver's start-up dialogue is in it
+    assert "OUTPUT 0" in commands and commands.count("OUTPUT?") >= 3
+
+    assert main(["replay", str(session), "-o", str(device)]) == 0
+    replayed = {"name": "gs200", "address": "GPIB::1::INSTR", "visalib": f"{device}@sim"}
+    daemon_factory({"q.gs200": {"class": GS200, "args": replayed}}, nameserver.address)
+    remote = lab.connect("q.gs200", timeout=30)
+    try:
+        _drive_gs200(remote)  # the same test passes against what the instrument said
+    finally:
+        remote.disconnect()
+
+
+def test_record_refuses_a_driver_that_does_not_talk_through_pyvisa():
+    from pyrolab_jupyter.hosting import build_service
+
+    with pytest.raises(ConfigError, match="q.dac: 'record' needs a driver that talks through PyVISA"):
+        build_service("q.dac", {"class": DUMMY, "args": {"name": "dac_rec"}, "record": "x.jsonl"})
 
 
 def test_get_only_set_only_and_combined_validators():

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 from conftest import wait_for
 
+from pyrolab_jupyter import Lab
 from pyrolab_jupyter.core.guard import Guard
 from pyrolab_jupyter.core.safety import rules_from
 from pyrolab_jupyter.core.service import schema_of
-from pyrolab_jupyter.errors import ConfigError, InterlockError, InvalidArgument, PyroLabError
+from pyrolab_jupyter.errors import AccessDenied, ConfigError, InterlockError, InvalidArgument, PyroLabError
 
 LASER = "pyrolab_jupyter.instruments.sim:Laser"
 SHUTTER = "pyrolab_jupyter.instruments.shutter:Shutter"
@@ -195,10 +197,38 @@ def test_soft_limits_change_at_run_time_within_the_class_range(lab, nameserver, 
     assert laser.power == 5
 
 
-@pytest.mark.skip(reason="needs TLS roles (issue 10): a soft-limit change by a non-admin certificate is refused")
 @pytest.mark.network
-def test_soft_limit_change_needs_the_admin_role_under_tls():
-    raise AssertionError("written when Security and certificate roles exist")
+def test_a_soft_limit_change_is_audited_with_who_made_it(lab, nameserver, daemon_factory):
+    daemon_factory({"t.laser": {"class": LASER, "limits": {"set_power.mw": [0, 20]}}}, nameserver.address)
+    laser = lab.connect("t.laser")
+    laser.set_soft_limit("set_power.mw", 0, 10)
+    with pytest.raises(InvalidArgument):
+        laser.set_soft_limit("set_power.mw", 0, 80)
+    records = laser.history(n=2)
+    assert [(r["kind"], r["member"], r["args"], r["outcome"]) for r in records] == [
+        ("call", "set_soft_limit", ["set_power.mw", 0, 10], "ok"),
+        ("call", "set_soft_limit", ["set_power.mw", 0, 80], "InvalidArgument")]
+    assert records[0]["who"].endswith(f"(pid {os.getpid()}, unverified)")  # user@host without TLS
+
+
+@pytest.mark.network
+def test_soft_limit_change_needs_the_admin_role_under_tls(lab_ca, nameserver_factory, daemon_factory):
+    ns = nameserver_factory(security=lab_ca.security("guard-ns", "daemon"))
+    daemon_factory({"t.laser": {"class": LASER, "limits": {"set_power.mw": [0, 20]}}}, ns.address,
+                   security=lab_ca.security("guard-daemon", "daemon"))
+    user = Lab(ns.address, timeout=10, security=lab_ca.security("guard-user", "user")).connect("t.laser")
+    with pytest.raises(AccessDenied, match=r"soft limits of t.laser needs the admin role; guard-user .* 'user'"):
+        user.set_soft_limit("set_power.mw", 0, 40)
+    assert user.soft_limits() == {"set_power.mw": [0, 20]}  # unchanged
+    admin = Lab(ns.address, timeout=10, security=lab_ca.security("guard-admin", "admin")).connect("t.laser")
+    admin.set_soft_limit("set_power.mw", 0, 40)
+    assert user.soft_limits() == {"set_power.mw": [0, 40]}
+    user.set_power(30)  # the user works within the admin's new limit
+    records = admin.history(n=3)
+    assert [(r["member"], r["args"], r["outcome"], r["who"].split(" ")[0]) for r in records] == [
+        ("set_soft_limit", ["set_power.mw", 0, 40], "AccessDenied", "guard-user"),
+        ("set_soft_limit", ["set_power.mw", 0, 40], "ok", "guard-admin"),
+        ("set_power", [30], "ok", "guard-user")]
 
 
 @pytest.mark.network

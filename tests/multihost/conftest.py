@@ -10,13 +10,11 @@ when a test fails.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from multihost.harness import CHECK_INTERVAL, LAB_FILE, NS_PORT, LabOnPCs, wait_until
+from multihost.harness import LabOnPCs, run_lab
 from multihost.netns import Network, remove_stale, unavailable
 
 
@@ -40,19 +38,4 @@ def network() -> Iterator[Network]:
 @pytest.fixture(scope="module")
 def lab_pcs(network: Network, tmp_path_factory: pytest.TempPathFactory) -> LabOnPCs:
     """PCs ns, bench1, bench2, client; the same ``pyrolab up LAB.yaml`` started on the first three."""
-    pcs = {name: network.add(name) for name in ("ns", "bench1", "bench2", "client")}
-    folder = tmp_path_factory.mktemp("lab")  # one folder seen by every PC: a shared filesystem
-    lab_file = folder / "lab.yaml"
-    lab_file.write_text(LAB_FILE.format(ns=pcs["ns"].address, ns_port=NS_PORT, check=CHECK_INTERVAL,
-                                        bench1=pcs["bench1"].address, bench2=pcs["bench2"].address))
-    outputs, ups = {}, {}
-    for name in ("ns", "bench1", "bench2"):
-        outputs[name] = folder / f"up-output-{name}.txt"
-        with outputs[name].open("w") as out:
-            ups[name] = pcs[name].popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(lab_file)],
-                                        stdout=out, stderr=subprocess.STDOUT)
-    lab = LabOnPCs(network, pcs, lab_file, outputs, ups)
-    for name, part in (("ns", "nameserver at"), ("bench1", "registered with"), ("bench2", "registered with")):
-        wait_until(lambda: part in lab.output(name) or ups[name].poll() is not None, 60, f"up on {name}")
-        assert ups[name].poll() is None, f"pyrolab up on {name} exited:\n{lab.output(name)}"
-    return lab
+    return run_lab(network, tmp_path_factory.mktemp("lab"))  # one folder seen by every PC

@@ -99,6 +99,26 @@ class LabOnPCs:
         return agent
 
 
+def run_lab(network: Network, folder: Path, extra: str = "") -> LabOnPCs:
+    """PCs ns, bench1, bench2, client; ``LAB_FILE`` (plus ``extra`` lines) in ``folder``, a shared
+    filesystem; the same ``pyrolab up LAB.yaml`` started on the first three, each starting its own part."""
+    pcs = {name: network.add(name) for name in ("ns", "bench1", "bench2", "client")}
+    lab_file = folder / "lab.yaml"
+    lab_file.write_text(LAB_FILE.format(ns=pcs["ns"].address, ns_port=NS_PORT, check=CHECK_INTERVAL,
+                                        bench1=pcs["bench1"].address, bench2=pcs["bench2"].address) + extra)
+    outputs, ups = {}, {}
+    for name in ("ns", "bench1", "bench2"):
+        outputs[name] = folder / f"up-output-{name}.txt"
+        with outputs[name].open("w") as out:
+            ups[name] = pcs[name].popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(lab_file)],
+                                        stdout=out, stderr=subprocess.STDOUT)
+    lab = LabOnPCs(network, pcs, lab_file, outputs, ups)
+    for name, part in (("ns", "nameserver at"), ("bench1", "registered with"), ("bench2", "registered with")):
+        wait_until(lambda: part in lab.output(name) or ups[name].poll() is not None, 60, f"up on {name}")
+        assert ups[name].poll() is None, f"pyrolab up on {name} exited:\n{lab.output(name)}"
+    return lab
+
+
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll ``condition()`` until truthy; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
