@@ -97,12 +97,13 @@ def _recorded(name: str, cls: type, args: dict[str, Any], path: str) -> tuple[ty
         takes_record = False
     if takes_record:
         return cls, {**args, "record": path}
-    from pyrolab_jupyter.adapters.qcodes_driver import recording_subclass
+    from pyrolab_jupyter.adapters.recording import recording_subclass
 
     recording = recording_subclass(cls, path)
     if recording is None:
         raise ConfigError(f"{name}: 'record' needs a driver that talks through PyVISA: a class with a 'record' "
-                          f"argument (VisaInstrument) or a QCoDeS VisaInstrument; {cls.__qualname__} is neither")
+                          "argument (VisaInstrument), a QCoDeS VisaInstrument or a PyMeasure Instrument; "
+                          f"{cls.__qualname__} is none of them")
     return recording, args
 
 

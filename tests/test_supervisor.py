@@ -368,6 +368,21 @@ def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
     assert spec["ramps"]["set_power.mw"] == {"step": 1, "interval": 0.05, "reads": "power"}
 
 
+def test_a_daemon_child_records_where_the_lab_file_says(tmp_path) -> None:
+    from pyrolab_jupyter.core.config import parse_lab
+    from pyrolab_jupyter.supervisor import lab_children
+
+    lab = parse_lab("daemons:\n  b1:\n    services:\n      lab.gs200:\n"
+                    "        class: qcodes.instrument_drivers.yokogawa:YokogawaGS200\n"
+                    "        args: {name: gs200, address: 'GPIB::1::INSTR'}\n"
+                    "        record: sessions/gs200.jsonl\n"
+                    "      lab.laser: {class: 'pyrolab_jupyter.instruments.sim:Laser'}\n", base_dir=tmp_path)
+    [_, daemon] = lab_children(lab)
+    services = json.loads(daemon.argv[-1])["services"]
+    assert services["lab.gs200"]["record"] == str(tmp_path / "sessions" / "gs200.jsonl")  # beside the lab file
+    assert services["lab.laser"]["record"] is None
+
+
 @pytest.mark.network
 def test_up_serves_foreign_drivers_named_in_the_lab_file(tmp_path):
     pytest.importorskip("qcodes")

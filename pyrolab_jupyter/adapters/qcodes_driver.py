@@ -22,7 +22,7 @@ from pyrolab_jupyter.adapters.choices import choices_annotation
 from pyrolab_jupyter.adapters.registry import require_extra
 from pyrolab_jupyter.core.service import Service, Unit
 
-__all__ = ["QCoDeSAdapter", "recording_subclass"]
+__all__ = ["QCoDeSAdapter"]
 
 
 def _framework(cls: type) -> bool:
@@ -158,25 +158,3 @@ def _doc(param: Any) -> str:
     unit = f" ({param.unit})" if getattr(param, "unit", "") else ""
     own = (getattr(param, "docstring", None) or "").strip()
     return f"{label}{unit}" + (f". {own}" if own else "")
-
-
-def recording_subclass(cls: type, path: str) -> type | None:
-    """``cls`` whose VISA handle records every exchange to ``path``; None unless a QCoDeS ``VisaInstrument``.
-
-    A subclass (same name and module) wraps the resource QCoDeS opens with ``SessionRecorder`` as it is
-    opened, so the driver's own start-up queries (``*IDN?``, ranges, modes) are in the recording: a
-    replay must answer them for the driver to start at all.
-    """
-    try:
-        from qcodes.instrument import VisaInstrument
-    except ImportError:
-        return None
-    if not (isinstance(cls, type) and issubclass(cls, VisaInstrument)):
-        return None
-    from pyrolab_jupyter.instruments.recording import SessionRecorder
-
-    def _open_resource(self: Any, address: str, visalib: str | None) -> Any:
-        return SessionRecorder(cls._open_resource(self, address, visalib), path, address)  # type: ignore[attr-defined]
-
-    return type(cls.__name__, (cls,), {"_open_resource": _open_resource, "__module__": cls.__module__,
-                                       "__qualname__": cls.__qualname__})

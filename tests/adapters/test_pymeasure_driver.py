@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pyrolab_jupyter.adapters.pymeasure_driver import unit_from_doc
@@ -63,6 +65,39 @@ def test_pymeasure_instrument_served(nameserver, daemon_factory, lab):
             assert "zero" in shown.methods
         finally:
             shown.close()
+    finally:
+        remote.disconnect()
+
+
+def _drive_source(remote) -> None:
+    """The driver's own test, against whatever answers at ASRL1::INSTR: set and read back."""
+    for volts in (2.5, -1.0):
+        remote.voltage = volts
+        assert remote.voltage == volts
+    remote.output_enabled = True
+    assert remote.output_enabled is True
+
+
+def test_a_pymeasure_driver_is_recorded_and_replayed_for_ci(nameserver, daemon_factory, lab, tmp_path):
+    from pyrolab_jupyter.cli import main
+
+    session, device = tmp_path / "source.jsonl", tmp_path / "source.yaml"
+    spec = {"class": "adapted:SimSource", "adapter": "pymeasure", "record": str(session)}
+    recorded = daemon_factory({"pm.source": spec}, nameserver.address)
+    remote = lab.connect("pm.source", timeout=20)
+    _drive_source(remote)
+    remote.disconnect()
+    recorded.stop()
+    exchanges = [json.loads(line) for line in session.read_text().splitlines()]
+    assert {e["resource"] for e in exchanges} == {"ASRL1::INSTR"}
+    assert [e.get("command") for e in exchanges if e["kind"] == "write"][:2] == ["VOLT 2.5", "VOLT?"]
+
+    assert main(["replay", str(session), "-o", str(device)]) == 0
+    replayed = {"class": "adapted:SimSource", "adapter": "pymeasure", "args": {"visa_library": f"{device}@sim"}}
+    daemon_factory({"pm.source": replayed}, nameserver.address)
+    remote = lab.connect("pm.source", timeout=20)
+    try:
+        _drive_source(remote)  # the same test passes against what the instrument said
     finally:
         remote.disconnect()
 
