@@ -20,10 +20,11 @@ def recording_subclass(cls: type, path: str) -> type | None:
     VISA driver (frameworks not installed count as not)."""
     from pyrolab_jupyter.instruments.recording import SessionRecorder
 
+    driver: Any = cls  # the framework's members, unknown to the type checker
     qcodes = _base(cls, "qcodes.instrument", "VisaInstrument")
     if qcodes is not None:
         def _open_resource(self: Any, address: str, visalib: str | None) -> Any:
-            resource = qcodes._open_resource(self, address, visalib)
+            resource = driver._open_resource(self, address, visalib)
             try:
                 return SessionRecorder(resource, path, address)
             except OSError:
@@ -34,7 +35,7 @@ def recording_subclass(cls: type, path: str) -> type | None:
     pymeasure = _base(cls, "pymeasure.instruments", "Instrument")
     if pymeasure is not None:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            cls.__init__(self, *args, **kwargs)
+            driver.__init__(self, *args, **kwargs)
             connection = getattr(self.adapter, "connection", None)
             if connection is None or not hasattr(connection, "query"):
                 raise TypeError(f"{cls.__qualname__}: its adapter {type(self.adapter).__name__} does not talk "
