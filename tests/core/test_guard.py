@@ -103,6 +103,7 @@ def test_a_ramp_reaches_its_target_in_steps_seen_by_subscribers(lab, nameserver,
     seen: list[float] = []
     subscription = source.subscribe(lambda prop, value, t: seen.append(value) if prop == "level" else None)
     try:
+        wait_for(lambda: seen, timeout=10)  # the current value, before the ramp can coalesce with it
         source.set_level(3.0)  # steps of 0.5 from what `level` reads
         assert source.applied() == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
         assert source.level == 3.0
