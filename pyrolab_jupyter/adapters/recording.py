@@ -40,7 +40,11 @@ def recording_subclass(cls: type, path: str) -> type | None:
             if connection is None or not hasattr(connection, "query"):
                 raise TypeError(f"{cls.__qualname__}: its adapter {type(self.adapter).__name__} does not talk "
                                 "through PyVISA; only a VISA resource can be recorded")
-            self.adapter.connection = SessionRecorder(connection, path)
+            try:
+                self.adapter.connection = SessionRecorder(connection, path)
+            except OSError:
+                connection.close()
+                raise
 
         return _same_named(cls, {"__init__": __init__})
     return None

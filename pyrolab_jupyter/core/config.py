@@ -170,7 +170,7 @@ class ServiceConfig(_Model):
     interlocks: list[Interlock] = Field(default_factory=list)
     record: str | None = None
     """A JSON-lines file (relative to the lab file) the driver's VISA dialogue is appended to, for
-    ``pyrolab replay``: a ``VisaInstrument`` or a QCoDeS VISA driver."""
+    ``pyrolab replay``: a ``VisaInstrument``, a QCoDeS or a PyMeasure VISA driver."""
 
     @field_validator("limits")
     @classmethod
