@@ -22,7 +22,7 @@ OTHER_CLIENT = """\
 import sys
 from pyrolab_jupyter import Lab
 try:
-    Lab(sys.argv[1], timeout=5).connect("lab.laser").wavelength_nm = 1300.0
+    Lab(sys.argv[1], timeout=5).connect("lab.laser").wavelength = 1560.0
     print("not locked")
 except Exception as err:
     print(type(err).__name__)
@@ -77,17 +77,19 @@ def detached(tmp_path: Path) -> Iterator[list[Path]]:
                 os.kill(state.pid, signal.SIGKILL)  # its children see their stdin close and stop
 
 
+def all_serving(lab: Path) -> dict[str, dict[str, Any]] | None:
+    """ps rows once every process runs and said where it listens."""
+    rows = ps(lab)
+    return rows if all(r["state"] == "running" and r["port"] for r in rows.values()) else None
+
+
 def start(lab: Path, labs: list[Path]) -> dict[str, dict[str, Any]]:
     labs.append(lab)
     done = pyrolab("up", str(lab), "--detach")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "running in the background" in done.stdout
 
-    def all_serving() -> dict[str, dict[str, Any]] | None:
-        rows = ps(lab)
-        return rows if all(r["state"] == "running" and r["port"] for r in rows.values()) else None
-
-    rows = wait_for(all_serving, timeout=60)
+    rows = wait_for(lambda: all_serving(lab), timeout=60)
     assert isinstance(rows, dict)
     return rows
 
@@ -157,8 +159,7 @@ def test_reload_touches_only_what_changed(tmp_path: Path, detached: list[Path]) 
         assert "restarted bench2" in done.stdout and "started bench4" in done.stdout
         assert "stopped bench3" in done.stdout and "unchanged nameserver, bench1" in done.stdout
 
-        now = wait_for(lambda: (r := ps(lab)) if all(x["state"] == "running" and x["port"] for x in r.values())
-                       else None, timeout=60)
+        now = wait_for(lambda: all_serving(lab), timeout=60)
         assert isinstance(now, dict) and set(now) == {"nameserver", "bench1", "bench2", "bench4"}
         assert now["bench1"]["pid"] == rows["bench1"]["pid"] and now["nameserver"]["pid"] == rows["nameserver"]["pid"]
         assert now["bench2"]["pid"] != rows["bench2"]["pid"]
@@ -172,7 +173,7 @@ def test_reload_touches_only_what_changed(tmp_path: Path, detached: list[Path]) 
         with pytest.raises(BlockingIOError):  # still open: no data, no end of stream
             raw.recv(1, socket.MSG_PEEK)
         assert laser.lock_info() is not None
-        laser.wavelength_nm = 1551.0
+        laser.wavelength = 1551.0
         other = subprocess.run([sys.executable, "-c", OTHER_CLIENT, address], capture_output=True, text=True,
                                timeout=60)
         assert other.stdout.strip() == "ServiceLocked", other.stdout + other.stderr
