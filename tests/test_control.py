@@ -180,3 +180,48 @@ def test_reload_touches_only_what_changed(tmp_path: Path, detached: list[Path]) 
     finally:
         raw.close()
         laser.disconnect()
+
+
+def test_reload_and_down_reach_a_foreground_up_and_bad_requests_cost_nothing(tmp_path: Path) -> None:
+    port = free_port()
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(lab_text(port, [("bench1", "lab.laser", "Laser", "")]))
+    up = subprocess.Popen([sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(lab)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        rows = wait_for(lambda: all_serving(lab), timeout=60)
+        assert isinstance(rows, dict) and set(rows) == {"nameserver", "bench1"}
+        [state] = running_ups(tmp_path / "logs")
+        assert state.pid == up.pid and state.here
+
+        # hostile control clients: an endless line, a non-object, garbage; each answered, none harmful
+        for payload in (b"x" * 200_000, b"[1, 2]\n", b"\xff\xfe\n", b'{"op": "format c:"}\n'):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(state.socket)
+                try:
+                    sock.sendall(payload)
+                except OSError:
+                    pass  # it may close on us once the cap is passed
+                answer = sock.recv(65536)
+            assert b"error" in answer, (payload[:20], answer)
+
+        lab.write_text(lab_text(port, [("bench1", "lab.laser", "Laser", ""), ("bench2", "lab.meter", "PowerMeter", "")]))
+        done = pyrolab("reload", str(lab))
+        assert done.returncode == 0 and "started bench2" in done.stdout, done.stdout + done.stderr
+        now = wait_for(lambda: all_serving(lab), timeout=60)
+        assert isinstance(now, dict) and now["bench1"]["pid"] == rows["bench1"]["pid"] and "bench2" in now
+
+        stopped = pyrolab("down", str(lab))
+        assert stopped.returncode == 0, stopped.stderr
+        assert up.wait(30) == 0
+        assert wait_for(lambda: not any(alive(r["pid"]) for r in now.values()))
+        assert port_is_free(port) and running_ups(tmp_path / "logs") == []
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait(5)
