@@ -25,6 +25,7 @@ from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.suggest import did_you_mean
 from pyrolab_jupyter.core.summary import services_text
 from pyrolab_jupyter.core.timefmt import duration
@@ -108,22 +109,22 @@ class _Prepared:
     notes: list[str]
 
 
-def _prepare(path: str, as_parts: Sequence[str], logs_override: str | None) -> _Prepared | str:
-    """Load ``path`` (already checked) and place it on this PC; a message when nothing here can run."""
+def _prepare(path: str, as_parts: Sequence[str], logs_override: str | None) -> _Prepared | tuple[str, int]:
+    """Load ``path`` (already checked) and place it on this PC; (message, exit code) when nothing here can run."""
     lab = load_lab(path)
     try:
         placed = placement.place(lab, as_parts)
     except ConfigError as err:
-        return str(err)
+        return str(err), 2
     if not placed.mine and placed.others:
         where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
         return (f"{path}: no part of this lab runs on this PC (its parts: {where}); "
-                "run `pyrolab up` on those PCs, or start a part here with --as NAME")
+                "run `pyrolab up` on those PCs, or start a part here with --as NAME"), 1
     notes = placement.relocate(lab, placed) + ([placed.summary()] if placed.others else [])
     logs = supervisor.logs_folder(lab, logs_override)
     children = supervisor.lab_children(lab, parts=placed.mine, state_dir=logs)
     if not children:
-        return f"{path}: nothing to run (an external nameserver and no daemons)"
+        return f"{path}: nothing to run (an external nameserver and no daemons)", 1
     return _Prepared(lab, children, logs, "up" if not placed.others else "up-" + "+".join(placed.mine),
                      placement.NAMESERVER_PART in placed.mine, notes)
 
@@ -141,8 +142,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if _load_checked(args.lab) is None:
         return 1
     prepared = _prepare(args.lab, args.as_parts or (), args.logs)
-    if isinstance(prepared, str):
-        return _fail(prepared, 2 if "no part" not in prepared and "nothing" not in prepared else 1)
+    if isinstance(prepared, tuple):
+        return _fail(*prepared)
     lab = prepared.lab
     if prepared.own_ns and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
@@ -181,8 +182,8 @@ def _control(sup: supervisor.Supervisor, request: dict[str, Any], args: argparse
         if problems:
             return {"error": f"{args.lab}: {len(problems)} problem(s); nothing was changed", "problems": problems}
         prepared = _prepare(args.lab, args.as_parts or (), args.logs)
-        if isinstance(prepared, str):
-            return {"error": prepared + "; nothing was changed"}
+        if isinstance(prepared, tuple):
+            return {"error": prepared[0] + "; nothing was changed"}
         return sup.call(lambda: sup.apply(prepared.children))
     return {"error": f"unknown control request {op!r}; known: ps, reload, down"}
 
@@ -393,9 +394,10 @@ def _parser() -> argparse.ArgumentParser:
                               "  pyrolab nameserver --host 0.0.0.0 --port 9090 --check-interval 2\n"
                               "  pyrolab nameserver --on-offline remove --storage sql:names.sqlite")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9090, help="port (default 9090; 0 picks a free one)")
-    p.add_argument("--check-interval", type=float, default=5.0, metavar="S",
-                   help="seconds between health checks of every daemon (default 5)")
+    p.add_argument("--port", type=int, default=SETTINGS.nameserver_port,
+                   help=f"port (default {SETTINGS.nameserver_port}; 0 picks a free one)")
+    p.add_argument("--check-interval", type=float, default=SETTINGS.check_interval, metavar="S",
+                   help=f"seconds between health checks of every daemon (default {SETTINGS.check_interval:g})")
     p.add_argument("--on-offline", choices=("keep", "remove"), default="keep",
                    help="keep a vanished service's entry marked offline, or remove it (default keep)")
     p.add_argument("--storage", default="memory", help="'memory' (default) or 'sql:PATH'")
@@ -417,8 +419,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
-    p.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
-                   help="seconds between re-registrations (default 5)")
+    p.add_argument("--heartbeat", type=float, default=SETTINGS.heartbeat, metavar="S",
+                   help=f"seconds between re-registrations (default {SETTINGS.heartbeat:g})")
     p.add_argument("--advertise", metavar="HOST[:PORT]",
                    help="address clients reach it at (NAT, forwarded port); default: --host, or for 0.0.0.0 "
                         "the interface that routes to the nameserver")
@@ -479,7 +481,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--json", action="store_true",
                    help='print {"nameserver": "host:port", "services": [...]} (the REST payload)')
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    p.add_argument("--timeout", type=float, default=SETTINGS.ls_timeout, metavar="S",
+                   help=f"seconds to wait (default {SETTINGS.ls_timeout:g})")
     p.set_defaults(handler=_cmd_ls)
 
     p = sub.add_parser("check", formatter_class=_RAW, help="validate a lab file",
@@ -505,8 +508,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _max_message_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-message-mb", type=float, default=128.0, metavar="MB",
-                        help="largest message accepted, in MiB (default 128); a larger one is refused at once")
+    parser.add_argument("--max-message-mb", type=float, default=SETTINGS.max_message_mb, metavar="MB",
+                        help=f"largest message accepted, in MiB (default {SETTINGS.max_message_mb:g}); "
+                             "a larger one is refused at once")
 
 
 def _bytes(mib: float) -> int:

@@ -24,6 +24,7 @@ from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
 from pyrolab_jupyter.core.safety import apply_rules, rules_from
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = [
     "DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon",
@@ -86,8 +87,8 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
 
 def start_nameserver(
     host: str = "127.0.0.1",
-    port: int = 9090,
-    check_interval: float = 5.0,
+    port: int = SETTINGS.nameserver_port,
+    check_interval: float = SETTINGS.check_interval,
     on_offline: Literal["keep", "remove"] = "keep",
     storage: str = "memory",
     max_message: int | None = None,
@@ -174,8 +175,8 @@ def start_daemon(
     host: str = "127.0.0.1",
     port: int = 0,
     spawn: bool = False,
-    heartbeat: float = 5.0,
-    register_timeout: float = 5.0,
+    heartbeat: float = SETTINGS.heartbeat,
+    register_timeout: float = SETTINGS.register_timeout,
     max_message: int | None = None,
     state_file: str | None = None,
     advertise: str | None = None,

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from pyrolab_jupyter import hosting
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["configure_child_logging", "main", "serve_daemon", "serve_nameserver", "wait_for_stop"]
 
@@ -68,7 +69,7 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
 
 
 def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat: float = 5.0, watch_stdin: bool = False,
+                 heartbeat: float = SETTINGS.heartbeat, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
                  max_message: int | None = None, state_file: str | None = None,

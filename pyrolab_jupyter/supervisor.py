@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import re
 import logging.handlers
 import os
+import queue
+import re
 import select
 import signal
 import socket
@@ -38,7 +38,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from pyrolab_jupyter import serving
-from pyrolab_jupyter.core.config import LabConfig, parse_address
+from pyrolab_jupyter.core.addresses import parse_address
+from pyrolab_jupyter.core.config import LabConfig
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children", "logs_folder"]
 
@@ -218,7 +220,7 @@ class Supervisor:
 
     def __init__(self, children: list[ChildSpec], logs: Path, wait_for: str | None = None,
                  policy: RestartPolicy | None = None, console: TextIO | None = None,
-                 stop_timeout: float = 10.0, env: Mapping[str, str] | None = None, own_log: str = "up") -> None:
+                 stop_timeout: float = SETTINGS.stop_timeout, env: Mapping[str, str] | None = None, own_log: str = "up") -> None:
         self.policy = policy or RestartPolicy()
         self.logs = logs
         self.wait_for = wait_for

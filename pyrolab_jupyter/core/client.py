@@ -40,6 +40,7 @@ from pyrolab_jupyter.core.members import (
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
 from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.signatures import help_text
 from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
 from pyrolab_jupyter.core.summary import service_html
@@ -53,7 +54,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = SETTINGS.call_timeout
 _STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
 _MIN_ATTEMPT = 0.05  # seconds: less than this left of a deadline is not worth a connection attempt
 
@@ -494,7 +495,7 @@ class RemoteService:
             raise PyroLabError(f"{self._pyrolab_name} is a plain Pyro5 object, not served by pyrolab-jupyter: "
                                f"it cannot {what}; serve it with start_daemon() or `pyrolab daemon` to get that")
 
-    def lock(self, lease: float | None = 60.0) -> LockHandle:
+    def lock(self, lease: float | None = SETTINGS.lock_lease) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
         self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})

@@ -19,6 +19,7 @@ from Pyro5.errors import PyroError
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import PyroLabError
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["NameCache", "candidates", "make_matcher"]
 
@@ -35,7 +36,7 @@ class _Entry:
 class NameCache:
     """Service names per nameserver address, kept ``ttl`` seconds (failures too)."""
 
-    def __init__(self, ttl: float = 5.0, timeout: float = 0.5) -> None:
+    def __init__(self, ttl: float = SETTINGS.completion_cache, timeout: float = SETTINGS.completion_timeout) -> None:
         self.ttl = ttl
         self.timeout = timeout
         self._entries: dict[str, _Entry] = {}

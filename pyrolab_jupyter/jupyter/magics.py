@@ -42,6 +42,7 @@ from pyrolab_jupyter.adapters import adapt
 from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
@@ -115,13 +116,13 @@ class PyroLab(Magics):
         None, allow_none=True,
         help="HOST:PORT of the nameserver this kernel talks to (default $PYROLAB_NAMESERVER, else 127.0.0.1:9090).",
     ).tag(config=True)
-    timeout = Float(10.0, help="Seconds for lookups and for calls of services connected here.").tag(config=True)
+    timeout = Float(SETTINGS.call_timeout, help="Seconds for lookups and for calls of services connected here.").tag(config=True)
     host = Unicode("127.0.0.1", help="Interface hosted nameservers and daemons listen on.").tag(config=True)
-    check_interval = Float(5.0, help="Seconds between health checks of a hosted nameserver.").tag(config=True)
-    heartbeat = Float(5.0, help="Seconds between re-registrations of hosted daemons.").tag(config=True)
-    lock_lease = Float(60.0, help="Default lease of `%pyrolab lock`, in seconds.").tag(config=True)
-    completion_timeout = Float(0.5, help="Seconds Tab completion waits for the nameserver.").tag(config=True)
-    completion_cache = Float(5.0, help="Seconds service names (and a silent nameserver) stay cached for Tab.").tag(
+    check_interval = Float(SETTINGS.check_interval, help="Seconds between health checks of a hosted nameserver.").tag(config=True)
+    heartbeat = Float(SETTINGS.heartbeat, help="Seconds between re-registrations of hosted daemons.").tag(config=True)
+    lock_lease = Float(SETTINGS.lock_lease, help="Default lease of `%pyrolab lock`, in seconds.").tag(config=True)
+    completion_timeout = Float(SETTINGS.completion_timeout, help="Seconds Tab completion waits for the nameserver.").tag(config=True)
+    completion_cache = Float(SETTINGS.completion_cache, help="Seconds service names (and a silent nameserver) stay cached for Tab.").tag(
         config=True)
 
     @validate("nameserver")
