@@ -17,7 +17,6 @@ killed with ``kill -9`` leaves no orphan holding a port).
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import os
@@ -165,20 +164,15 @@ def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection
     ns = lab.nameserver
     specs = []
     if not ns.external and (parts is None or "nameserver" in parts):
-        order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
-                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns)}
-        specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
+        ns_order = serving.NameserverOrder(nameserver=ns, max_message=lab.max_message(ns))
+        specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver",
+                                              ns_order.model_dump_json()]))
     for name, daemon in lab.daemons.items():
         if parts is not None and name not in parts:
             continue
-        services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
-                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
-                    for sname, s in daemon.services.items()}
-        order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
-                 "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
-                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None,
-                 "advertise": daemon.advertise}
-        specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
+        order = serving.DaemonOrder(daemon=daemon, nameserver=ns.address, max_message=lab.max_message(daemon),
+                                    state_file=str(state_dir / f"{name}.locks.json") if state_dir else None)
+        specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", order.to_json()]))
     return specs
 
 

@@ -331,10 +331,16 @@ def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
                     "        class: pyrolab_jupyter.instruments.sim:Laser\n"
                     "        limits: {set_power.mw: [0, 20]}\n"
                     "        ramps: {set_power.mw: {step: 1, interval: 0.05, reads: power}}\n")
+    from pyrolab_jupyter.serving import DaemonOrder
+
     [_, daemon] = lab_children(lab)
-    spec = json.loads(daemon.argv[-1])["services"]["lab.laser"]
+    spec = json.loads(daemon.argv[-1])["daemon"]["services"]["lab.laser"]
+    assert spec["class"] == "pyrolab_jupyter.instruments.sim:Laser"  # the lab file's own key
     assert spec["limits"] == {"set_power.mw": [0, 20]}
-    assert spec["ramps"]["set_power.mw"] == {"step": 1, "interval": 0.05, "reads": "power"}
+    # the child parses the order with the same models: what it gets equals what the file said
+    received = DaemonOrder.model_validate_json(daemon.argv[-1]).daemon
+    assert received == lab.daemons["b1"]
+    assert received.services["lab.laser"].ramps["set_power.mw"].step == 1
 
 
 @pytest.mark.network

@@ -9,7 +9,6 @@ failing call.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 import time
@@ -43,6 +42,7 @@ from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.signatures import help_text
 from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
+from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.timefmt import ago, until
 from pyrolab_jupyter.core.tracebacks import with_remote_traceback
@@ -132,7 +132,7 @@ class Lab:
             return str(self._ask("lookup", name))
         except NamingError:
             known = self.names()
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            close = close_matches(name, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else (
                 f"; it knows {', '.join(known[:10])}" if known else "; it has no services registered")
             raise UnknownService(f"the nameserver at {self.address} has no service {name!r}{hint}") from None
@@ -439,7 +439,7 @@ class RemoteService:
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
         if any(k.startswith(f"{name}.") for k in known):
             return MemberGroup(self, name)
-        close = difflib.get_close_matches(name, known, n=3)
+        close = close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
 

@@ -18,7 +18,6 @@ each, naming the file, the line when known, the key path and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -42,6 +41,7 @@ from pyrolab_jupyter.core.addresses import DEFAULT_NAMESERVER_PORT, parse_addres
 from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
 from pyrolab_jupyter.core.settings import SETTINGS
+from pyrolab_jupyter.core.suggest import close_matches
 
 if TYPE_CHECKING:  # YAML is read only by the lab-file functions: a client never imports it
     import yaml
@@ -365,7 +365,7 @@ def _keys_at(loc: Loc) -> list[str]:
 
 def _suggest(loc: Loc) -> str | None:
     """The accepted key closest to the unknown key ending ``loc``, if any is close."""
-    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
+    close = close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
     return close[0] if close else None
 
 

@@ -23,7 +23,6 @@ Loading the extension starts nothing; mistakes get a short usage message
 from __future__ import annotations
 
 import argparse
-import difflib
 import html
 import json
 import keyword
@@ -43,6 +42,7 @@ from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.settings import SETTINGS
+from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
@@ -219,7 +219,7 @@ class PyroLab(Magics):
         head, *rest = spec.split(".")
         if head not in namespace:
             known = completion._service_classes(namespace)
-            close = difflib.get_close_matches(head, known, n=3, cutoff=0.5)
+            close = close_matches(head, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else (
                 f"; Service classes here: {', '.join(known)}" if known else "")
             raise UsageProblem(f"no {spec!r} in the notebook and no 'module:Class' given{hint}")
@@ -284,7 +284,7 @@ class PyroLab(Magics):
         unknown = [k for k in keys or () if not self.hosting.find(k)]
         if unknown:
             names = sorted(self.hosting.daemons)
-            close = difflib.get_close_matches(unknown[0], names, n=3, cutoff=0.5)
+            close = close_matches(unknown[0], names, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else (
                 f"; it hosts {', '.join(names)}" if names else "; it hosts no daemon")
             raise UsageProblem(f"this kernel hosts no daemon {unknown[0]!r}{hint}")

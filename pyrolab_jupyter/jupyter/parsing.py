@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import shlex
 from typing import Any, NoReturn
 
+from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.jupyter.completion import ACTIONS, SUBCOMMANDS
 
 __all__ = ["PARSERS", "UsageProblem", "choose", "literal", "split"]
@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             options = [o for a in self._actions for o in a.option_strings]
             for word in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+                close = close_matches(word, options, n=1, cutoff=0.5)
                 if close:
                     hint = f"; did you mean {close[0]}?"
                     break
@@ -93,7 +93,7 @@ PARSERS = _parsers()
 def choose(word: str, choices: tuple[str, ...], what: str, usage: str) -> str:
     if word in choices:
         return word
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
+    close = close_matches(word, choices, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UsageProblem(f"unknown {what} {word!r}{hint}\nusage: {usage}")
 
