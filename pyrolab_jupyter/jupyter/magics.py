@@ -46,8 +46,9 @@ from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
+from pyrolab_jupyter.jupyter.commands import BY_KEY, COMMANDS, PARSERS, SUBCOMMANDS, UsageProblem
 from pyrolab_jupyter.jupyter.kernel_hosting import KernelHosting, hosting
-from pyrolab_jupyter.jupyter.parsing import PARSERS, UsageProblem, choose, literal, split
+from pyrolab_jupyter.jupyter.parsing import choose, literal, split
 
 __all__ = ["PyroLab", "load_ipython_extension", "show_remote", "unload_ipython_extension"]
 
@@ -162,13 +163,13 @@ class PyroLab(Magics):
         """
         try:
             key, words = split(line)
-            parser = PARSERS[key]
-            parse = parser.parse_intermixed_args if key == ("daemon", "start") else parser.parse_args
+            parser, command = PARSERS[key], BY_KEY[key]
+            parse = parser.parse_intermixed_args if command.intermixed else parser.parse_args
             try:
                 args = parse(words)
             except argparse.ArgumentError as err:
                 parser.error(str(err))
-            handler: Callable[[argparse.Namespace], Any] = getattr(self, "_do_" + "_".join(key))
+            handler: Callable[[argparse.Namespace], Any] = getattr(self, command.handler)
             return handler(args)
         except UsageProblem as err:
             raise UsageError(str(err)) from None
@@ -398,12 +399,14 @@ class PyroLab(Magics):
 
     def _do_help(self, args: argparse.Namespace) -> None:
         if args.topic:
-            sub = choose(args.topic, completion.SUBCOMMANDS, "subcommand", "%pyrolab help [SUBCOMMAND]")
+            sub = choose(args.topic, SUBCOMMANDS, "subcommand", "%pyrolab help [SUBCOMMAND]")
             for key, parser in PARSERS.items():
                 if key[0] == sub:
                     print(parser.format_help())
             return
-        print(__doc__.split("::", 1)[1].split("Settings live")[0].strip("\n"))
+        for command in COMMANDS:
+            usage = PARSERS[command.key].format_usage().strip().removeprefix("usage: ")
+            print(f"{usage}\n    {command.summary}")
         print("\n`%pyrolab help SUBCOMMAND` for the options of one; `%config PyroLab` for the settings.")
 
     # completion
