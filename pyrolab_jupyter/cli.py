@@ -148,6 +148,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if prepared.own_ns and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
                      f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
+    if args.detach and not control.AVAILABLE:
+        return _fail("--detach needs Unix sockets for `pyrolab ps/down`, which this Python lacks; run `pyrolab up` "
+                     "as a service instead (README: Running a lab in the background)", 2)
     if args.detach:
         return _detach(args, prepared)
     sup = supervisor.Supervisor(prepared.children, prepared.logs,
@@ -158,7 +161,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
                                    [c.name for c in prepared.children],
                                    lambda request: _control(sup, request, args))
     try:
-        server.start()
+        if control.AVAILABLE:
+            server.start()
+        else:
+            prepared.notes.append("no Unix sockets here: `pyrolab ps/reload/down` cannot reach this supervisor")
     except OSError as err:
         return _fail(str(err))
     try:
@@ -229,6 +235,9 @@ def _ups(args: argparse.Namespace) -> tuple[Path, list[control.UpState]] | int:
 
 
 def _ask_all(args: argparse.Namespace, request: dict[str, Any]) -> list[tuple[control.UpState, dict[str, Any]]]:
+    if not control.AVAILABLE:
+        raise SystemExit(_fail(f"`pyrolab {args.command}` talks to `up` over a Unix socket, which this Python lacks; "
+                               "stop or restart the service that runs `pyrolab up` instead", 2))
     found = _ups(args)
     if isinstance(found, int):
         raise SystemExit(found)

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ControlServer", "UpState", "ask", "running_ups"]
+__all__ = ["AVAILABLE", "ControlServer", "UpState", "ask", "running_ups"]
+
+AVAILABLE = hasattr(socket, "AF_UNIX")  # False on Windows' CPython: no ps/reload/down there (yet)
 
 _MAX_REQUEST = 64 * 1024  # bytes: a control request is a few words
 _IO_TIMEOUT = 5.0  # seconds a client has to send its request
