@@ -225,3 +225,28 @@ def test_reload_and_down_reach_a_foreground_up_and_bad_requests_cost_nothing(tmp
             except subprocess.TimeoutExpired:
                 up.kill()
                 up.wait(5)
+
+
+def test_each_part_has_its_own_supervisor_and_state(tmp_path: Path, detached: list[Path]) -> None:
+    port = free_port()
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(lab_text(port, [("bench1", "lab.laser", "Laser", ""), ("bench2", "lab.meter", "PowerMeter", "")]))
+    detached.append(lab)
+    for part in ("nameserver", "bench1"):  # as two PCs sharing the lab's folder would
+        done = pyrolab("up", str(lab), "--detach", "--as", part)
+        assert done.returncode == 0, done.stdout + done.stderr
+    states = running_ups(tmp_path / "logs")
+    assert sorted(s.state_file.name for s in states) == ["up-bench1.json", "up-nameserver.json"]
+    assert len({s.pid for s in states}) == 2 and len({s.socket for s in states}) == 2
+    rows = wait_for(lambda: all_serving(lab), timeout=60)
+    assert isinstance(rows, dict) and set(rows) == {"nameserver", "bench1"}  # bench2 is nobody's here
+
+    lab.write_text(lab_text(port, [("bench1", "lab.laser", "Laser", ', description: "new"'),
+                                   ("bench2", "lab.meter", "PowerMeter", "")]))
+    done = pyrolab("reload", str(lab))
+    assert done.returncode == 0, done.stderr
+    assert "(up-bench1): restarted bench1" in done.stdout and "(up-nameserver): unchanged nameserver" in done.stdout
+
+    assert pyrolab("down", str(lab)).returncode == 0
+    assert wait_for(lambda: not any(alive(s.pid) for s in states))
+    assert running_ups(tmp_path / "logs") == [] and port_is_free(port)
