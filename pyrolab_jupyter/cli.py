@@ -1,7 +1,8 @@
-"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ls, check, replay and demo.
+"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ps, logs, reload, down, ls, check,
+replay and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
-``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
+``supervisor``, ``upctl``, ``labcheck`` or the client. ``main(argv=None)`` returns the
 exit code, so tests call it directly.
 """
 
@@ -10,36 +11,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyrolab_jupyter import control, placement, serving, supervisor
+from pyrolab_jupyter import control, serving, supervisor, upctl
 from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
-from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
 from pyrolab_jupyter.core.settings import SETTINGS
-from pyrolab_jupyter.core.suggest import did_you_mean
 from pyrolab_jupyter.core.summary import services_text
-from pyrolab_jupyter.core.timefmt import duration
 from pyrolab_jupyter.instruments.replay import write_device
-from pyrolab_jupyter.labcheck import check_lab_file
+from pyrolab_jupyter.upctl import fail as _fail
+from pyrolab_jupyter.upctl import load_checked as _load_checked
 
 __all__ = ["main"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"pyrolab: {message}", file=sys.stderr)
-    return code
 
 
 # --- nameserver / daemon ------------------------------------------------------------------------
@@ -75,16 +65,6 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 # --- up / check ---------------------------------------------------------------------------------
 
 
-def _load_checked(path: str) -> LabConfig | None:
-    problems = check_lab_file(path)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"pyrolab: {path}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
-        return None
-    return load_lab(path)
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
@@ -97,51 +77,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class _Prepared:
-    """This PC's share of a lab file, ready to supervise."""
-
-    lab: LabConfig
-    children: list[supervisor.ChildSpec]
-    logs: Path
-    own_log: str
-    own_ns: bool
-    notes: list[str]
-
-
-def _prepare(path: str, as_parts: Sequence[str], logs_override: str | None) -> _Prepared | tuple[str, int]:
-    """Load ``path`` (already checked) and place it on this PC; (message, exit code) when nothing here can run."""
-    lab = load_lab(path)
-    try:
-        placed = placement.place(lab, as_parts)
-    except ConfigError as err:
-        return str(err), 2
-    if not placed.mine and placed.others:
-        where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
-        return (f"{path}: no part of this lab runs on this PC (its parts: {where}); "
-                "run `pyrolab up` on those PCs, or start a part here with --as NAME"), 1
-    notes = placement.relocate(lab, placed) + ([placed.summary()] if placed.others else [])
-    logs = supervisor.logs_folder(lab, logs_override)
-    children = supervisor.lab_children(lab, parts=placed.mine, state_dir=logs)
-    if not children:
-        return f"{path}: nothing to run (an external nameserver and no daemons)", 1
-    return _Prepared(lab, children, logs, "up" if not placed.others else "up-" + "+".join(placed.mine),
-                     placement.NAMESERVER_PART in placed.mine, notes)
-
-
-def _up_argv(args: argparse.Namespace) -> list[str]:
-    argv = [sys.executable, "-m", "pyrolab_jupyter.cli", "up", str(Path(args.lab).resolve())]
-    for part in args.as_parts or ():
-        argv += ["--as", part]
-    if args.logs:
-        argv += ["--logs", str(Path(args.logs).resolve())]
-    return argv
-
-
 def _cmd_up(args: argparse.Namespace) -> int:
     if _load_checked(args.lab) is None:
         return 1
-    prepared = _prepare(args.lab, args.as_parts or (), args.logs)
+    prepared = upctl.prepare(args.lab, args.as_parts or (), args.logs)
     if isinstance(prepared, tuple):
         return _fail(*prepared)
     lab = prepared.lab
@@ -152,14 +91,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return _fail("--detach needs Unix sockets for `pyrolab ps/down`, which this Python lacks; run `pyrolab up` "
                      "as a service instead (README: Running a lab in the background)", 2)
     if args.detach:
-        return _detach(args, prepared)
+        return upctl.detach(args, prepared)
     sup = supervisor.Supervisor(prepared.children, prepared.logs,
                                 wait_for=lab.nameserver.address if prepared.own_ns else None,
                                 own_log=prepared.own_log)
     lab_path = str(Path(args.lab).resolve())
     server = control.ControlServer(prepared.logs / f"{prepared.own_log}.json", lab_path,
                                    [c.name for c in prepared.children],
-                                   lambda request: _control(sup, request, args))
+                                   lambda request: upctl.control_handler(sup, request, args))
     try:
         if control.AVAILABLE:
             server.start()
@@ -173,157 +112,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return sup.run()
     finally:
         server.close()
-
-
-def _control(sup: supervisor.Supervisor, request: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Answer one control request (``ps``, ``reload``, ``down``) sent by another ``pyrolab`` command."""
-    op = request.get("op")
-    if op == "ps":
-        return sup.call(sup.status)
-    if op == "down":
-        sup.request_stop()
-        return {"stopping": os.getpid()}
-    if op == "reload":
-        problems = check_lab_file(args.lab)
-        if problems:
-            return {"error": f"{args.lab}: {len(problems)} problem(s); nothing was changed", "problems": problems}
-        prepared = _prepare(args.lab, args.as_parts or (), args.logs)
-        if isinstance(prepared, tuple):
-            return {"error": prepared[0] + "; nothing was changed"}
-        return sup.call(lambda: sup.apply(prepared.children))
-    return {"error": f"unknown control request {op!r}; known: ps, reload, down"}
-
-
-def _detach(args: argparse.Namespace, prepared: _Prepared) -> int:
-    """Start ``up`` in the background (its own session, output in the logs folder); wait until it answers."""
-    prepared.logs.mkdir(parents=True, exist_ok=True)
-    out_path = prepared.logs / f"{prepared.own_log}.out"
-    with open(out_path, "ab") as out:
-        process = subprocess.Popen(_up_argv(args), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=prepared.lab.base_dir)
-    state_file = prepared.logs / f"{prepared.own_log}.json"
-    deadline = time.monotonic() + 60.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = out_path.read_text(encoding="utf-8", errors="replace").splitlines()[-10:]
-            return _fail(f"the background supervisor exited at once (code {process.returncode}):\n" +
-                         "\n".join(tail))
-        states = [s for s in control.running_ups(prepared.logs) if s.pid == process.pid]
-        if states and state_file.exists():
-            print(f"pyrolab up: running in the background (pid {process.pid}); logs in {prepared.logs}\n"
-                  f"  pyrolab ps {args.lab}    pyrolab logs {args.lab} NAME    pyrolab down {args.lab}")
-            return 0
-        time.sleep(0.1)
-    return _fail(f"the background supervisor (pid {process.pid}) did not report within 60 s; "
-                 f"see {out_path}")
-
-
-# --- ps / logs / reload / down: talk to running ups --------------------------------------------
-
-
-def _ups(args: argparse.Namespace) -> tuple[Path, list[control.UpState]] | int:
-    """The logs folder of ``args.lab`` and the ``up`` processes of it that run on this PC."""
-    try:
-        lab = load_lab(args.lab)
-    except (ConfigError, OSError) as err:
-        if getattr(args, "logs", None) is None:
-            return _fail(f"{err}\n(give --logs DIR to reach its running `up` anyway)")
-        logs = Path(args.logs).expanduser().resolve()
-    else:
-        logs = supervisor.logs_folder(lab, getattr(args, "logs", None))
-    return logs, [s for s in control.running_ups(logs) if s.here]
-
-
-def _ask_all(args: argparse.Namespace, request: dict[str, Any]) -> list[tuple[control.UpState, dict[str, Any]]]:
-    if not control.AVAILABLE:
-        raise SystemExit(_fail(f"`pyrolab {args.command}` talks to `up` over a Unix socket, which this Python lacks; "
-                               "stop or restart the service that runs `pyrolab up` instead", 2))
-    found = _ups(args)
-    if isinstance(found, int):
-        raise SystemExit(found)
-    logs, states = found
-    answers = []
-    for state in states:
-        try:
-            answers.append((state, control.ask(state, request)))
-        except (OSError, ValueError):
-            print(f"pyrolab: {state.state_file}: its supervisor (pid {state.pid}) does not answer; "
-                  "it was killed — removing the stale state file", file=sys.stderr)
-            state.state_file.unlink(missing_ok=True)
-    if not answers:
-        raise SystemExit(_fail(f"{args.lab}: no `pyrolab up` of it runs on this PC (no live state file in "
-                               f"{logs}); start one with `pyrolab up {args.lab} --detach`"))
-    return answers
-
-
-def _cmd_ps(args: argparse.Namespace) -> int:
-    replies = _ask_all(args, {"op": "ps"})
-    rows = [row for _, answer in replies for row in answer.get("processes", [])]
-    if args.json:
-        print(json.dumps({"supervisors": [a.get("pid") for _, a in replies], "processes": rows}))
-        return 0
-    header = ("NAME", "PID", "STATE", "RESTARTS", "UPTIME", "PORT")
-    table = [header] + [(r["name"], str(r["pid"] or "-"), r["state"], str(r["restarts"]),
-                         duration(r["uptime"]) if r["uptime"] is not None else "-",
-                         str(r["port"] or "-")) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-    return 0
-
-
-def _cmd_reload(args: argparse.Namespace) -> int:
-    if _load_checked(args.lab) is None:  # refused here: nothing running is touched
-        print(f"pyrolab: {args.lab}: not reloaded; the running lab is unchanged", file=sys.stderr)
-        return 1
-    code = 0
-    for state, answer in _ask_all(args, {"op": "reload"}):
-        if "error" in answer:
-            for problem in answer.get("problems", []):
-                print(problem, file=sys.stderr)
-            code = _fail(f"{state.state_file.name}: {answer['error']}")
-            continue
-        said = [f"{key} {', '.join(answer[key])}" for key in ("restarted", "started", "stopped", "unchanged")
-                if answer.get(key)]
-        print(f"reloaded {args.lab} ({state.state_file.stem}): {'; '.join(said) or 'nothing to do'}")
-    return code
-
-
-def _cmd_down(args: argparse.Namespace) -> int:
-    replies = _ask_all(args, {"op": "down"})
-    deadline = time.monotonic() + args.timeout
-    left = [state for state, _ in replies]
-    while left and time.monotonic() < deadline:
-        left = [s for s in left if s.state_file.exists()]
-        time.sleep(0.1)
-    for state in left:
-        print(f"pyrolab: the supervisor pid {state.pid} is still stopping after {args.timeout:g} s", file=sys.stderr)
-    if not left:
-        print(f"stopped {args.lab} ({', '.join(str(s.pid) for s, _ in replies)})")
-    return 1 if left else 0
-
-
-def _cmd_logs(args: argparse.Namespace) -> int:
-    found = _ups(args)
-    if isinstance(found, int):
-        return found
-    logs = found[0]
-    path = logs / f"{args.name}.log"
-    if not path.is_file():
-        known = sorted(p.stem for p in logs.glob("*.log"))
-        hint = did_you_mean(args.name, known)
-        return _fail(f"no log for {args.name!r} in {logs}{hint}; known: {', '.join(known) or 'none yet'}")
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        sys.stdout.write(stream.read())
-        sys.stdout.flush()
-        while args.follow:  # until Ctrl-C
-            line = stream.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.2)
-    return 0
 
 
 # --- ls -----------------------------------------------------------------------------------------
@@ -467,20 +255,20 @@ def _parser() -> argparse.ArgumentParser:
 
     q = lab_command("ps", "the processes of a running `pyrolab up`",
                     "Each process of this PC's running `pyrolab up` of LAB.yaml: name, pid, state, restarts, "
-                    "uptime, port.", _cmd_ps, "  pyrolab ps lab.yaml\n  pyrolab ps lab.yaml --json")
+                    "uptime, port.", upctl.cmd_ps, "  pyrolab ps lab.yaml\n  pyrolab ps lab.yaml --json")
     q.add_argument("--json", action="store_true", help='print {"supervisors": [pid], "processes": [...]}')
     lab_command("reload", "apply a changed lab file to its running `pyrolab up`",
                 "Check LAB.yaml, then restart only the daemons whose configuration changed, start new ones and "
                 "stop removed ones; the others keep their process, connections and locks. A file that fails "
-                "`pyrolab check` is refused and nothing running is touched.", _cmd_reload,
+                "`pyrolab check` is refused and nothing running is touched.", upctl.cmd_reload,
                 "  pyrolab reload lab.yaml")
     q = lab_command("down", "stop a running `pyrolab up` (foreground or detached)",
-                    "Stop this PC's running `pyrolab up` of LAB.yaml and every process it runs.", _cmd_down,
+                    "Stop this PC's running `pyrolab up` of LAB.yaml and every process it runs.", upctl.cmd_down,
                     "  pyrolab down lab.yaml")
     q.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
     q = lab_command("logs", "print one process's log (-f: follow it)",
                     "Print the log of NAME (a daemon of the file, nameserver, or up) from the logs folder.",
-                    _cmd_logs, "  pyrolab logs lab.yaml bench1\n  pyrolab logs lab.yaml nameserver -f")
+                    upctl.cmd_logs, "  pyrolab logs lab.yaml bench1\n  pyrolab logs lab.yaml nameserver -f")
     q.add_argument("name", metavar="NAME")
     q.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
 
