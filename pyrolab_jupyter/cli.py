@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return upctl.detach(args, prepared)
     sup = supervisor.Supervisor(prepared.children, prepared.logs,
                                 wait_for=lab.nameserver.address if prepared.own_ns else None,
-                                own_log=prepared.own_log)
+                                own_log=prepared.own_log,
+                                console=open(os.devnull, "w", encoding="utf-8") if args.no_console else None)
     lab_path = str(Path(args.lab).resolve())
     server = control.ControlServer(prepared.logs / f"{prepared.own_log}.json", lab_path,
                                    [c.name for c in prepared.children],
@@ -240,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="start this part (nameserver or a daemon) whatever its host; repeatable. "
                         "Default: the parts whose host is one of this PC's addresses")
     p.add_argument("--logs", metavar="DIR", help="log folder (default: the file's 'logs:' or logs/ beside it)")
+    p.add_argument("--no-console", action="store_true", help=argparse.SUPPRESS)  # a detached up's own flag
     p.add_argument("--detach", action="store_true",
                    help="run the supervisor in the background (state and logs in the logs folder); "
                         "then: pyrolab ps / logs / reload / down LAB.yaml")

@@ -83,7 +83,7 @@ def _up_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--as", part]
     if args.logs:
         argv += ["--logs", str(Path(args.logs).resolve())]
-    return argv
+    return argv + ["--no-console"]  # the log files have every line; a console file would grow without bound
 
 
 def control_handler(sup: supervisor.Supervisor, request: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

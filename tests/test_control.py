@@ -112,6 +112,7 @@ def test_detach_ps_logs_down_leaves_nothing(tmp_path: Path, detached: list[Path]
 
     assert wait_for(lambda: logged("bench1", f"serving lab.laser at PYRO:lab.laser@127.0.0.1:{daemon_port}"))
     assert wait_for(lambda: logged("nameserver", f"nameserver at 127.0.0.1:{port}"))
+    assert "serving lab.laser" not in (tmp_path / "logs" / "up.out").read_text()  # logs rotate; up.out must not grow
     unknown = pyrolab("logs", str(lab), "bench")
     assert unknown.returncode == 1 and "did you mean 'bench1'" in unknown.stderr
     [state] = running_ups(tmp_path / "logs")
