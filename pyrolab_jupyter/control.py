@@ -17,6 +17,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,10 +141,14 @@ class ControlServer:
                 self._one(conn)
 
     def _one(self, conn: socket.socket) -> None:
-        conn.settimeout(_IO_TIMEOUT)
+        deadline = time.monotonic() + _IO_TIMEOUT  # in all: a client that trickles bytes is cut off too
         data = b""
         try:
             while b"\n" not in data and len(data) <= _MAX_REQUEST:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OSError(f"no complete request within {_IO_TIMEOUT:g} s")
+                conn.settimeout(left)
                 chunk = conn.recv(4096)
                 if not chunk:
                     break
