@@ -49,7 +49,7 @@ _TICK = 0.05
 _CONSOLE_LINES = 2000  # console lines buffered while the console does not take them; older ones are dropped
 _CONSOLE_WAIT = 0.2  # seconds a line waits for a full console before it is dropped
 _CONSOLE_LINE_BYTES = 4000  # under PIPE_BUF: a writable pipe takes the whole line without blocking
-_PORT_LINE = re.compile(r"(?:serving \S+ at PYRO:[^@\s]+@|nameserver at )\[?[^\s\]]*?\]?:(\d+)\b")
+_PORT_LINE = re.compile(r"(?:serving \S+ at PYRO:[^@\s]+@|(?:^|: )nameserver at )(?:\[[^\]\s]*\]|[^\s:\[]+):(\d+)\b")
 _CONTROL_WAIT = 120.0  # seconds a control request waits for the supervisor's loop
 
 

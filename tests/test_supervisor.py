@@ -373,3 +373,17 @@ daemons:
         dac.disconnect()
     finally:
         assert up.stop() == 0
+
+
+@pytest.mark.parametrize("line, port", [
+    ("2026-01-01 INFO pyrolab.daemon: serving lab.laser at PYRO:lab.laser@127.0.0.1:40811", 40811),
+    ("serving lab.laser at PYRO:lab.laser@[::1]:40812", 40812),
+    ("nameserver at 127.0.0.1:9090 (check every 5 s, on offline: keep); Ctrl-C stops it", 9090),
+    ("nameserver at [fe80::1]:9091 (check every 5 s)", 9091),
+    ("the nameserver at 127.0.0.1:9090 does not answer yet", None),
+])
+def test_ps_reads_the_port_from_a_child_s_start_line(line, port):
+    from pyrolab_jupyter.supervisor import _PORT_LINE
+
+    match = _PORT_LINE.search(line)
+    assert (int(match.group(1)) if match else None) == port
