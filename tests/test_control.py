@@ -17,6 +17,7 @@ from conftest import free_port, port_is_free, wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.control import running_ups
+from pyrolab_jupyter.core.proxies import forget_lock
 
 OTHER_CLIENT = """\
 import sys
@@ -180,7 +181,11 @@ def test_reload_touches_only_what_changed(tmp_path: Path, detached: list[Path]) 
         assert other.stdout.strip() == "ServiceLocked", other.stdout + other.stderr
     finally:
         raw.close()
-        laser.disconnect()
+        try:
+            laser.unlock()
+        finally:
+            forget_lock("lab.laser")  # this test process must not claim the lock in later tests
+            laser.disconnect()
 
 
 def test_reload_and_down_reach_a_foreground_up_and_bad_requests_cost_nothing(tmp_path: Path) -> None:
