@@ -1,7 +1,8 @@
-"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ls, check, replay and demo.
+"""The ``pyrolab`` command (also ``pyrolab-jupyter``): nameserver, daemon, up, ps, logs, reload, down, ls, check,
+replay and demo.
 
 Each subcommand is thin: it parses its options and calls ``hosting``,
-``supervisor``, ``labcheck`` or the client. ``main(argv=None)`` returns the
+``supervisor``, ``upctl``, ``labcheck`` or the client. ``main(argv=None)`` returns the
 exit code, so tests call it directly.
 """
 
@@ -10,29 +11,28 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from pyrolab_jupyter import placement, serving, supervisor
+from pyrolab_jupyter import control, serving, supervisor, upctl
 from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
-from pyrolab_jupyter.core.config import LabConfig, load_lab
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
 from pyrolab_jupyter.core.security import env_security
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.summary import services_text
 from pyrolab_jupyter.instruments.replay import write_device
-from pyrolab_jupyter.labcheck import check_lab_file
+from pyrolab_jupyter.upctl import fail as _fail
+from pyrolab_jupyter.upctl import load_checked as _load_checked
 
 __all__ = ["main"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"pyrolab: {message}", file=sys.stderr)
-    return code
 
 
 # --- nameserver / daemon ------------------------------------------------------------------------
@@ -70,16 +70,6 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 # --- up / check ---------------------------------------------------------------------------------
 
 
-def _load_checked(path: str) -> LabConfig | None:
-    problems = check_lab_file(path)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"pyrolab: {path}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
-        return None
-    return load_lab(path)
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     lab = _load_checked(args.lab)
     if lab is None:
@@ -93,32 +83,41 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    lab = _load_checked(args.lab)
-    if lab is None:
+    if _load_checked(args.lab) is None:
         return 1
-    try:
-        placed = placement.place(lab, args.as_parts or ())
-    except ConfigError as err:
-        return _fail(str(err), 2)
-    if not placed.mine and placed.others:
-        where = ", ".join(f"{name} on {host or 'no host'}" for name, host in placed.others.items())
-        return _fail(f"{args.lab}: no part of this lab runs on this PC (its parts: {where}); "
-                     "run `pyrolab up` on those PCs, or start a part here with --as NAME")
-    notes = placement.relocate(lab, placed) + ([placed.summary()] if placed.others else [])
-    logs = supervisor.logs_folder(lab, args.logs)
-    children = supervisor.lab_children(lab, parts=placed.mine, state_dir=logs)
-    if not children:
-        return _fail(f"{args.lab}: nothing to run (an external nameserver and no daemons)")
-    own_ns = placement.NAMESERVER_PART in placed.mine
-    if own_ns and supervisor.answers(lab.nameserver.address):
+    prepared = upctl.prepare(args.lab, args.as_parts or (), args.logs)
+    if isinstance(prepared, tuple):
+        return _fail(*prepared)
+    lab = prepared.lab
+    if prepared.own_ns and supervisor.answers(lab.nameserver.address):
         return _fail(f"{args.lab}: something already listens at {lab.nameserver.address}; stop it, choose "
                      f"another nameserver port, or write 'nameserver: {lab.nameserver.address}' to use it as is")
-    sup = supervisor.Supervisor(children, logs,
-                                wait_for=lab.nameserver.address if own_ns else None,
-                                own_log="up" if not placed.others else "up-" + "+".join(placed.mine))
-    for note in notes:  # on the console and in this PC's own up log
-        sup.say(note)
-    return sup.run()
+    if args.detach and not control.AVAILABLE:
+        return _fail("--detach needs Unix sockets for `pyrolab ps/down`, which this Python lacks; run `pyrolab up` "
+                     "as a service instead (README: Running a lab in the background)", 2)
+    if args.detach:
+        return upctl.detach(args, prepared)
+    sup = supervisor.Supervisor(prepared.children, prepared.logs,
+                                wait_for=lab.nameserver.address if prepared.own_ns else None,
+                                own_log=prepared.own_log,
+                                console=open(os.devnull, "w", encoding="utf-8") if args.no_console else None)
+    lab_path = str(Path(args.lab).resolve())
+    server = control.ControlServer(prepared.logs / f"{prepared.own_log}.json", lab_path,
+                                   [c.name for c in prepared.children],
+                                   lambda request: upctl.control_handler(sup, request, args))
+    try:
+        if control.AVAILABLE:
+            server.start()
+        else:
+            prepared.notes.append("no Unix sockets here: `pyrolab ps/reload/down` cannot reach this supervisor")
+    except OSError as err:
+        return _fail(str(err))
+    try:
+        for note in prepared.notes:  # on the console and in this PC's own up log
+            sup.say(note)
+        return sup.run()
+    finally:
+        server.close()
 
 
 # --- ls -----------------------------------------------------------------------------------------
@@ -247,9 +246,10 @@ def _parser() -> argparse.ArgumentParser:
                               "  pyrolab nameserver --host 0.0.0.0 --port 9090 --check-interval 2\n"
                               "  pyrolab nameserver --on-offline remove --storage sql:names.sqlite")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=9090, help="port (default 9090; 0 picks a free one)")
-    p.add_argument("--check-interval", type=float, default=5.0, metavar="S",
-                   help="seconds between health checks of every daemon (default 5)")
+    p.add_argument("--port", type=int, default=SETTINGS.nameserver_port,
+                   help=f"port (default {SETTINGS.nameserver_port}; 0 picks a free one)")
+    p.add_argument("--check-interval", type=float, default=SETTINGS.check_interval, metavar="S",
+                   help=f"seconds between health checks of every daemon (default {SETTINGS.check_interval:g})")
     p.add_argument("--on-offline", choices=("keep", "remove"), default="keep",
                    help="keep a vanished service's entry marked offline, or remove it (default keep)")
     p.add_argument("--storage", default="memory", help="'memory' (default) or 'sql:PATH'")
@@ -271,8 +271,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
-    p.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
-                   help="seconds between re-registrations (default 5)")
+    p.add_argument("--heartbeat", type=float, default=SETTINGS.heartbeat, metavar="S",
+                   help=f"seconds between re-registrations (default {SETTINGS.heartbeat:g})")
     p.add_argument("--advertise", metavar="HOST[:PORT]",
                    help="address clients reach it at (NAT, forwarded port); default: --host, or for 0.0.0.0 "
                         "the interface that routes to the nameserver")
@@ -296,7 +296,38 @@ def _parser() -> argparse.ArgumentParser:
                    help="start this part (nameserver or a daemon) whatever its host; repeatable. "
                         "Default: the parts whose host is one of this PC's addresses")
     p.add_argument("--logs", metavar="DIR", help="log folder (default: the file's 'logs:' or logs/ beside it)")
+    p.add_argument("--no-console", action="store_true", help=argparse.SUPPRESS)  # a detached up's own flag
+    p.add_argument("--detach", action="store_true",
+                   help="run the supervisor in the background (state and logs in the logs folder); "
+                        "then: pyrolab ps / logs / reload / down LAB.yaml")
     p.set_defaults(handler=_cmd_up)
+
+    def lab_command(name: str, help_: str, description: str, handler: Any, examples: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, formatter_class=_RAW, help=help_, description=description,
+                           epilog="examples:\n" + examples)
+        q.add_argument("lab", metavar="LAB.yaml")
+        q.add_argument("--logs", metavar="DIR", help="the logs folder `up` was given with --logs")
+        q.set_defaults(handler=handler)
+        return q
+
+    q = lab_command("ps", "the processes of a running `pyrolab up`",
+                    "Each process of this PC's running `pyrolab up` of LAB.yaml: name, pid, state, restarts, "
+                    "uptime, port.", upctl.cmd_ps, "  pyrolab ps lab.yaml\n  pyrolab ps lab.yaml --json")
+    q.add_argument("--json", action="store_true", help='print {"supervisors": [pid], "processes": [...]}')
+    lab_command("reload", "apply a changed lab file to its running `pyrolab up`",
+                "Check LAB.yaml, then restart only the daemons whose configuration changed, start new ones and "
+                "stop removed ones; the others keep their process, connections and locks. A file that fails "
+                "`pyrolab check` is refused and nothing running is touched.", upctl.cmd_reload,
+                "  pyrolab reload lab.yaml")
+    q = lab_command("down", "stop a running `pyrolab up` (foreground or detached)",
+                    "Stop this PC's running `pyrolab up` of LAB.yaml and every process it runs.", upctl.cmd_down,
+                    "  pyrolab down lab.yaml")
+    q.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
+    q = lab_command("logs", "print one process's log (-f: follow it)",
+                    "Print the log of NAME (a daemon of the file, nameserver, or up) from the logs folder.",
+                    upctl.cmd_logs, "  pyrolab logs lab.yaml bench1\n  pyrolab logs lab.yaml nameserver -f")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
 
     p = sub.add_parser("ls", formatter_class=_RAW, help="list the services a nameserver knows",
                        description="List services: name, status, last seen, lock holder, class, address.",
@@ -304,7 +335,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
     p.add_argument("--json", action="store_true",
                    help='print {"nameserver": "host:port", "services": [...]} (the REST payload)')
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    p.add_argument("--timeout", type=float, default=SETTINGS.ls_timeout, metavar="S",
+                   help=f"seconds to wait (default {SETTINGS.ls_timeout:g})")
     p.set_defaults(handler=_cmd_ls)
 
     p = sub.add_parser("history", formatter_class=_RAW, help="who changed a service, and how",
@@ -362,8 +394,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _max_message_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-message-mb", type=float, default=128.0, metavar="MB",
-                        help="largest message accepted, in MiB (default 128); a larger one is refused at once")
+    parser.add_argument("--max-message-mb", type=float, default=SETTINGS.max_message_mb, metavar="MB",
+                        help=f"largest message accepted, in MiB (default {SETTINGS.max_message_mb:g}); "
+                             "a larger one is refused at once")
 
 
 def _bytes(mib: float) -> int:
@@ -388,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
+    except SystemExit as exit_:  # a handler gave up with a code, its message already printed
+        return exit_.code if isinstance(exit_.code, int) else 1
 
 
 if __name__ == "__main__":

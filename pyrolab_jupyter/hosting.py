@@ -20,12 +20,14 @@ from typing import Any, Literal, cast
 
 from pyrolab_jupyter import labcheck
 from pyrolab_jupyter.adapters import adapt
+from pyrolab_jupyter.core.config import ServiceConfig
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.nameserver import NameserverHost
-from pyrolab_jupyter.core.safety import apply_rules, rules_from
+from pyrolab_jupyter.core.safety import SafetyRules, apply_rules, rules_from
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = [
     "DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon",
@@ -63,6 +65,10 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
     """
     if isinstance(spec, Service):
         return spec, None
+    if isinstance(spec, ServiceConfig):  # the lab file's model, as `pyrolab up` hands it to its children
+        return _construct(name, spec.class_path, spec.args, spec.adapter, spec.thread_safe,
+                          rules_from(spec.limits, spec.ramps, spec.interlocks, where=name),
+                          spec.record), spec.description or None
     if not isinstance(spec, (str, Mapping)):
         try:
             return adapt(spec() if isinstance(spec, type) else spec), None
@@ -71,22 +77,27 @@ def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
     spec = cast(Mapping[str, Any], {"class": spec} if isinstance(spec, str) else spec)
     if "class" not in spec:
         raise ConfigError(f"{name}: expected an object, 'module:Class' or a mapping with 'class'")
-    cls = import_class(str(spec["class"]))
-    args = dict(spec.get("args") or {})
-    if spec.get("record"):
-        cls, args = _recorded(name, cls, args, str(spec["record"]))
+    rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
+    service = _construct(name, str(spec["class"]), dict(spec.get("args") or {}), spec.get("adapter"),
+                         spec.get("thread_safe"), rules, spec.get("record"))
+    return service, spec.get("description")
+
+
+def _construct(name: str, class_path: str, args: Mapping[str, Any], adapter: str | None,
+               thread_safe: bool | None, rules: SafetyRules, record: str | None = None) -> Service:
+    cls = import_class(class_path)
+    if record:
+        cls, args = _recorded(name, cls, dict(args), str(record))
     try:
         made = cls(**args)
     except TypeError as err:
-        raise ConfigError(f"{name}: cannot construct {spec['class']} with args {args}: {err}") from err
-    adapter = spec.get("adapter")
+        raise ConfigError(f"{name}: cannot construct {class_path} with args {dict(args)}: {err}") from err
     service = made if isinstance(made, Service) and not adapter else adapt(made, adapter)
-    if spec.get("thread_safe") is not None:  # the lab file may overrule the class's own setting
-        service.thread_safe = bool(spec["thread_safe"])
-    rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
+    if thread_safe is not None:  # the lab file may overrule the class's own setting
+        service.thread_safe = bool(thread_safe)
     if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
         apply_rules(service, rules)
-    return service, spec.get("description")
+    return service
 
 
 def _recorded(name: str, cls: type, args: dict[str, Any], path: str) -> tuple[type, dict[str, Any]]:
@@ -109,8 +120,8 @@ def _recorded(name: str, cls: type, args: dict[str, Any], path: str) -> tuple[ty
 
 def start_nameserver(
     host: str = "127.0.0.1",
-    port: int = 9090,
-    check_interval: float = 5.0,
+    port: int = SETTINGS.nameserver_port,
+    check_interval: float = SETTINGS.check_interval,
     on_offline: Literal["keep", "remove"] = "keep",
     storage: str = "memory",
     max_message: int | None = None,
@@ -201,8 +212,8 @@ def start_daemon(
     host: str = "127.0.0.1",
     port: int = 0,
     spawn: bool = False,
-    heartbeat: float = 5.0,
-    register_timeout: float = 5.0,
+    heartbeat: float = SETTINGS.heartbeat,
+    register_timeout: float = SETTINGS.register_timeout,
     max_message: int | None = None,
     state_file: str | None = None,
     advertise: str | None = None,

@@ -8,8 +8,6 @@ a misspelt key elsewhere in the file does not hide a bad class path.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import inspect
 import re
 import typing
@@ -23,33 +21,15 @@ from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.safety import rule_problems, rules_from
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service, schema_of
+from pyrolab_jupyter.core.suggest import close_matches, import_path
 from pyrolab_jupyter.placement import placement_problems
 
 __all__ = ["check_lab_file", "import_class", "lab_security"]
 
 
 def import_class(class_path: str) -> Any:
-    """Import ``module.path:Name`` (``Name`` may be dotted, ``Outer.Inner``) and return the object.
-
-    Raises ``ImportError`` (module missing or broken, name missing) with a
-    message naming what was missing.
-    """
-    module_name, _, qualname = class_path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError:
-        raise
-    except Exception as err:  # the user's module raised while importing: report it, don't crash
-        raise ImportError(f"importing {module_name!r} raised {type(err).__name__}: {err}") from err
-    for i, part in enumerate(qualname.split(".")):
-        if not hasattr(obj, part):
-            owner = ".".join([module_name, *qualname.split(".")[:i]])
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ImportError(f"{owner!r} has no attribute {part!r}{hint}")
-        obj = getattr(obj, part)
-    return obj
+    """Import ``module.path:Name`` and return the object (``core.suggest.import_path``)."""
+    return import_path(class_path)
 
 
 def _unpacked_keywords(init: Any, params: Any) -> list[str] | None:
@@ -92,7 +72,7 @@ def _check_args(cls: type, spec: ServiceConfig) -> list[str]:
     problems = []
     for name in spec.args:
         if name not in by_keyword and not takes_any:
-            close = difflib.get_close_matches(name, by_keyword, n=1)
+            close = close_matches(name, by_keyword)
             hint = (f"did you mean {close[0]!r}?" if close
                     else f"it takes: {', '.join(by_keyword)}" if by_keyword else "it takes no arguments")
             problems.append(f"unknown argument {name!r} for {spec.class_path} ({hint})")
@@ -158,7 +138,7 @@ def _check_adapter(cls: type, spec: ServiceConfig) -> list[str]:
     known = [name for name, _ in adapters()]
     if spec.adapter in known:
         return []
-    close = difflib.get_close_matches(spec.adapter, known, n=1)
+    close = close_matches(spec.adapter, known)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
     return [f"no adapter named {spec.adapter!r} ({hint})"]
 

@@ -18,12 +18,46 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-from pyrolab_jupyter import hosting
-from pyrolab_jupyter.core.security import Security
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["configure_child_logging", "main", "serve_daemon", "serve_nameserver", "wait_for_stop"]
+from pyrolab_jupyter import hosting
+from pyrolab_jupyter.core.config import DaemonConfig, NameserverConfig
+from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.settings import SETTINGS
+
+__all__ = ["DaemonOrder", "NameserverOrder", "configure_child_logging", "main", "serve_daemon", "serve_nameserver",
+           "wait_for_stop"]
 
 CHILD_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class NameserverOrder(BaseModel):
+    """What ``pyrolab up`` tells a nameserver child: the lab file's own model, sent as JSON and parsed back."""
+
+    model_config = ConfigDict(extra="forbid")
+    nameserver: NameserverConfig
+    max_message: int | None = None
+    security: dict[str, str] | None = None
+    """The lab file's ``security:`` files, resolved to absolute paths (mutual TLS)."""
+
+
+class DaemonOrder(BaseModel):
+    """What ``pyrolab up`` tells a daemon child: the lab file's ``DaemonConfig`` as it is, plus where to register."""
+
+    model_config = ConfigDict(extra="forbid")
+    daemon: DaemonConfig
+    nameserver: str | None
+    max_message: int | None = None
+    state_file: str | None = None
+    register_timeout: float = 2.0
+    security: dict[str, str] | None = None
+    """The lab file's ``security:`` files, resolved to absolute paths (mutual TLS)."""
+    audit: str | None = None
+    """Where the daemon writes its audit trail (``pyrolab up``: beside its log)."""
+
+    def to_json(self) -> str:
+        """The command-line form (services keep the lab file's ``class`` key)."""
+        return self.model_dump_json(by_alias=True)
 
 
 def _say(text: str) -> None:
@@ -70,7 +104,7 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
 
 
 def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat: float = 5.0, watch_stdin: bool = False,
+                 heartbeat: float = SETTINGS.heartbeat, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
                  max_message: int | None = None, state_file: str | None = None,
@@ -113,7 +147,7 @@ def main(argv: list[str]) -> int:
     JSON line, where it serves (or why it could not start).
     """
     configure_child_logging()
-    kind, order = argv[0], json.loads(argv[1])
+    kind = argv[0]
     child_log = logging.getLogger(f"pyrolab.{kind}")
 
     def announce(text: str) -> None:  # a spawned daemon's parent already says where it serves
@@ -127,17 +161,28 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"uris": handle.uris, "address": handle.address}), file=protocol, flush=True)
 
     try:
-        security = Security(**order["security"]) if order.get("security") else None
         if kind == "nameserver":
-            return serve_nameserver(order["host"], order["port"], order["check_interval"], order["on_offline"],
-                                    order.get("storage", "memory"), watch_stdin=True, announce=announce,
-                                    max_message=order.get("max_message"), security=security)
-        return serve_daemon(order["services"], order["nameserver"], order["host"], order["port"],
-                            order["heartbeat"], watch_stdin=True, announce=announce,
-                            register_timeout=order.get("register_timeout", 2.0),
-                            ready=report if kind == "spawned" else None,
-                            max_message=order.get("max_message"), state_file=order.get("state_file"),
-                            advertise=order.get("advertise"), security=security, audit=order.get("audit"))
+            ns_order = NameserverOrder.model_validate_json(argv[1])
+            ns = ns_order.nameserver
+            security = Security(**ns_order.security) if ns_order.security else None
+            return serve_nameserver(ns.host, ns.port, ns.check_interval, ns.on_offline, ns.storage,
+                                    watch_stdin=True, announce=announce, max_message=ns_order.max_message,
+                                    security=security)
+        if kind == "daemon":
+            order = DaemonOrder.model_validate_json(argv[1])
+            daemon = order.daemon
+            security = Security(**order.security) if order.security else None
+            return serve_daemon(daemon.services, order.nameserver, daemon.host, daemon.port, daemon.heartbeat,
+                                watch_stdin=True, announce=announce, register_timeout=order.register_timeout,
+                                max_message=order.max_message, state_file=order.state_file,
+                                advertise=daemon.advertise, security=security, audit=order.audit)
+        spawned = json.loads(argv[1])  # start_daemon(spawn=True): any spec a caller may give, checked there
+        security = Security(**spawned["security"]) if spawned.get("security") else None
+        return serve_daemon(spawned["services"], spawned["nameserver"], spawned["host"], spawned["port"],
+                            spawned["heartbeat"], watch_stdin=True, announce=announce,
+                            register_timeout=spawned.get("register_timeout", 2.0), ready=report,
+                            max_message=spawned.get("max_message"), state_file=spawned.get("state_file"),
+                            advertise=spawned.get("advertise"), security=security, audit=spawned.get("audit"))
     except Exception as err:  # noqa: BLE001 - tell the log why, the supervisor restarts or gives up
         child_log.error("cannot start: %s: %s", type(err).__name__, err)
         if kind == "spawned":

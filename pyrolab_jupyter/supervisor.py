@@ -17,10 +17,11 @@ killed with ``kill -9`` leaves no orphan holding a port).
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import os
+import queue
+import re
 import select
 import signal
 import socket
@@ -29,14 +30,16 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from pyrolab_jupyter import serving
-from pyrolab_jupyter.core.config import LabConfig, parse_address
+from pyrolab_jupyter.core.addresses import parse_address
+from pyrolab_jupyter.core.config import LabConfig
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["ChildSpec", "RestartPolicy", "Supervisor", "answers", "lab_children", "logs_folder"]
 
@@ -46,6 +49,8 @@ _TICK = 0.05
 _CONSOLE_LINES = 2000  # console lines buffered while the console does not take them; older ones are dropped
 _CONSOLE_WAIT = 0.2  # seconds a line waits for a full console before it is dropped
 _CONSOLE_LINE_BYTES = 4000  # under PIPE_BUF: a writable pipe takes the whole line without blocking
+_PORT_LINE = re.compile(r"(?:serving \S+ at PYRO:[^@\s]+@|(?:^|: )nameserver at )(?:\[[^\]\s]*\]|[^\s:\[]+):(\d+)\b")
+_CONTROL_WAIT = 120.0  # seconds a control request waits for the supervisor's loop
 
 
 class _Console:
@@ -145,6 +150,8 @@ class _Child:
     restarts: deque[float] = field(default_factory=deque)
     given_up: bool = False
     reader: threading.Thread | None = None
+    restarted: int = 0  # restarts since ``up`` began (``restarts`` only holds the recent ones)
+    port: int | None = None  # where it listens, from its start line
 
 
 def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection[str] | None = None,
@@ -161,24 +168,21 @@ def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection
     security = None if sec is None else {
         key: str(lab.resolve(getattr(sec, key))) for key in ("certfile", "keyfile", "cafile")}
     if not ns.external and (parts is None or "nameserver" in parts):
-        order = {"host": ns.host, "port": ns.port, "check_interval": ns.check_interval,
-                 "on_offline": ns.on_offline, "storage": ns.storage, "max_message": lab.max_message(ns),
-                 "security": security}
-        specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver", json.dumps(order)]))
+        ns_order = serving.NameserverOrder(nameserver=ns, max_message=lab.max_message(ns), security=security)
+        specs.append(ChildSpec("nameserver", [python, "-m", serving.__name__, "nameserver",
+                                              ns_order.model_dump_json()]))
     for name, daemon in lab.daemons.items():
         if parts is not None and name not in parts:
             continue
-        services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
-                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety(),
-                             "record": str(lab.resolve(s.record)) if s.record else None}
-                    for sname, s in daemon.services.items()}
-        order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
-                 "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
-                 "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None,
-                 "advertise": daemon.advertise,
-                 "security": security,
-                 "audit": str(state_dir / f"{name}.audit.jsonl") if state_dir is not None else None}
-        specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", json.dumps(order)]))
+        recorded = {sname: s.model_copy(update={"record": str(lab.resolve(s.record))})  # the file's folder
+                    for sname, s in daemon.services.items() if s.record}
+        if recorded:
+            daemon = daemon.model_copy(update={"services": {**daemon.services, **recorded}})
+        order = serving.DaemonOrder(daemon=daemon, nameserver=ns.address, max_message=lab.max_message(daemon),
+                                    state_file=str(state_dir / f"{name}.locks.json") if state_dir else None,
+                                    security=security,
+                                    audit=str(state_dir / f"{name}.audit.jsonl") if state_dir else None)
+        specs.append(ChildSpec(name, [python, "-m", serving.__name__, "daemon", order.to_json()]))
     return specs
 
 
@@ -220,7 +224,7 @@ class Supervisor:
 
     def __init__(self, children: list[ChildSpec], logs: Path, wait_for: str | None = None,
                  policy: RestartPolicy | None = None, console: TextIO | None = None,
-                 stop_timeout: float = 10.0, env: Mapping[str, str] | None = None, own_log: str = "up") -> None:
+                 stop_timeout: float = SETTINGS.stop_timeout, env: Mapping[str, str] | None = None, own_log: str = "up") -> None:
         self.policy = policy or RestartPolicy()
         self.logs = logs
         self.wait_for = wait_for
@@ -231,6 +235,8 @@ class Supervisor:
         self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self._stop = threading.Event()
         self._kill = threading.Event()
+        self._requests: queue.Queue[tuple[Callable[[], dict[str, Any]], queue.Queue[dict[str, Any]]]] = \
+            queue.Queue()
         logs.mkdir(parents=True, exist_ok=True)
         self._own_log = self._file_logger(own_log)
         self.children = [_Child(spec, _COLOURS[i % len(_COLOURS)], self._file_logger(spec.name))
@@ -266,6 +272,8 @@ class Supervisor:
     def _pump(self, child: _Child, stream: TextIO) -> None:
         for raw in stream:
             line = raw.rstrip("\n")
+            if child.port is None and (match := _PORT_LINE.search(line)):
+                child.port = int(match.group(1))
             child.logger.info("%s", line)
             self._echo(child.spec.name, child.colour, line)
         stream.close()
@@ -276,7 +284,7 @@ class Supervisor:
         process = subprocess.Popen(child.spec.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, env=self.env,
                                    start_new_session=True)  # Ctrl-C reaches us; we stop the children
-        child.process, child.started, child.restart_at = process, time.monotonic(), None
+        child.process, child.started, child.restart_at, child.port = process, time.monotonic(), None, None
         assert process.stdout is not None
         child.reader = threading.Thread(target=self._pump, args=(child, process.stdout),
                                         name=f"pyrolab-up-{child.spec.name}", daemon=True)
@@ -310,6 +318,7 @@ class Supervisor:
                          else min(child.backoff * 2, self.policy.cap))
         child.restart_at = now + child.backoff
         child.restarts.append(now)
+        child.restarted += 1
         self.say(f"{child.spec.name} {how} after {lived:.1f} s; restarting in {child.backoff:g} s", child)
 
     @staticmethod
@@ -360,6 +369,15 @@ class Supervisor:
         return 0 if clean else 1
 
     def _tick(self) -> None:
+        while True:  # control requests run here, on the loop's thread: no child changes under another's feet
+            try:
+                work, reply = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                reply.put(work())
+            except Exception as err:  # noqa: BLE001 - a failed request is answered, the lab keeps running
+                reply.put({"error": f"{type(err).__name__}: {err}"})
         now = time.monotonic()
         for child in self.children:
             if child.given_up:
@@ -370,6 +388,74 @@ class Supervisor:
                     self._reap(child, code)
             elif child.restart_at is not None and now >= child.restart_at:
                 self._spawn(child)
+
+    # control: what ``pyrolab ps`` / ``reload`` / ``down`` ask, run on the loop's thread
+
+    def call(self, work: Callable[[], dict[str, Any]], timeout: float = _CONTROL_WAIT) -> dict[str, Any]:
+        """Run ``work`` on the supervisor's loop and return its answer (from any thread)."""
+        reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
+        self._requests.put((work, reply))
+        try:
+            return reply.get(timeout=timeout)
+        except queue.Empty:
+            return {"error": f"the supervisor did not answer within {timeout:g} s"}
+
+    def status(self) -> dict[str, Any]:
+        """One row per child: name, pid, state, restarts, uptime (s), port."""
+        now = time.monotonic()
+        rows = []
+        for child in self.children:
+            running = child.process is not None and child.process.poll() is None
+            state = ("running" if running else "given up" if child.given_up
+                     else "restarting" if child.restart_at is not None else "stopped")
+            rows.append({"name": child.spec.name, "pid": child.process.pid if running and child.process else None,
+                         "state": state, "restarts": child.restarted,
+                         "uptime": round(now - child.started, 1) if running else None, "port": child.port})
+        return {"pid": os.getpid(), "processes": rows}
+
+    def apply(self, specs: list[ChildSpec]) -> dict[str, Any]:
+        """Make the running set match ``specs``: restart the changed, start the new, stop the removed.
+
+        A child whose command line is unchanged is not touched: same process, connections and locks.
+        """
+        wanted = {spec.name: spec for spec in specs}
+        current = {child.spec.name: child for child in self.children}
+        removed = [c for name, c in current.items() if name not in wanted]
+        changed = [c for name, c in current.items() if name in wanted and wanted[name].argv != c.spec.argv]
+        added = [spec for name, spec in wanted.items() if name not in current]
+        deadline = time.monotonic() + self.stop_timeout
+        for child in removed + changed:
+            self._stop_one(child, deadline)
+        for child in removed:
+            self.say(f"{child.spec.name} removed from the lab file", child)
+        for child in changed:
+            child.spec = wanted[child.spec.name]
+            child.given_up, child.backoff, child.restart_at = False, 0.0, None
+            child.restarts.clear()
+            self.say(f"{child.spec.name}: configuration changed; restarting it", child)
+            self._spawn(child)
+        fresh = [_Child(spec, _COLOURS[(len(self.children) + i) % len(_COLOURS)], self._file_logger(spec.name))
+                 for i, spec in enumerate(added)]
+        keep = {c.spec.name for c in removed}
+        self.children = [c for c in self.children if c.spec.name not in keep] + fresh
+        for child in fresh:
+            self.say(f"{child.spec.name}: new in the lab file", child)
+            self._spawn(child)
+        order = {spec.name: i for i, spec in enumerate(specs)}
+        self.children.sort(key=lambda c: order[c.spec.name])
+        return {"restarted": [c.spec.name for c in changed], "started": [s.name for s in added],
+                "stopped": [c.spec.name for c in removed],
+                "unchanged": [n for n in current if n in wanted and n not in {c.spec.name for c in changed}]}
+
+    def _stop_one(self, child: _Child, deadline: float) -> None:
+        if child.process is not None and child.process.poll() is None:
+            try:
+                child.process.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self._await_exit(child, deadline)
+        self._close_pipes(child)
+        child.process, child.restart_at = None, None
 
     def _stop_all(self) -> bool:
         """SIGTERM the daemons, then the nameserver (so daemons can unregister); kill what outlives the deadline."""

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.network
                                                            "method call set_power"]),
     ("bench_server_model.py", ["--calls", "10", "--hang", "1"],
      ["Pyro5 thread server", "Pyro5 multiplex server", "pyrolab GuardedServer", "hung call"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model"])
+    ("bench_reload.py", ["--daemons", "2", "--repeat", "1"], ["pyrolab reload", "full restart", "ratio"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model", "reload"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

@@ -75,3 +75,47 @@ def test_environment_installs_this_checkout_on_a_supported_python():
     version = tuple(int(p) for p in re.findall(r"\d+", python)[:2])
     minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert version >= tuple(int(p) for p in re.findall(r"\d+", minimum)[:2])
+
+
+def _commented_extras() -> dict[str, dict[str, str]]:
+    """``# extra NAME:`` blocks of ``#  - requirement`` lines; ``(pip only)`` extras have no lines."""
+    extras: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        if match := re.match(r"^# extra ([\w-]+)( \(pip only)?", line):
+            current = extras.setdefault(match.group(1), {})
+            if match.group(2):
+                current["(pip only)"] = ""
+        elif current is not None and (item := re.match(r"^#\s+-\s+(\S.*)$", line)):
+            name, spec = _split(item.group(1))
+            current[name] = spec
+        else:
+            current = None
+    return extras
+
+
+def test_environment_carries_every_optional_extra_as_comments():
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    commented = _commented_extras()
+    assert sorted(commented) == sorted(set(optional) - {"jupyter"})  # jupyter is installed outright
+    for extra, found in commented.items():
+        if "(pip only)" in found:
+            continue
+        wanted = dict(_split(r) for r in optional[extra])
+        assert found == wanted, f"extra {extra}: pyproject.toml {wanted} vs environment.yml {found}"
+
+
+def test_packaging_files_exist():
+    assert "GNU GENERAL PUBLIC LICENSE" in (ROOT / "LICENSE").read_text()
+    assert (ROOT / "pyrolab_jupyter" / "py.typed").is_file()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "0.1.0" in changelog
+
+
+def test_claimed_python_versions_are_the_tested_one():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    minimum = tuple(int(p) for p in re.findall(r"\d+", project["requires-python"])[:2])
+    claimed = [tuple(int(p) for p in c.rsplit(":: ", 1)[1].split(".")) for c in project["classifiers"]
+               if re.match(r"Programming Language :: Python :: 3\.\d+$", c)]
+    assert claimed and min(claimed) == minimum
+    assert sys.version_info[:2] in claimed, f"this Python {sys.version_info[:2]} is not among the claimed {claimed}"

@@ -362,10 +362,16 @@ def test_a_daemon_child_receives_the_lab_file_s_safety_rules() -> None:
                     "        class: pyrolab_jupyter.instruments.sim:Laser\n"
                     "        limits: {set_power.mw: [0, 20]}\n"
                     "        ramps: {set_power.mw: {step: 1, interval: 0.05, reads: power}}\n")
+    from pyrolab_jupyter.serving import DaemonOrder
+
     [_, daemon] = lab_children(lab)
-    spec = json.loads(daemon.argv[-1])["services"]["lab.laser"]
+    spec = json.loads(daemon.argv[-1])["daemon"]["services"]["lab.laser"]
+    assert spec["class"] == "pyrolab_jupyter.instruments.sim:Laser"  # the lab file's own key
     assert spec["limits"] == {"set_power.mw": [0, 20]}
-    assert spec["ramps"]["set_power.mw"] == {"step": 1, "interval": 0.05, "reads": "power"}
+    # the child parses the order with the same models: what it gets equals what the file said
+    received = DaemonOrder.model_validate_json(daemon.argv[-1]).daemon
+    assert received == lab.daemons["b1"]
+    assert received.services["lab.laser"].ramps["set_power.mw"].step == 1
 
 
 def test_a_daemon_child_records_where_the_lab_file_says(tmp_path) -> None:
@@ -378,7 +384,7 @@ def test_a_daemon_child_records_where_the_lab_file_says(tmp_path) -> None:
                     "        record: sessions/gs200.jsonl\n"
                     "      lab.laser: {class: 'pyrolab_jupyter.instruments.sim:Laser'}\n", base_dir=tmp_path)
     [_, daemon] = lab_children(lab)
-    services = json.loads(daemon.argv[-1])["services"]
+    services = json.loads(daemon.argv[-1])["daemon"]["services"]
     assert services["lab.gs200"]["record"] == str(tmp_path / "sessions" / "gs200.jsonl")  # beside the lab file
     assert services["lab.laser"]["record"] is None
 
@@ -413,3 +419,17 @@ daemons:
         dac.disconnect()
     finally:
         assert up.stop() == 0
+
+
+@pytest.mark.parametrize("line, port", [
+    ("2026-01-01 INFO pyrolab.daemon: serving lab.laser at PYRO:lab.laser@127.0.0.1:40811", 40811),
+    ("serving lab.laser at PYRO:lab.laser@[::1]:40812", 40812),
+    ("nameserver at 127.0.0.1:9090 (check every 5 s, on offline: keep); Ctrl-C stops it", 9090),
+    ("nameserver at [fe80::1]:9091 (check every 5 s)", 9091),
+    ("the nameserver at 127.0.0.1:9090 does not answer yet", None),
+])
+def test_ps_reads_the_port_from_a_child_s_start_line(line, port):
+    from pyrolab_jupyter.supervisor import _PORT_LINE
+
+    match = _PORT_LINE.search(line)
+    assert (int(match.group(1)) if match else None) == port

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.suggest import import_path
 
 __all__ = ["ENTRY_POINT_GROUP", "Adapter", "adapt", "adapters", "find_adapter", "require_extra"]
 
@@ -48,8 +49,7 @@ def require_extra(package: str, extra: str | None) -> None:
 
 
 def _load(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    found = getattr(importlib.import_module(module), attr)
+    found = import_path(target)
     return found() if isinstance(found, type) else found
 
 

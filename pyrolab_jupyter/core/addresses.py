@@ -11,13 +11,68 @@ the interface that reaches a host is the one a connected UDP socket picks
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 
 from pyrolab_jupyter.core.errors import ConfigError
+from pyrolab_jupyter.core.settings import SETTINGS
 
-__all__ = ["is_local", "is_loopback", "is_wildcard", "parse_advertise", "resolve", "route_address"]
+__all__ = ["DEFAULT_NAMESERVER_PORT", "is_local", "is_loopback", "is_wildcard", "parse_address", "parse_advertise", "resolve", "route_address"]
 
 _WILDCARDS = frozenset({"", "0.0.0.0", "::", "*"})
+_HOST = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+DEFAULT_NAMESERVER_PORT = SETTINGS.nameserver_port
+
+
+def _address_error(message: str) -> ConfigError:
+    err = ConfigError(message)
+    err.problems = [message]  # type: ignore[attr-defined]  # like the lab file's errors
+    return err
+
+
+def parse_address(text: str, default_port: int = DEFAULT_NAMESERVER_PORT) -> tuple[str, int]:
+    """Split a nameserver address into ``(host, port)``.
+
+    Accepts ``host:port``, ``host`` (then ``default_port``), ``[::1]:port`` and
+    ``PYRO:Pyro.NameServer@host:port``; anything else raises ``ConfigError``
+    saying what was expected. IPv6 hosts come back without brackets.
+    """
+    expected = "expected 'host:port', 'host' or 'PYRO:Pyro.NameServer@host:port'"
+
+    def bad(why: str) -> ConfigError:
+        return _address_error(f"{text!r} is not a nameserver address ({why}); {expected}")
+
+    if not isinstance(text, str):
+        raise _address_error(f"{text!r} is not a nameserver address; {expected}")
+    rest = text.strip()
+    if not rest:
+        raise bad("it is empty")
+    if "://" in rest:
+        raise bad("a URL is not an address")
+    if rest.upper().startswith(("PYRONAME:", "PYROMETA:")):
+        raise bad("give the nameserver's own address, not a name to look up")
+    if rest[:5].upper() == "PYRO:":
+        obj, at, rest = rest[5:].partition("@")
+        if not at:
+            raise bad("a Pyro URI needs '@host:port'")
+        if obj != "Pyro.NameServer":
+            raise bad(f"it is the URI of {obj!r}, not of a nameserver")
+    if rest.startswith("["):  # [IPv6]:port
+        host, bracket, tail = rest[1:].partition("]")
+        if not bracket or not host or (tail and not tail.startswith(":")):
+            raise bad("unbalanced brackets around an IPv6 host")
+        port_text: str | None = tail[1:] if tail else None
+    else:
+        host, colon, tail = rest.partition(":")
+        port_text = tail if colon else None
+    if not (_HOST.match(host) or (rest.startswith("[") and re.match(r"^[0-9A-Fa-f:.]+$", host))):
+        raise bad(f"bad host {host!r}")
+    if port_text is None:
+        return host, default_port
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise bad(f"the port must be an integer from 1 to 65535, got {port_text!r}")
+    return host, int(port_text)
 
 
 def resolve(host: str) -> list[str]:

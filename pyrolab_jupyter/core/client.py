@@ -9,7 +9,6 @@ failing call.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import threading
@@ -46,8 +45,10 @@ from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_addres
 from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.signatures import help_text
 from pyrolab_jupyter.core.subscriptions import Callback, Listener, receiver
+from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.core.summary import service_html
 from pyrolab_jupyter.core.timefmt import ago, until
 from pyrolab_jupyter.core.tracebacks import with_remote_traceback
@@ -59,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = SETTINGS.call_timeout
 _STOP_TIMEOUT = 5.0  # the stop action after a KeyboardInterrupt gets this long at most
 _MIN_ATTEMPT = 0.05  # seconds: less than this left of a deadline is not worth a connection attempt
 
@@ -144,7 +145,7 @@ class Lab:
             return str(self._ask("lookup", name))
         except NamingError:
             known = self.names()
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            close = close_matches(name, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else (
                 f"; it knows {', '.join(known[:10])}" if known else "; it has no services registered")
             raise UnknownService(f"the nameserver at {self.address} has no service {name!r}{hint}") from None
@@ -495,7 +496,7 @@ class RemoteService:
         known = list(methods) + list(self._pyrolab_description.get("properties", {}))
         if any(k.startswith(f"{name}.") for k in known):
             return MemberGroup(self, name)
-        close = difflib.get_close_matches(name, known, n=3)
+        close = close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"{self._pyrolab_name} has no exposed member {name!r}{hint}")
 
@@ -551,7 +552,7 @@ class RemoteService:
             raise PyroLabError(f"{self._pyrolab_name} is a plain Pyro5 object, not served by pyrolab-jupyter: "
                                f"it cannot {what}; serve it with start_daemon() or `pyrolab daemon` to get that")
 
-    def lock(self, lease: float | None = 60.0) -> LockHandle:
+    def lock(self, lease: float | None = SETTINGS.lock_lease) -> LockHandle:
         """Lock the service for this process, now or ``ServiceLocked``; renews a lock held."""
         self._pyrolab_native("be locked")
         info = self._pyrolab_call("control", "pyrolab_lock", (lease,), {})

@@ -18,15 +18,13 @@ each, naming the file, the line when known, the key path and what was expected.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -39,9 +37,14 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from pyrolab_jupyter.core.addresses import parse_advertise
+from pyrolab_jupyter.core.addresses import DEFAULT_NAMESERVER_PORT, parse_address, parse_advertise
 from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.safety import Interlock, Ramp, limits_pair
+from pyrolab_jupyter.core.settings import SETTINGS
+from pyrolab_jupyter.core.suggest import close_matches
+
+if TYPE_CHECKING:  # YAML is read only by the lab-file functions: a client never imports it
+    import yaml
 
 __all__ = [
     "DEFAULT_NAMESERVER_PORT",
@@ -56,13 +59,10 @@ __all__ = [
     "service_sections",
 ]
 
-DEFAULT_NAMESERVER_PORT = 9090
-
 Port = Annotated[int, Field(ge=0, le=65535)]
 Loc = tuple[Any, ...]
 
 _CLASS_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_HOST = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 class _Problem(NamedTuple):
@@ -78,50 +78,6 @@ def _error(problems: list[str]) -> ConfigError:
     return err
 
 
-def parse_address(text: str, default_port: int = DEFAULT_NAMESERVER_PORT) -> tuple[str, int]:
-    """Split a nameserver address into ``(host, port)``.
-
-    Accepts ``host:port``, ``host`` (then ``default_port``), ``[::1]:port`` and
-    ``PYRO:Pyro.NameServer@host:port``; anything else raises ``ConfigError``
-    saying what was expected. IPv6 hosts come back without brackets.
-    """
-    expected = "expected 'host:port', 'host' or 'PYRO:Pyro.NameServer@host:port'"
-
-    def bad(why: str) -> ConfigError:
-        return _error([f"{text!r} is not a nameserver address ({why}); {expected}"])
-
-    if not isinstance(text, str):
-        raise _error([f"{text!r} is not a nameserver address; {expected}"])
-    rest = text.strip()
-    if not rest:
-        raise bad("it is empty")
-    if "://" in rest:
-        raise bad("a URL is not an address")
-    if rest.upper().startswith(("PYRONAME:", "PYROMETA:")):
-        raise bad("give the nameserver's own address, not a name to look up")
-    if rest[:5].upper() == "PYRO:":
-        obj, at, rest = rest[5:].partition("@")
-        if not at:
-            raise bad("a Pyro URI needs '@host:port'")
-        if obj != "Pyro.NameServer":
-            raise bad(f"it is the URI of {obj!r}, not of a nameserver")
-    if rest.startswith("["):  # [IPv6]:port
-        host, bracket, tail = rest[1:].partition("]")
-        if not bracket or not host or (tail and not tail.startswith(":")):
-            raise bad("unbalanced brackets around an IPv6 host")
-        port_text: str | None = tail[1:] if tail else None
-    else:
-        host, colon, tail = rest.partition(":")
-        port_text = tail if colon else None
-    if not (_HOST.match(host) or (rest.startswith("[") and re.match(r"^[0-9A-Fa-f:.]+$", host))):
-        raise bad(f"bad host {host!r}")
-    if port_text is None:
-        return host, default_port
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise bad(f"the port must be an integer from 1 to 65535, got {port_text!r}")
-    return host, int(port_text)
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -131,7 +87,7 @@ class NameserverConfig(_Model):
 
     host: str = "127.0.0.1"
     port: Port = DEFAULT_NAMESERVER_PORT
-    check_interval: float = Field(5.0, gt=0)
+    check_interval: float = Field(SETTINGS.check_interval, gt=0)
     on_offline: Literal["keep", "remove"] = "keep"
     storage: str = "memory"
     external: bool = False
@@ -207,7 +163,7 @@ class DaemonConfig(_Model):
 
     host: str = "127.0.0.1"
     port: Port = 0
-    heartbeat: float = Field(5.0, gt=0)
+    heartbeat: float = Field(SETTINGS.heartbeat, gt=0)
     max_message_mb: float | None = Field(None, gt=0)
     """None: the lab file's top-level ``max_message_mb``."""
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
@@ -274,7 +230,7 @@ class LabConfig(_Model):
     daemons: dict[str, DaemonConfig] = Field(default_factory=dict)
     security: SecurityConfig | None = None
     logs: str | None = None
-    max_message_mb: float = Field(128.0, gt=0)
+    max_message_mb: float = Field(SETTINGS.max_message_mb, gt=0)
     """Largest message a nameserver or daemon of this lab reads (MiB); a part may set its own."""
 
     def max_message(self, part: NameserverConfig | DaemonConfig) -> int:
@@ -412,7 +368,7 @@ def _keys_at(loc: Loc) -> list[str]:
 
 def _suggest(loc: Loc) -> str | None:
     """The accepted key closest to the unknown key ending ``loc``, if any is close."""
-    close = difflib.get_close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
+    close = close_matches(str(loc[-1]), _keys_at(loc[:-1]), n=1)
     return close[0] if close else None
 
 
@@ -459,6 +415,8 @@ def _pydantic_problems(errors: list[Any]) -> list[_Problem]:
 def _key_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dups: list[_Problem],
                seen: set[int]) -> None:
     """Record the 1-based line of every mapping key, and flag keys given twice in one mapping."""
+    import yaml
+
     if id(node) in seen:
         return
     seen.add(id(node))
@@ -483,6 +441,8 @@ def parse_lab(text: str, source: str = "<string>", base_dir: Path | None = None)
     Raises ``ConfigError`` listing every problem found, one per line (also as
     ``.problems``).
     """
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -522,6 +482,8 @@ def service_sections(path: str | Path) -> tuple[list[tuple[Loc, ServiceConfig]],
     path. Lets ``pyrolab check`` import each class in the same pass that finds
     a misspelt key elsewhere. An unreadable file or broken YAML gives no sections.
     """
+    import yaml
+
     source = str(path)
     lines: dict[Loc, int] = {}
     found: list[tuple[Loc, ServiceConfig]] = []

@@ -20,9 +20,15 @@ from typing import Any
 
 from Pyro5.errors import CommunicationError, PyroError
 
-from pyrolab_jupyter.core.addresses import is_local, is_loopback, is_wildcard, parse_advertise, route_address
+from pyrolab_jupyter.core.addresses import (
+    is_local,
+    is_loopback,
+    is_wildcard,
+    parse_address,
+    parse_advertise,
+    route_address,
+)
 from pyrolab_jupyter.core.audit import AuditLog
-from pyrolab_jupyter.core.config import parse_address
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.errors import AccessDenied, ConfigError
 from pyrolab_jupyter.core.limits import Limits
@@ -41,6 +47,7 @@ from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.serialization import decode
 from pyrolab_jupyter.core.servant import make_servant
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["LabDaemon"]
 
@@ -156,7 +163,7 @@ class LabDaemon(TrackingDaemon):
         host: str = "127.0.0.1",
         port: int = 0,
         nameserver: str | None = None,
-        heartbeat: float = 5.0,
+        heartbeat: float = SETTINGS.heartbeat,
         max_message: int | None = None,
         limits: Limits | None = None,
         state_file: str | Path | None = None,

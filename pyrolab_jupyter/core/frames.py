@@ -22,12 +22,14 @@ from typing import NamedTuple
 from Pyro5 import protocol
 from Pyro5.serializers import JsonSerializer, MarshalSerializer, SerpentSerializer
 
+from pyrolab_jupyter.core.settings import SETTINGS
+
 __all__ = [
     "DECODE_FLOOR", "DECODE_MULTIPLE", "DEFAULT_MAX_MESSAGE", "HEADER_SIZE", "SERPENT_MAX", "FrameError",
     "Header", "check_body", "parse_header",
 ]
 
-DEFAULT_MAX_MESSAGE = 128 * 1024 * 1024
+DEFAULT_MAX_MESSAGE = SETTINGS.max_message
 HEADER_SIZE: int = protocol._header_size
 DECODE_MULTIPLE = 40  # estimated decode cost per byte of message, at most (marshal's worst is ~36: empty dicts)
 DECODE_FLOOR = 1024 * 1024

@@ -27,7 +27,9 @@ from pyrolab_jupyter.core.errors import AccessDenied
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.nsguard import RegistryGuard, ping_daemon
+from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
+from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = ["LabNameServer", "NameserverHost"]
 
@@ -200,8 +202,8 @@ class NameserverHost:
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 9090,
-        check_interval: float = 5.0,
+        port: int = SETTINGS.nameserver_port,
+        check_interval: float = SETTINGS.check_interval,
         on_offline: OnOffline = "keep",
         storage: str = "memory",
         max_message: int | None = None,

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from pyrolab_jupyter.core.config import parse_address
+from pyrolab_jupyter.core.addresses import parse_address
 
 __all__ = [
     "CLIENT_MEMBERS",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pyrolab_jupyter.core.errors import ConfigError
 from pyrolab_jupyter.core.schema import ServiceSchema
+from pyrolab_jupyter.core.suggest import close_matches
 
 __all__ = [
     "MAX_RAMP_STEPS",
@@ -205,7 +205,7 @@ class _Target:
 
 
 def _close(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    close = close_matches(word, list(options), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

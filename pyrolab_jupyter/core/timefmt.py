@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import time
 
-__all__ = ["ago", "clock", "until"]
+__all__ = ["ago", "clock", "duration", "until"]
 
 _UNITS = ((86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"))
 
@@ -64,3 +64,8 @@ def until(epoch: float | None, now: float | None = None) -> str:
     if epoch is None:
         return "no expiry"
     return f"until {clock(epoch, now)}"
+
+
+def duration(seconds: float) -> str:
+    """``"3 min"``, ``"2 h"``: how long something has been running, in its largest unit."""
+    return _span(max(0.0, seconds))

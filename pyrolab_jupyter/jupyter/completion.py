@@ -20,6 +20,8 @@ from pyrolab_jupyter.core.client import Lab, RemoteService
 from pyrolab_jupyter.core.errors import PyroLabError
 from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.service import Service
+from pyrolab_jupyter.core.settings import SETTINGS
+from pyrolab_jupyter.jupyter.commands import ACTIONS, BY_KEY, GROUPS, OPTIONS, SUBCOMMANDS
 
 __all__ = ["NameCache", "candidates", "make_matcher"]
 
@@ -36,7 +38,7 @@ class _Entry:
 class NameCache:
     """Service names per nameserver address, kept ``ttl`` seconds (failures too)."""
 
-    def __init__(self, ttl: float = 5.0, timeout: float = 0.5) -> None:
+    def __init__(self, ttl: float = SETTINGS.completion_cache, timeout: float = SETTINGS.completion_timeout) -> None:
         self.ttl = ttl
         self.timeout = timeout
         self._entries: dict[str, _Entry] = {}
@@ -66,24 +68,6 @@ class NameCache:
                 self._entries.pop(address, None)
 
 
-SUBCOMMANDS = ("nameserver", "daemon", "use", "ls", "connect", "panel", "lock", "unlock", "status", "help")
-ACTIONS = ("start", "stop")
-OPTIONS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("nameserver", "start"): ("--port", "--host", "--check-interval", "--on-offline"),
-    ("nameserver", "stop"): (),
-    ("daemon", "start"): ("--name", "--port", "--host", "--heartbeat", "--restart"),
-    ("daemon", "stop"): ("--all",),
-    ("use",): (),
-    ("ls",): ("--json",),
-    ("connect",): ("--timeout",),
-    ("panel",): (),
-    ("lock",): ("--lease",),
-    ("unlock",): (),
-    ("status",): (),
-    ("help",): (),
-}
-
-
 def _service_classes(namespace: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in namespace.items()
                   if not k.startswith("_") and isinstance(v, type) and issubclass(v, Service) and v is not Service)
@@ -109,7 +93,7 @@ def candidates(words: list[str], current: str, names: Callable[[], list[str]], n
         return list(SUBCOMMANDS)
     sub = words[0]
     key: tuple[str, ...] = (sub,)
-    if sub in ("nameserver", "daemon"):
+    if sub in GROUPS:
         if len(words) == 1:
             return list(ACTIONS)
         key = (sub, words[1])
@@ -120,23 +104,19 @@ def candidates(words: list[str], current: str, names: Callable[[], list[str]], n
     if words[-1].startswith("-"):  # the value of an option: nothing to offer
         return []
     positional = [w for w in words[len(key):] if not w.startswith("-")]
-    if key == ("daemon", "start") and not positional:
-        if ":" in current:
-            return _module_classes(current)
-        return _service_classes(namespace)
-    if key == ("daemon", "stop"):
-        return hosted()
-    if key == ("connect",):
-        if not positional:
-            return names()
-        return ["as"] if len(positional) == 1 else []
-    if key in (("panel",), ("lock",), ("unlock",)) and not positional:
-        return names() + _remote_vars(namespace)
-    if key == ("use",) and not positional:
-        return addresses()
-    if key == ("help",) and not positional:
-        return list(SUBCOMMANDS)
-    return []
+    command = BY_KEY.get(key)
+    kind = command.complete if command is not None else "nothing"
+    if kind == "service_as" and len(positional) == 1:
+        return ["as"]
+    if positional and kind != "hosted":  # only the first positional is completed (daemon stop takes several)
+        return []
+    if kind == "classes":
+        return _module_classes(current) if ":" in current else _service_classes(namespace)
+    offers: dict[str, Callable[[], list[str]]] = {
+        "hosted": hosted, "service_as": names, "targets": lambda: names() + _remote_vars(namespace),
+        "addresses": addresses, "subcommands": lambda: list(SUBCOMMANDS),
+    }
+    return offers[kind]() if kind in offers else []
 
 
 def make_matcher(magics: Any) -> Callable[..., Any]:

@@ -23,7 +23,6 @@ Loading the extension starts nothing; mistakes get a short usage message
 from __future__ import annotations
 
 import argparse
-import difflib
 import html
 import json
 import keyword
@@ -44,11 +43,14 @@ from pyrolab_jupyter.core import naming
 from pyrolab_jupyter.core.client import Lab, RemoteService, set_call_context
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
 from pyrolab_jupyter.core.security import env_security
+from pyrolab_jupyter.core.settings import SETTINGS
+from pyrolab_jupyter.core.suggest import close_matches
 from pyrolab_jupyter.core.summary import service_html, services_html, services_text, text_table
 from pyrolab_jupyter.hosting import import_class
 from pyrolab_jupyter.jupyter import completion
+from pyrolab_jupyter.jupyter.commands import BY_KEY, COMMANDS, PARSERS, SUBCOMMANDS, UsageProblem
 from pyrolab_jupyter.jupyter.kernel_hosting import KernelHosting, hosting
-from pyrolab_jupyter.jupyter.parsing import PARSERS, UsageProblem, choose, literal, split
+from pyrolab_jupyter.jupyter.parsing import choose, literal, split
 
 __all__ = ["PyroLab", "load_ipython_extension", "show_remote", "unload_ipython_extension"]
 
@@ -117,13 +119,13 @@ class PyroLab(Magics):
         None, allow_none=True,
         help="HOST:PORT of the nameserver this kernel talks to (default $PYROLAB_NAMESERVER, else 127.0.0.1:9090).",
     ).tag(config=True)
-    timeout = Float(10.0, help="Seconds for lookups and for calls of services connected here.").tag(config=True)
+    timeout = Float(SETTINGS.call_timeout, help="Seconds for lookups and for calls of services connected here.").tag(config=True)
     host = Unicode("127.0.0.1", help="Interface hosted nameservers and daemons listen on.").tag(config=True)
-    check_interval = Float(5.0, help="Seconds between health checks of a hosted nameserver.").tag(config=True)
-    heartbeat = Float(5.0, help="Seconds between re-registrations of hosted daemons.").tag(config=True)
-    lock_lease = Float(60.0, help="Default lease of `%pyrolab lock`, in seconds.").tag(config=True)
-    completion_timeout = Float(0.5, help="Seconds Tab completion waits for the nameserver.").tag(config=True)
-    completion_cache = Float(5.0, help="Seconds service names (and a silent nameserver) stay cached for Tab.").tag(
+    check_interval = Float(SETTINGS.check_interval, help="Seconds between health checks of a hosted nameserver.").tag(config=True)
+    heartbeat = Float(SETTINGS.heartbeat, help="Seconds between re-registrations of hosted daemons.").tag(config=True)
+    lock_lease = Float(SETTINGS.lock_lease, help="Default lease of `%pyrolab lock`, in seconds.").tag(config=True)
+    completion_timeout = Float(SETTINGS.completion_timeout, help="Seconds Tab completion waits for the nameserver.").tag(config=True)
+    completion_cache = Float(SETTINGS.completion_cache, help="Seconds service names (and a silent nameserver) stay cached for Tab.").tag(
         config=True)
 
     @validate("nameserver")
@@ -163,13 +165,13 @@ class PyroLab(Magics):
         """
         try:
             key, words = split(line)
-            parser = PARSERS[key]
-            parse = parser.parse_intermixed_args if key == ("daemon", "start") else parser.parse_args
+            parser, command = PARSERS[key], BY_KEY[key]
+            parse = parser.parse_intermixed_args if command.intermixed else parser.parse_args
             try:
                 args = parse(words)
             except argparse.ArgumentError as err:
                 parser.error(str(err))
-            handler: Callable[[argparse.Namespace], Any] = getattr(self, "_do_" + "_".join(key))
+            handler: Callable[[argparse.Namespace], Any] = getattr(self, command.handler)
             return handler(args)
         except UsageProblem as err:
             raise UsageError(str(err)) from None
@@ -220,7 +222,7 @@ class PyroLab(Magics):
         head, *rest = spec.split(".")
         if head not in namespace:
             known = completion._service_classes(namespace)
-            close = difflib.get_close_matches(head, known, n=3, cutoff=0.5)
+            close = close_matches(head, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else (
                 f"; Service classes here: {', '.join(known)}" if known else "")
             raise UsageProblem(f"no {spec!r} in the notebook and no 'module:Class' given{hint}")
@@ -285,7 +287,7 @@ class PyroLab(Magics):
         unknown = [k for k in keys or () if not self.hosting.find(k)]
         if unknown:
             names = sorted(self.hosting.daemons)
-            close = difflib.get_close_matches(unknown[0], names, n=3, cutoff=0.5)
+            close = close_matches(unknown[0], names, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else (
                 f"; it hosts {', '.join(names)}" if names else "; it hosts no daemon")
             raise UsageProblem(f"this kernel hosts no daemon {unknown[0]!r}{hint}")
@@ -399,12 +401,14 @@ class PyroLab(Magics):
 
     def _do_help(self, args: argparse.Namespace) -> None:
         if args.topic:
-            sub = choose(args.topic, completion.SUBCOMMANDS, "subcommand", "%pyrolab help [SUBCOMMAND]")
+            sub = choose(args.topic, SUBCOMMANDS, "subcommand", "%pyrolab help [SUBCOMMAND]")
             for key, parser in PARSERS.items():
                 if key[0] == sub:
                     print(parser.format_help())
             return
-        print(__doc__.split("::", 1)[1].split("Settings live")[0].strip("\n"))
+        for command in COMMANDS:
+            usage = PARSERS[command.key].format_usage().strip().removeprefix("usage: ")
+            print(f"{usage}\n    {command.summary}")
         print("\n`%pyrolab help SUBCOMMAND` for the options of one; `%config PyroLab` for the settings.")
 
     # completion
