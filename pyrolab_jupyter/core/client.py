@@ -314,9 +314,9 @@ class RemoteService:
                     result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
                               "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
-                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
+                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0], pool.channel)), {})
                 else:
-                    result = proxy._pyroInvoke(name, encode(list(args)), encode(kwargs))
+                    result = proxy._pyroInvoke(name, encode(list(args), pool.channel), encode(kwargs, pool.channel))
             except PyroTimeout as err:
                 pool.discard(proxy)
                 self._pyrolab_stale = True
@@ -349,7 +349,7 @@ class RemoteService:
                 # a daemon that came back, or that gave up on us while the link was cut, has forgotten them
                 self._pyrolab_stale = False
                 self._pyrolab_renew_subscriptions()
-            return decode(result)
+            return decode(result, pool.channel)
         raise AssertionError("unreachable")
 
     @property

@@ -33,6 +33,7 @@ class Peer(SocketConnection):  # type: ignore[misc]
         self.header: Header | None = None
         self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
         self.greeted = False
+        self.bulk = False  # opened with core.bulk's MAGIC: carries raw array bytes, not Pyro5 messages
         self.last_active = time.monotonic()
         self.partial_since: float | None = None
         self.closed = False

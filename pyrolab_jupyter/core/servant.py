@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from Pyro5.callcontext import current_context
 
+from pyrolab_jupyter.core.bulk import ServerSide, server_side
 from pyrolab_jupyter.core.errors import (
     AccessDenied,
     InvalidArgument,
@@ -43,7 +44,7 @@ from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
-from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT
+from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT
 
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
@@ -109,6 +110,11 @@ _MAX_CONCURRENT = 32  # calls a thread-safe service runs at once (the daemon has
 def _note(name: str) -> str:
     raw = (current_context.annotations or {}).get(name)
     return bytes(raw).decode("ascii", "replace") if raw is not None else ""
+
+
+def _bulk() -> ServerSide | None:
+    """Where this call's large arrays go: out of band when the caller said it fetches them so."""
+    return server_side(BULK in (current_context.annotations or {}))
 
 
 def _caller_wait() -> float:
@@ -233,7 +239,7 @@ class _ServantBase:
 
     def _decoded(self, value: Any) -> Any:
         try:
-            return decode(value)
+            return decode(value, _bulk())
         except Exception as err:  # noqa: BLE001 - a hand-made or corrupted tagged value, whatever it breaks
             raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
@@ -246,7 +252,7 @@ class _ServantBase:
         action = getattr(self._service, method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
-            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
+            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), _bulk())
         if not call.readonly:
             self._check_lock()  # a refusal changed nothing
         if method in self._guard.members:
@@ -263,8 +269,8 @@ class _ServantBase:
         else:
             run = functools.partial(self._run, action, member=f"{method}()")
         if call.readonly:
-            return encode(plain(run(*args, **kwargs)))
-        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)))
+            return encode(plain(run(*args, **kwargs)), _bulk())
+        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)), _bulk())
 
     def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
                    *args: Any, **kwargs: Any) -> Any:
@@ -285,7 +291,7 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
+        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
 
     def _set(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(self._decoded(value))

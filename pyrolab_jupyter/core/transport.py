@@ -26,6 +26,7 @@ from Pyro5 import errors, protocol, serializers
 from Pyro5.callcontext import current_context
 from Pyro5.server import _get_attribute, _set_exposed_property_value
 
+from pyrolab_jupyter.core import bulk
 from pyrolab_jupyter.core.errors import InvalidArgument
 from pyrolab_jupyter.core.frames import HEADER_SIZE, FrameError, Header, check_body, parse_header
 from pyrolab_jupyter.core.limits import Limits
@@ -59,6 +60,7 @@ class GuardedServer:
         self._returned: collections.deque[Peer] = collections.deque()
         self._mutex = threading.Lock()
         self._pool = WorkerPool(limits.workers)
+        self._stash = bulk.Stash(limits.max_bulk)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -160,7 +162,7 @@ class GuardedServer:
             if self._consume_refused(conn, err):
                 self._pool.submit(self._answer_refusal, conn, err)
             return
-        if conn.frames:
+        if conn.frames or (conn.bulk and len(conn.buffer) >= bulk.REQUEST_SIZE):
             self._dispatch(conn)
 
     def _ingest(self, conn: Peer, chunk: bytes) -> None:
@@ -185,7 +187,9 @@ class GuardedServer:
     def _split(self, conn: Peer) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""
         completed = False
-        while True:
+        if not conn.greeted and not conn.frames and conn.buffer[:len(bulk.MAGIC)] == bulk.MAGIC:
+            conn.bulk = True  # core.bulk's connection: the worker reads its requests (_bulk_turn)
+        while not conn.bulk:
             if conn.header is None:
                 if len(conn.buffer) < HEADER_SIZE:
                     break
@@ -256,6 +260,10 @@ class GuardedServer:
         """Handle a connection's complete messages, and the next ones that follow at once (a client's
         next call usually comes within a millisecond: waiting briefly saves two thread hand-offs)."""
         keep = True
+        bulk.serving(self._stash, conn.peer)
+        if conn.bulk:
+            self._bulk_turn(conn)
+            return
         try:
             while keep and not conn.closed:
                 if not conn.frames:
@@ -274,6 +282,27 @@ class GuardedServer:
             log.debug("connection from %s ends: %s", conn.peer, err)
             keep = False
         if keep and not conn.closed:
+            self._give_back(conn)
+        else:
+            self._close(conn)
+
+    def _bulk_turn(self, conn: Peer) -> None:
+        """One request of a bulk connection (``core.bulk``): the worker moves the array's bytes itself."""
+        with self._mutex:
+            self._buffered -= len(conn.buffer)
+        request, extra = bytes(conn.buffer[:bulk.REQUEST_SIZE]), len(conn.buffer) > bulk.REQUEST_SIZE
+        conn.buffer = bytearray()
+        conn.partial_since = None
+        keep = False
+        try:
+            keep = not extra and bulk.serve_turn(conn.sock, request, self._stash, conn.peer, self.limits.frame_timeout)
+        except (OSError, bulk.BulkError) as err:
+            log.info("%s: bulk transfer with %s ends: %s", self.locationStr, conn.peer, err)
+        except Exception:  # noqa: BLE001 - one connection's failure never reaches the others
+            log.exception("%s: bulk transfer with %s failed", self.locationStr, conn.peer)
+        conn.last_active = time.monotonic()
+        if keep and not conn.closed:
+            conn.sock.setblocking(False)
             self._give_back(conn)
         else:
             self._close(conn)
@@ -389,6 +418,7 @@ class GuardedServer:
         if cut:
             log.info("%s: cut %d connection(s) whose message did not arrive in time (%s)", self.locationStr,
                      sum(cut.values()), ", ".join(f"{peer}: {n}" for peer, n in cut.most_common(5)))
+        self._stash.expire()
         try:
             self.daemon._housekeeping()
         except Exception:
