@@ -302,9 +302,13 @@ class RemoteService:
         where = f"{self._pyrolab_name}.{name}"
         pool = self._pyrolab_pool
         deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
+        channel = pool.channel
         for attempt in (1, 2):
             proxy = pool.acquire()
-            proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
+            # the first attempt has (all but microseconds of) the whole budget: acquire() set it already,
+            # and setting it again costs two syscalls per call
+            if attempt == 2 or timeout is not None:
+                proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
@@ -314,9 +318,9 @@ class RemoteService:
                     result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
                               "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
-                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0], pool.channel)), {})
+                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0], channel)), {})
                 else:
-                    result = proxy._pyroInvoke(name, encode(list(args), pool.channel), encode(kwargs, pool.channel))
+                    result = proxy._pyroInvoke(name, encode(list(args), channel), encode(kwargs, channel))
             except PyroTimeout as err:
                 pool.discard(proxy)
                 self._pyrolab_stale = True
@@ -349,7 +353,7 @@ class RemoteService:
                 # a daemon that came back, or that gave up on us while the link was cut, has forgotten them
                 self._pyrolab_stale = False
                 self._pyrolab_renew_subscriptions()
-            return decode(result, pool.channel)
+            return decode(result, channel)
         raise AssertionError("unreachable")
 
     @property

@@ -237,9 +237,9 @@ class _ServantBase:
     def _caller(self) -> str:
         return self._host.current_client().identity
 
-    def _decoded(self, value: Any) -> Any:
+    def _decoded(self, value: Any, side: ServerSide | None = None) -> Any:
         try:
-            return decode(value, _bulk())
+            return decode(value, side)
         except Exception as err:  # noqa: BLE001 - a hand-made or corrupted tagged value, whatever it breaks
             raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
@@ -248,11 +248,12 @@ class _ServantBase:
         call = self._schema.methods[method]
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
-        args, kwargs = call.validate(tuple(self._decoded(list(args))), self._decoded(kwargs))
+        side = _bulk()
+        args, kwargs = call.validate(tuple(self._decoded(list(args), side)), self._decoded(kwargs, side))
         action = getattr(self._service, method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
-            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), _bulk())
+            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), side)
         if not call.readonly:
             self._check_lock()  # a refusal changed nothing
         if method in self._guard.members:
@@ -269,8 +270,8 @@ class _ServantBase:
         else:
             run = functools.partial(self._run, action, member=f"{method}()")
         if call.readonly:
-            return encode(plain(run(*args, **kwargs)), _bulk())
-        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)), _bulk())
+            return encode(plain(run(*args, **kwargs)), side)
+        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)), side)
 
     def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
                    *args: Any, **kwargs: Any) -> Any:
@@ -294,7 +295,7 @@ class _ServantBase:
         return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
 
     def _set(self, prop: str, value: Any) -> None:
-        value = self._schema.properties[prop].validate(self._decoded(value))
+        value = self._schema.properties[prop].validate(self._decoded(value, _bulk()))
         self._check_lock()
         guarded = prop in self._guard.members
         if guarded:
