@@ -22,7 +22,11 @@ pytestmark = pytest.mark.network
     ("bench_truth.py", ["--changes", "3"], ["raw Pyro5 call round trip", "subscriber sees it", "10 silent"]),
     ("bench_safety.py", ["--calls", "10"], ["raw Pyro5", "ratio", "a soft limit", "an interlock"]),
     ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters"])
+    ("bench_bulk.py", ["--sizes", "1K,300K", "--batches", "1", "--budget", "1e6"],
+     ["raw socket", "pyrolab-jupyter", "raw Pyro5 marshal", "result 300 KB", "argument 1 KB"]),
+    ("bench_scale.py", ["--daemons", "4", "--services", "2", "--per-process", "2", "--repeat", "1"],
+     ["nameserver listing, 8 services", "offline detection at scale"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "bulk", "scale"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

@@ -134,15 +134,18 @@ class Stash:
         self._told: set[str] = set()
 
     def offer(self, arr: np.ndarray, owner: str) -> dict[str, Any] | None:
-        """Keep a result (a copy: services often reuse their buffers) for ``owner`` to fetch."""
+        """Keep a result for ``owner`` to fetch: a copy (services often reuse their buffers: the caller gets
+        the array as it was returned, as through the message), unless the service returned it read-only."""
         if arr.nbytes > self.max_bulk:
             return None
         flat, order = wire_view(arr)
+        own = not (arr.flags.c_contiguous or arr.flags.f_contiguous)  # wire_view copied it already
+        kept = flat if own or not arr.flags.writeable else flat.copy()
         token = os.urandom(16)
         with self._mutex:
             if len(self._results) >= _MAX_TICKETS:
                 return None
-            self._results[token] = (flat.copy(), owner, time.monotonic() + _EXPIRY)
+            self._results[token] = (kept, owner, time.monotonic() + _EXPIRY)
         return {"token": token, "order": order, "nbytes": arr.nbytes}
 
     def claim(self, ticket: dict[str, Any], owner: str) -> np.ndarray:
@@ -253,6 +256,7 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
     if magic != MAGIC:
         return False
     sock.settimeout(timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an answer's head and its bytes go out at once
     if op == _GET:
         data = stash.fetch(token, owner)
         if isinstance(data, str):

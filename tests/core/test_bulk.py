@@ -158,6 +158,18 @@ def test_ticket_only_for_its_owner():
     assert isinstance(stash.fetch(ticket["token"], "10.0.0.1"), str)  # once only
 
 
+def test_results_are_copied_unless_read_only():
+    """A service that reuses its buffer still hands out what it returned; a read-only one is sent as is."""
+    stash = bulk.Stash(1 << 30)
+    frame = np.arange(10.0)
+    ticket = stash.offer(frame, "a")
+    frame[:] = -1
+    assert stash.fetch(ticket["token"], "a").view(np.float64).tolist() == list(range(10))
+    frame.setflags(write=False)
+    ticket = stash.offer(frame, "a")
+    assert np.shares_memory(stash.fetch(ticket["token"], "a"), frame)
+
+
 def test_bulk_path_unused_by_closed_daemon_is_a_clean_error():
     channel = bulk.Channel("127.0.0.1", _closed_port(), 2)
     with pytest.raises(bulk.BulkError, match="cannot open a bulk connection"):
