@@ -263,7 +263,7 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
             _refuse(sock, data)
             return True
         sock.sendall(_ANSWER.pack(_OK, data.size))
-        sock.sendall(memoryview(data))
+        sock.sendall(data.data)
         return True
     if op == _PUT:
         why = stash.reserve(nbytes)
@@ -273,7 +273,7 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
         try:
             buf = np.empty(nbytes, np.uint8)
             sock.sendall(_ANSWER.pack(_OK, 0))
-            _recv_exact(sock, memoryview(buf))
+            _recv_exact(sock, buf.data)
         except BaseException:
             stash.unreserve(nbytes)
             raise
@@ -336,7 +336,7 @@ class Channel:
                          self.host, self.port, err)
                 sock.close()
                 return None
-            sock.sendall(memoryview(flat))
+            sock.sendall(flat.data)
             token = _answer(sock)
         except OSError as err:
             sock.close()
@@ -369,7 +369,7 @@ class Channel:
                 raise BulkError(_read_small(sock, length).decode("utf-8", "replace"))
             if status != _OK or length != nbytes:
                 raise BulkError(f"the daemon offered {length} bytes for an array of {nbytes}")
-            _recv_exact(sock, memoryview(flat))
+            _recv_exact(sock, flat.data)
         except BaseException:
             sock.close()
             raise
