@@ -40,7 +40,9 @@ import numpy as np
 
 from pyrolab_jupyter.core.errors import PyroLabError
 
-__all__ = ["BULK_MIN", "MAGIC", "REQUEST_SIZE", "BulkError", "BulkSide", "Channel", "Stash", "serve_turn"]
+__all__ = [
+    "BULK_MIN", "MAGIC", "REQUEST_SIZE", "BulkError", "BulkSide", "Channel", "Stash", "read_request", "serve_turn",
+]
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +283,17 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
         sock.sendall(_ANSWER.pack(_OK, len(token)) + token)
         return True
     return False
+
+
+def read_request(sock: socket.socket, timeout: float) -> bytes | None:
+    """The next 40-byte request of a bulk connection that has something to read; None when it closed."""
+    sock.settimeout(timeout)
+    head = bytearray(REQUEST_SIZE)
+    try:
+        _recv_exact(sock, memoryview(head))
+    except BulkError:
+        return None
+    return bytes(head)
 
 
 def _refuse(sock: socket.socket, why: str) -> None:

@@ -287,20 +287,29 @@ class GuardedServer:
             self._close(conn)
 
     def _bulk_turn(self, conn: Peer) -> None:
-        """One request of a bulk connection (``core.bulk``): the worker moves the array's bytes itself."""
+        """Requests of a bulk connection (``core.bulk``): the worker moves the array's bytes itself, and
+        takes the next request that follows within ``_LINGER`` (a scan's next fetch) without a hand-off."""
         with self._mutex:
             self._buffered -= len(conn.buffer)
-        request, extra = bytes(conn.buffer[:bulk.REQUEST_SIZE]), len(conn.buffer) > bulk.REQUEST_SIZE
+        request: bytes | None = bytes(conn.buffer[:bulk.REQUEST_SIZE])
+        keep = len(conn.buffer) == bulk.REQUEST_SIZE
         conn.buffer = bytearray()
         conn.partial_since = None
-        keep = False
+        timeout = self.limits.frame_timeout
         try:
-            keep = not extra and bulk.serve_turn(conn.sock, request, self._stash, conn.peer, self.limits.frame_timeout)
+            while keep and request is not None:
+                keep = bulk.serve_turn(conn.sock, request, self._stash, conn.peer, timeout)
+                conn.last_active = time.monotonic()
+                if not keep or self.shutting_down or not conn.readable(_LINGER):
+                    break
+                request = bulk.read_request(conn.sock, timeout)
+                keep = request is not None
         except (OSError, bulk.BulkError) as err:
             log.info("%s: bulk transfer with %s ends: %s", self.locationStr, conn.peer, err)
+            keep = False
         except Exception:  # noqa: BLE001 - one connection's failure never reaches the others
             log.exception("%s: bulk transfer with %s failed", self.locationStr, conn.peer)
-        conn.last_active = time.monotonic()
+            keep = False
         if keep and not conn.closed:
             conn.sock.setblocking(False)
             self._give_back(conn)
