@@ -26,7 +26,8 @@ pytestmark = pytest.mark.network
      ["raw socket", "pyrolab-jupyter", "raw Pyro5 marshal", "result 300 KB", "argument 1 KB"]),
     ("bench_scale.py", ["--daemons", "4", "--services", "2", "--per-process", "2", "--repeat", "1"],
      ["nameserver listing, 8 services", "offline detection at scale"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "bulk", "scale"])
+    ("bench_kernel.py", ["--services", "1"], ["%pyrolab connect → panel in a kernel", "load_ext"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "bulk", "scale", "kernel"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)
