@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import struct
 import threading
@@ -100,6 +101,18 @@ def _recv_exact(sock: socket.socket, into: memoryview) -> None:
         if not n:
             raise BulkError(f"connection closed after {got} of {len(into)} bytes")
         got += n
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """An idle connection with something to read has been closed by the daemon (it never speaks unasked)."""
+    try:
+        if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([sock], [], [], 0)[0]  # Windows
+    except (OSError, ValueError):
+        return False
 
 
 def _answer(sock: socket.socket) -> bytes:
@@ -313,14 +326,20 @@ class Channel:
         self._idle: list[socket.socket] = []
         self._mutex = threading.Lock()
 
-    def _socket(self) -> socket.socket:
-        with self._mutex:
-            sock = self._idle.pop() if self._idle else None
-        if sock is None:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.timeout)
-        return sock
+    def _socket(self) -> tuple[socket.socket, bool]:
+        """A connection (an idle one the daemon has not closed, else a new one) and whether it is new."""
+        while True:
+            with self._mutex:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
+                break
+            if _still_open(sock):
+                sock.settimeout(self.timeout)
+                return sock, False
+            sock.close()  # closed by the daemon while idle (idle_timeout, restart)
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, True
 
     def _release(self, sock: socket.socket) -> None:
         with self._mutex:
@@ -334,7 +353,7 @@ class Channel:
             return None
         flat, order = wire_view(arr)
         try:
-            sock = self._socket()
+            sock, new = self._socket()
         except OSError as err:
             raise BulkError(f"cannot open a bulk connection to {self.host}:{self.port}: {err}") from None
         try:
@@ -342,7 +361,7 @@ class Channel:
             try:
                 _answer(sock)
             except (BulkError, OSError) as err:
-                if isinstance(err, BulkError) and "does not fit" in str(err):
+                if not new or (isinstance(err, BulkError) and "does not fit" in str(err)):
                     raise
                 self.usable = False  # not a pyrolab-jupyter daemon of this version: it closed on us
                 log.info("%s:%s does not take bulk uploads (%s); arrays go inside the message",
@@ -372,7 +391,7 @@ class Channel:
 
     def _fetch(self, token: bytes, nbytes: int, out: np.ndarray) -> np.ndarray:
         flat, _ = wire_view(out)
-        sock = self._socket()
+        sock, _ = self._socket()
         try:
             sock.sendall(_REQUEST.pack(MAGIC, _GET, token[:16].ljust(16, b"\0"), nbytes))
             head = bytearray(_ANSWER.size)

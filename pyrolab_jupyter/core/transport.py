@@ -43,6 +43,12 @@ _SMALL = 64 * 1024  # a partial message this small is read on even when the memo
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
 
 
+def _owner(conn: Peer) -> str:
+    """Whom an out-of-band array (``core.bulk``) belongs to: the peer's address (its verified identity
+    where the connection carries one), so only the caller that made a ticket can claim it."""
+    return conn.peer
+
+
 class GuardedServer:
     """Pyro5 transport server (``loop``/``shutdown``/``close``) with the limits of ``Limits``."""
 
@@ -260,7 +266,7 @@ class GuardedServer:
         """Handle a connection's complete messages, and the next ones that follow at once (a client's
         next call usually comes within a millisecond: waiting briefly saves two thread hand-offs)."""
         keep = True
-        bulk.serving(self._stash, conn.peer)
+        bulk.serving(self._stash, _owner(conn))
         if conn.bulk:
             self._bulk_turn(conn)
             return
@@ -298,7 +304,7 @@ class GuardedServer:
         timeout = self.limits.frame_timeout
         try:
             while keep and request is not None:
-                keep = bulk.serve_turn(conn.sock, request, self._stash, conn.peer, timeout)
+                keep = bulk.serve_turn(conn.sock, request, self._stash, _owner(conn), timeout)
                 conn.last_active = time.monotonic()
                 if not keep or self.shutting_down or not conn.readable(_LINGER):
                     break

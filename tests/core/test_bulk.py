@@ -84,6 +84,17 @@ def test_big_arrays_do_not_go_through_the_message(dummy, monkeypatch):
     assert isinstance(sent[0][0]["token"], bytes) and sent[0][0]["nbytes"] == arr.nbytes
 
 
+def test_an_idle_bulk_connection_that_was_closed_is_replaced(dummy):
+    arr = np.arange(1 << 16, dtype=np.float64)
+    _same(arr, dummy.echo(arr))
+    channel = dummy._pyrolab_pool.channel
+    assert channel._idle
+    for sock in channel._idle:
+        sock.shutdown(socket.SHUT_RDWR)  # as if the daemon had closed it (idle timeout, restart)
+    _same(arr, dummy.echo(arr))
+    assert channel.usable
+
+
 def test_above_the_message_cap(dummy):
     n = (DEFAULT_MAX_MESSAGE + (8 << 20)) // 8  # 136 MiB, both ways
     arr = np.arange(n, dtype=np.float64)
