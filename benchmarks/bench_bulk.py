@@ -17,15 +17,14 @@ import argparse
 import os
 import pathlib
 import socket
-import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 
 import numpy as np
+from bench_calls import _rotated as timed  # the same rotated, median-of-batches timing
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -160,20 +159,6 @@ class RawSocket:
         self.sock.sendall(b"P" + struct.pack(">Q", arr.nbytes))
         self.sock.sendall(memoryview(arr).cast("B"))
         self.sock.recv(1)
-
-
-def timed(contenders: dict[str, Callable[[], object]], n: int, batches: int) -> dict[str, float]:
-    """Median seconds per operation of each, batches run in rotated order."""
-    names = list(contenders)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for b in range(batches):
-        for name in names[b % len(names):] + names[:b % len(names)]:
-            fn = contenders[name]
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,13 @@ daemon.shutdown()
 """
 
 
-def _timed(contenders: dict[str, Callable[[], object]], n: int, batches: int = 7) -> dict[str, float]:
+def _timed(raw: Callable[[], object], ours: Callable[[], object], n: int) -> tuple[float, float]:
+    """Median seconds per call of raw and ours, 7 batches of n calls in rotated order (other scripts use this)."""
+    t = _rotated({"raw": raw, "ours": ours}, n)
+    return t["raw"], t["ours"]
+
+
+def _rotated(contenders: dict[str, Callable[[], object]], n: int, batches: int = 7) -> dict[str, float]:
     """Median seconds per call of each, over ``batches`` batches of n calls, run in rotated order."""
     names = list(contenders)
     samples: dict[str, list[float]] = {name: [] for name in names}
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             contenders: dict[str, Callable[[], object]] = {"ours": our_op}
             for name, raw in raws.items():
                 contenders[name] = lambda r=raw, op=raw_op: op(r)
-            rows.append((label, _timed(contenders, n, args.batches)))
+            rows.append((label, _rotated(contenders, n, args.batches)))
         header = f"{'operation':30s} {'pyrolab':>9s} {'calls/s':>8s}"
         for name in raws:
             header += f" {'raw Pyro5 ' + name:>18s} {'ratio':>6s}"
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             arr = np.random.default_rng(0).random(size // 8)
             data = arr.tobytes()
             n = max(3, min(args.calls, (64 << 20) // size))
-            t = _timed({"raw": lambda: raw.echo(data), "ours": lambda: ours.echo(arr)}, n, args.batches)
+            t = _rotated({"raw": lambda: raw.echo(data), "ours": lambda: ours.echo(arr)}, n, args.batches)
             print(f"echo {size >> 10} KiB (raw marshal: bytes, ours: ndarray): raw {t['raw'] * 1e6:.0f}us, "
                   f"pyrolab {t['ours'] * 1e6:.0f}us, ratio {t['ours'] / t['raw']:.2f}")
         print(f"16 MiB array round trip: {2 * size / t['ours'] / 1e6:.0f} MB/s through pyrolab "
