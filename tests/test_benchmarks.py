@@ -27,7 +27,8 @@ pytestmark = pytest.mark.network
     ("bench_scale.py", ["--daemons", "4", "--services", "2", "--per-process", "2", "--repeat", "1"],
      ["nameserver listing, 8 services", "offline detection at scale"]),
     ("bench_kernel.py", ["--services", "1"], ["%pyrolab connect → panel in a kernel", "load_ext"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "bulk", "scale", "kernel"])
+    ("bench_cpu.py", ["--calls", "50", "--rounds", "1"], ["CPU per call", "raw Pyro5 marshal", "pyrolab-jupyter"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "bulk", "scale", "kernel", "cpu"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)
