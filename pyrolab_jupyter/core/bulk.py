@@ -94,13 +94,25 @@ def _as_array(flat: np.ndarray, dtype: np.dtype[Any], shape: tuple[int, ...], or
     return typed.reshape(shape[::-1]).T if order == "F" else typed.reshape(shape)
 
 
-def _recv_exact(sock: socket.socket, into: memoryview) -> None:
+def _recv_exact(sock: socket.socket, into: memoryview, deadline: float | None = None) -> None:
+    """Fill ``into``; the socket's timeout bounds each wait, ``deadline`` (monotonic) the whole transfer."""
     got = 0
     while got < len(into):
         n = sock.recv_into(into[got:], min(len(into) - got, _CHUNK))
         if not n:
             raise BulkError(f"connection closed after {got} of {len(into)} bytes")
         got += n
+        if deadline is not None and got < len(into) and time.monotonic() > deadline:
+            raise BulkError(f"too slow: {got} of {len(into)} bytes arrived in time")
+
+
+def _send_all(sock: socket.socket, data: memoryview, deadline: float | None = None) -> None:
+    """Send in chunks: Python's ``sendall`` timeout bounds the whole call, which a large array on a slow
+    link would exceed; here the socket's timeout bounds each chunk and ``deadline`` the whole transfer."""
+    for start in range(0, len(data), _CHUNK):
+        if deadline is not None and time.monotonic() > deadline:
+            raise BulkError(f"too slow: {start} of {len(data)} bytes taken in time")
+        sock.sendall(data[start:start + _CHUNK])
 
 
 def _still_open(sock: socket.socket) -> bool:
@@ -258,11 +270,14 @@ def server_side(capable: bool) -> ServerSide | None:
     return None if stash is None else ServerSide(stash, _serving.owner, capable)
 
 
-def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, timeout: float) -> bool:
+def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, timeout: float,
+               min_rate: float = 1024 * 1024) -> bool:
     """Answer one bulk request on a worker; False when the connection must close.
 
     ``sock`` is blocking for the turn with ``timeout`` per send or receive (a
-    stalled peer is cut); the transport makes it non-blocking again after.
+    stalled peer is cut), and a transfer must keep ``min_rate`` bytes/s on
+    average after its first ``timeout`` seconds (a trickling peer is cut, as
+    the guarded server cuts slow senders); the transport makes it non-blocking again after.
     """
     try:
         magic, op, token, nbytes = _REQUEST.unpack(request)
@@ -278,7 +293,7 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
             _refuse(sock, data)
             return True
         sock.sendall(_ANSWER.pack(_OK, data.size))
-        sock.sendall(data.data)
+        _send_all(sock, data.data, time.monotonic() + timeout + data.size / min_rate)
         return True
     if op == _PUT:
         why = stash.reserve(nbytes)
@@ -288,7 +303,7 @@ def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, ti
         try:
             buf = np.empty(nbytes, np.uint8)
             sock.sendall(_ANSWER.pack(_OK, 0))
-            _recv_exact(sock, buf.data)
+            _recv_exact(sock, buf.data, time.monotonic() + timeout + nbytes / min_rate)
         except BaseException:
             stash.unreserve(nbytes)
             raise
@@ -368,7 +383,7 @@ class Channel:
                          self.host, self.port, err)
                 sock.close()
                 return None
-            sock.sendall(flat.data)
+            _send_all(sock, flat.data)
             token = _answer(sock)
         except OSError as err:
             sock.close()

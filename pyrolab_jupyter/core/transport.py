@@ -304,7 +304,7 @@ class GuardedServer:
         timeout = self.limits.frame_timeout
         try:
             while keep and request is not None:
-                keep = bulk.serve_turn(conn.sock, request, self._stash, _owner(conn), timeout)
+                keep = bulk.serve_turn(conn.sock, request, self._stash, _owner(conn), timeout, self.limits.min_rate)
                 conn.last_active = time.monotonic()
                 if not keep or self.shutting_down or not conn.readable(_LINGER):
                     break

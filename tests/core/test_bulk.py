@@ -146,6 +146,18 @@ def test_raw_bulk_requests_are_bounded(dummy):
     assert dummy.echo(np.arange(3)).tolist() == [0, 1, 2]
 
 
+def test_a_trickling_upload_is_cut_and_the_daemon_serves_on(dummy):
+    """An upload that stalls is cut after frame_timeout (10 s); other callers are served meanwhile."""
+    with _bulk_socket(dummy._pyrolab_uri) as sock:
+        sock.sendall(struct.pack(">4s1s3x16sQ8x", bulk.MAGIC, b"P", bytes(16), 1 << 20))
+        status, _ = struct.unpack(">4s4xQ", sock.recv(16, socket.MSG_WAITALL))
+        assert status == b"OK\0\0"
+        sock.sendall(b"\0" * 1000)  # then nothing
+        assert dummy.echo(np.arange(1 << 16)).sum() == sum(range(1 << 16))
+        sock.settimeout(30)
+        assert sock.recv(16) == b""  # cut by the daemon
+
+
 def test_channel_to_a_stock_pyro5_daemon_falls_back(python_child, caplog):
     """Our client against a daemon that does not speak the bulk path: one log line, then inline."""
     port = python_child(
