@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import shutil
 import socket
 import struct
 import subprocess
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if cores:
         os.sched_setaffinity(0, cores[0])  # the servers inherit this
     procs = []
+    env05 = None
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({"cam": "bench_bulk:Camera"}, nameserver=ns.uri, spawn=True)
     try:
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             assert proc.stdin is not None
             proc.stdin.close()
             proc.wait(10)
+        if env05 is not None:
+            shutil.rmtree(env05["HOME"], ignore_errors=True)
     return 0
 
 
