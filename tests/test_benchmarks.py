@@ -27,7 +27,14 @@ pytestmark = pytest.mark.network
     ("bench_server_model.py", ["--calls", "10", "--hang", "1"],
      ["Pyro5 thread server", "Pyro5 multiplex server", "pyrolab GuardedServer", "hung call"]),
     ("bench_reload.py", ["--daemons", "2", "--repeat", "1"], ["pyrolab reload", "full restart", "ratio"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model", "reload"])
+    ("bench_bulk.py", ["--sizes", "1K,300K", "--batches", "1", "--budget", "1e6"],
+     ["raw socket", "pyrolab-jupyter", "raw Pyro5 marshal", "result 300 KB", "argument 1 KB"]),
+    ("bench_scale.py", ["--daemons", "4", "--services", "2", "--per-process", "2", "--repeat", "1"],
+     ["nameserver listing, 8 services", "offline detection at scale"]),
+    ("bench_kernel.py", ["--services", "1"], ["%pyrolab connect → panel in a kernel", "load_ext"]),
+    ("bench_cpu.py", ["--calls", "50", "--rounds", "1"], ["CPU per call", "raw Pyro5 marshal", "pyrolab-jupyter"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model", "reload",
+        "bulk", "scale", "kernel", "cpu"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

@@ -355,9 +355,13 @@ class RemoteService:
         pool = self._pyrolab_pool
         note = _context_annotation() if kind != "get" else None
         deadline = time.monotonic() + (pool.timeout if timeout is None else timeout)
+        channel = pool.channel
         for attempt in (1, 2):
             proxy = pool.acquire()
-            proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
+            # the first attempt has (all but microseconds of) the whole budget: acquire() set it already,
+            # and setting it again costs two syscalls per call
+            if attempt == 2 or timeout is not None:
+                proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
             saved = current_context.annotations
             if note is not None:
                 current_context.annotations = {**saved, NOTEBOOK_ANNOTATION: note}
@@ -370,9 +374,9 @@ class RemoteService:
                     result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
                               "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
-                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0])), {})
+                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0], channel)), {})
                 else:
-                    result = proxy._pyroInvoke(name, encode(list(args)), encode(kwargs))
+                    result = proxy._pyroInvoke(name, encode(list(args), channel), encode(kwargs, channel))
             except PyroTimeout as err:
                 pool.discard(proxy)
                 self._pyrolab_stale = True
@@ -407,7 +411,7 @@ class RemoteService:
                 # a daemon that came back, or that gave up on us while the link was cut, has forgotten them
                 self._pyrolab_stale = False
                 self._pyrolab_renew_subscriptions()
-            return decode(result)
+            return decode(result, channel)
         raise AssertionError("unreachable")
 
     @property

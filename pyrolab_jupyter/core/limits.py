@@ -27,6 +27,8 @@ class Limits:
     vanished without closing (power cut, cable pulled) is found by TCP keepalive
     probes after ``keepalive`` seconds of silence (then 3 probes 5 s apart: about
     30 s in all), so its connection, and any lock it held, does not stay forever.
+    ``max_bulk``: bytes of one array sent out of band (``core.bulk``), and of
+    all uploads waiting to be claimed together.
     """
 
     max_message: int = DEFAULT_MAX_MESSAGE
@@ -39,6 +41,7 @@ class Limits:
     workers: int = 128
     max_buffered: int = 512 * 1024 * 1024
     keepalive: float = 10.0
+    max_bulk: int = 2 * 1024 * 1024 * 1024
 
     def connection_cap(self) -> int:
         """``max_connections``, kept under the open-file limit where the platform has one."""

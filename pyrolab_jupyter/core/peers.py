@@ -35,6 +35,7 @@ class Peer(SocketConnection):  # type: ignore[misc]
         self.frames: collections.deque[tuple[Header, bytes]] = collections.deque()
         self.greeted = False
         self.tls_pending = False  # a TLS connection whose handshake the selector is still driving
+        self.bulk = False  # opened with core.bulk's MAGIC: carries raw array bytes, not Pyro5 messages
         self.last_active = time.monotonic()
         self.partial_since: float | None = None
         self.closed = False

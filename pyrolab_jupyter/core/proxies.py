@@ -15,16 +15,17 @@ import threading
 import time
 from typing import Any
 
-from Pyro5.api import Proxy
+from Pyro5.api import URI, Proxy
 from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
+from pyrolab_jupyter.core.bulk import Channel
 from pyrolab_jupyter.core.connections import client_handshake
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.peers import keepalive
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.tls import TlsProxy
-from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT, register_error_types
+from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT, register_error_types
 
 __all__ = ["ProxyPool", "forget_lock", "hold_lock", "new_proxy"]
 
@@ -52,7 +53,7 @@ class _LabProxy(Proxy):  # type: ignore[misc]
             keepalive(self._pyroConnection.sock, Limits().keepalive)
 
     def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
-        notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode()}
+        notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode(), BULK: b""}
         expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
         if expires is None or (expires and expires > time.time()):
             notes[HOLDS_LOCK] = b"1"
@@ -105,6 +106,7 @@ class ProxyPool:
         self.security = security
         self._idle: list[Proxy] = []
         self._mutex = threading.Lock()
+        self._channel: Channel | None = None
 
     def acquire(self) -> Proxy:
         while True:
@@ -135,9 +137,22 @@ class ProxyPool:
     def reset(self, uri: str) -> None:
         with self._mutex:
             idle, self._idle = self._idle, []
+            channel, self._channel = self._channel, None
             self.uri = uri
         for proxy in idle:
             self.discard(proxy)
+        if channel is not None:
+            channel.close()
+
+    @property
+    def channel(self) -> Channel:
+        """The daemon's bulk path (``core.bulk``): large arrays out of band, on the daemon's own port."""
+        with self._mutex:
+            if self._channel is None:
+                where = URI(self.uri)
+                self._channel = Channel(where.host, where.port, self.timeout)
+            self._channel.timeout = self.timeout
+            return self._channel
 
     @property
     def local_host(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyrolab_jupyter.core import errors
+from pyrolab_jupyter.core.bulk import BULK_MIN, BulkSide
 
 __all__ = ["decode", "encode"]
 
@@ -29,9 +30,13 @@ def _descr(dtype: np.dtype[Any]) -> Any:
     return np.lib.format.dtype_to_descr(dtype)
 
 
-def _encode_array(arr: np.ndarray) -> dict[str, Any]:
+def _encode_array(arr: np.ndarray, bulk: BulkSide | None) -> dict[str, Any]:
     if arr.dtype.hasobject:
-        return {_TAG: "object-array", "shape": list(arr.shape), "items": [encode(x) for x in arr.ravel()]}
+        return {_TAG: "object-array", "shape": list(arr.shape), "items": [encode(x, bulk) for x in arr.ravel()]}
+    if bulk is not None and arr.nbytes >= BULK_MIN:
+        ticket = bulk.put(arr)
+        if ticket is not None:
+            return {_TAG: "bulk", "descr": _descr(arr.dtype), "shape": list(arr.shape), **ticket}
     fortran = arr.flags.f_contiguous and not arr.flags.c_contiguous
     order: Literal["C", "F"] = "F" if fortran else "C"
     return {
@@ -49,8 +54,12 @@ def _bytes(data: Any) -> bytes:
     return bytes(data)
 
 
-def _decode_tagged(value: dict[str, Any]) -> Any:
+def _decode_tagged(value: dict[str, Any], bulk: BulkSide | None) -> Any:
     kind = value[_TAG]
+    if kind == "bulk":
+        if bulk is None:
+            raise ValueError("an array was sent out of band, but this side has no bulk channel")
+        return bulk.get({**value, "descr": _fix_descr(value["descr"])})
     if kind == "ndarray":
         dtype = np.lib.format.descr_to_dtype(_fix_descr(value["dtype"]))
         flat = np.frombuffer(_bytes(value["data"]), dtype=dtype)
@@ -60,10 +69,10 @@ def _decode_tagged(value: dict[str, Any]) -> Any:
         return np.frombuffer(_bytes(value["data"]), dtype=dtype)[0]
     if kind == "object-array":
         arr = np.empty(len(value["items"]), dtype=object)
-        arr[:] = [decode(x) for x in value["items"]]
+        arr[:] = [decode(x, bulk) for x in value["items"]]
         return arr.reshape(value["shape"])
     if kind == "tuple":
-        return tuple(decode(x) for x in value["items"])
+        return tuple(decode(x, bulk) for x in value["items"])
     if kind == "error":
         return _decode_error(value)
     raise ValueError(f"unknown wire tag {kind!r}")
@@ -98,35 +107,36 @@ def _fix_descr(descr: Any) -> Any:
     return descr
 
 
-def encode(value: Any) -> Any:
-    """Wrap numpy values (also inside lists, tuples and dicts) for the wire."""
+def encode(value: Any, bulk: BulkSide | None = None) -> Any:
+    """Wrap numpy values (also inside lists, tuples and dicts) for the wire; with ``bulk``, arrays of
+    ``BULK_MIN`` bytes or more go out of band (``core.bulk``) and a ticket takes their place."""
     kind = type(value)
     if kind in _PLAIN:
         return value
     if kind is np.ndarray:
-        return _encode_array(value)
+        return _encode_array(value, bulk)
     if isinstance(value, np.generic):
         return {_TAG: "scalar", "dtype": _descr(value.dtype), "data": value.tobytes()}
     if kind is list:
-        return [encode(x) for x in value]
+        return [encode(x, bulk) for x in value]
     if kind is tuple:
-        return {_TAG: "tuple", "items": [encode(x) for x in value]}
+        return {_TAG: "tuple", "items": [encode(x, bulk) for x in value]}
     if kind is dict:
-        return {k: encode(v) for k, v in value.items()}
+        return {k: encode(v, bulk) for k, v in value.items()}
     if isinstance(value, np.ndarray):  # subclasses (masked arrays, matrices) go as plain arrays
-        return _encode_array(np.asarray(value))
+        return _encode_array(np.asarray(value), bulk)
     if isinstance(value, BaseException):
         return _encode_error(value)
     return value
 
 
-def decode(value: Any) -> Any:
-    """Undo ``encode``; leaves everything else as it is."""
+def decode(value: Any, bulk: BulkSide | None = None) -> Any:
+    """Undo ``encode``; leaves everything else as it is. Out-of-band arrays are received through ``bulk``."""
     kind = type(value)
     if kind is dict:
         if _TAG in value:
-            return _decode_tagged(value)
-        return {k: decode(v) for k, v in value.items()}
+            return _decode_tagged(value, bulk)
+        return {k: decode(v, bulk) for k, v in value.items()}
     if kind is list:
-        return [decode(x) for x in value]
+        return [decode(x, bulk) for x in value]
     return value

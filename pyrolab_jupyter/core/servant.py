@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.audit import AuditLog, call_context
+from pyrolab_jupyter.core.bulk import ServerSide, server_side
 from pyrolab_jupyter.core.errors import (
     AccessDenied,
     InvalidArgument,
@@ -45,7 +46,7 @@ from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
 from pyrolab_jupyter.core.snapshot import class_version
-from pyrolab_jupyter.core.wire import HOLDS_LOCK, WAIT
+from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT
 
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
@@ -113,6 +114,11 @@ _MAX_CONCURRENT = 32  # calls a thread-safe service runs at once (the daemon has
 def _note(name: str) -> str:
     raw = (current_context.annotations or {}).get(name)
     return bytes(raw).decode("ascii", "replace") if raw is not None else ""
+
+
+def _bulk() -> ServerSide | None:
+    """Where this call's large arrays go: out of band when the caller said it fetches them so."""
+    return server_side(BULK in (current_context.annotations or {}))
 
 
 def _caller_wait() -> float:
@@ -235,9 +241,9 @@ class _ServantBase:
     def _caller(self) -> str:
         return self._host.current_client().identity
 
-    def _decoded(self, value: Any) -> Any:
+    def _decoded(self, value: Any, side: ServerSide | None = None) -> Any:
         try:
-            return decode(value)
+            return decode(value, side)
         except Exception as err:  # noqa: BLE001 - a hand-made or corrupted tagged value, whatever it breaks
             raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
@@ -260,7 +266,8 @@ class _ServantBase:
         call = self._schema.methods[method]
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
-        raw_args, raw_kwargs = self._decoded(list(args)), self._decoded(kwargs)
+        side = _bulk()
+        raw_args, raw_kwargs = self._decoded(list(args), side), self._decoded(kwargs, side)
         if call.readonly and not call.stop:
             return self._invoke_checked(call, method, raw_args, raw_kwargs)
         with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
@@ -268,11 +275,12 @@ class _ServantBase:
 
     def _invoke_checked(self, call: Any, method: str, raw_args: list[Any], raw_kwargs: dict[str, Any]) -> Any:
         """Validation, lock, rules, ramp or call, and the announcement (``_invoke`` audits around it)."""
+        side = _bulk()
         args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
         action = getattr(self._service, method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
-            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
+            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), side)
         if not call.readonly:
             self._check_lock()  # a refusal changed nothing
         if method in self._guard.members:
@@ -289,8 +297,8 @@ class _ServantBase:
         else:
             run = functools.partial(self._run, action, member=f"{method}()")
         if call.readonly:
-            return encode(plain(run(*args, **kwargs)))
-        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)))
+            return encode(plain(run(*args, **kwargs)), side)
+        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)), side)
 
     def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
                    *args: Any, **kwargs: Any) -> Any:
@@ -311,10 +319,10 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
+        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
 
     def _set(self, prop: str, value: Any) -> None:
-        value = self._decoded(value)
+        value = self._decoded(value, _bulk())
         with self._audited("set", prop, [value]):
             current, changes = self._assign_checked(prop, value)
         self._host.publish(self._name, prop, current)

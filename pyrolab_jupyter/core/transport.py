@@ -28,6 +28,7 @@ from Pyro5 import errors, protocol, serializers
 from Pyro5.callcontext import current_context
 from Pyro5.server import _get_attribute, _set_exposed_property_value
 
+from pyrolab_jupyter.core import bulk
 from pyrolab_jupyter.core.errors import InvalidArgument
 from pyrolab_jupyter.core.frames import HEADER_SIZE, FrameError, Header, check_body, parse_header
 from pyrolab_jupyter.core.limits import Limits
@@ -44,6 +45,12 @@ _READ_CHUNK = 256 * 1024
 _TICK = 0.25
 _SMALL = 64 * 1024  # a partial message this small is read on even when the memory budget is spent
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
+
+
+def _owner(conn: Peer) -> str:
+    """Whom an out-of-band array (``core.bulk``) belongs to: the peer's address (its verified identity
+    where the connection carries one), so only the caller that made a ticket can claim it."""
+    return conn.peer
 
 
 class GuardedServer:
@@ -65,6 +72,7 @@ class GuardedServer:
         self._returned: collections.deque[Peer] = collections.deque()
         self._mutex = threading.Lock()
         self._pool = WorkerPool(limits.workers)
+        self._stash = bulk.Stash(limits.max_bulk)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -171,7 +179,7 @@ class GuardedServer:
             if self._consume_refused(conn, err):
                 self._pool.submit(self._answer_refusal, conn, err)
             return
-        if conn.frames:
+        if conn.frames or (conn.bulk and len(conn.buffer) >= bulk.REQUEST_SIZE):
             self._dispatch(conn)
 
     def _ingest(self, conn: Peer, chunk: bytes) -> None:
@@ -209,7 +217,9 @@ class GuardedServer:
     def _split(self, conn: Peer) -> None:
         """Move the complete messages out of the buffer; check each header as soon as it is in."""
         completed = False
-        while True:
+        if not conn.greeted and not conn.frames and conn.buffer[:len(bulk.MAGIC)] == bulk.MAGIC:
+            conn.bulk = True  # core.bulk's connection: the worker reads its requests (_bulk_turn)
+        while not conn.bulk:
             if conn.header is None:
                 if len(conn.buffer) < HEADER_SIZE:
                     break
@@ -280,6 +290,10 @@ class GuardedServer:
         """Handle a connection's complete messages, and the next ones that follow at once (a client's
         next call usually comes within a millisecond: waiting briefly saves two thread hand-offs)."""
         keep = True
+        bulk.serving(self._stash, _owner(conn))
+        if conn.bulk:
+            self._bulk_turn(conn)
+            return
         try:
             while keep and not conn.closed:
                 if not conn.frames:
@@ -298,6 +312,36 @@ class GuardedServer:
             log.debug("connection from %s ends: %s", conn.peer, err)
             keep = False
         if keep and not conn.closed:
+            self._give_back(conn)
+        else:
+            self._close(conn)
+
+    def _bulk_turn(self, conn: Peer) -> None:
+        """Requests of a bulk connection (``core.bulk``): the worker moves the array's bytes itself, and
+        takes the next request that follows within ``_LINGER`` (a scan's next fetch) without a hand-off."""
+        with self._mutex:
+            self._buffered -= len(conn.buffer)
+        request: bytes | None = bytes(conn.buffer[:bulk.REQUEST_SIZE])
+        keep = len(conn.buffer) == bulk.REQUEST_SIZE
+        conn.buffer = bytearray()
+        conn.partial_since = None
+        timeout = self.limits.frame_timeout
+        try:
+            while keep and request is not None:
+                keep = bulk.serve_turn(conn.sock, request, self._stash, _owner(conn), timeout, self.limits.min_rate)
+                conn.last_active = time.monotonic()
+                if not keep or self.shutting_down or not conn.readable(_LINGER):
+                    break
+                request = bulk.read_request(conn.sock, timeout)
+                keep = request is not None
+        except (OSError, bulk.BulkError) as err:
+            log.info("%s: bulk transfer with %s ends: %s", self.locationStr, conn.peer, err)
+            keep = False
+        except Exception:  # noqa: BLE001 - one connection's failure never reaches the others
+            log.exception("%s: bulk transfer with %s failed", self.locationStr, conn.peer)
+            keep = False
+        if keep and not conn.closed:
+            conn.sock.setblocking(False)
             self._give_back(conn)
         else:
             self._close(conn)
@@ -412,6 +456,7 @@ class GuardedServer:
         if cut:
             log.info("%s: cut %d connection(s) whose message did not arrive in time (%s)", self.locationStr,
                      sum(cut.values()), ", ".join(f"{peer}: {n}" for peer, n in cut.most_common(5)))
+        self._stash.expire()
         try:
             self.daemon._housekeeping()
         except Exception:

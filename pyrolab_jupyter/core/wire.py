@@ -16,10 +16,11 @@ from Pyro5.serializers import SerializerBase
 
 from pyrolab_jupyter.core import errors
 
-__all__ = ["HOLDS_LOCK", "WAIT", "register_error_types"]
+__all__ = ["BULK", "HOLDS_LOCK", "WAIT", "register_error_types"]
 
 WAIT = "PLTO"  # annotation: seconds the caller waits for an answer (ASCII)
 HOLDS_LOCK = "PLCK"  # annotation: the calling process believes it holds the service's lock
+BULK = "PLBA"  # annotation: the caller fetches large arrays out of band (core.bulk)
 
 _done = False
 _mutex = threading.Lock()
