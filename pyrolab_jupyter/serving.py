@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -67,7 +67,7 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
     return 0
 
 
-def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
+def serve_daemon(services: Mapping[str, Any], nameserver: str | Sequence[str] | None, host: str = "127.0.0.1", port: int = 0,
                  heartbeat: float = 5.0, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
@@ -85,9 +85,10 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
         announce(f"serving {name} at {uri}")
-    if nameserver is not None:
-        announce(f"registered with the nameserver at {nameserver}" if registered else
-                 f"the nameserver at {nameserver} does not answer yet; retrying every {heartbeat:g} s")
+    if nameserver:
+        where = nameserver if isinstance(nameserver, str) else ", ".join(nameserver)
+        announce(f"registered with the nameserver at {where}" if registered else
+                 f"the nameserver at {where} does not answer yet; retrying every {heartbeat:g} s")
     if ready is not None:
         ready(handle)
     try:

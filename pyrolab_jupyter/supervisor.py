@@ -164,9 +164,11 @@ def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection
         if parts is not None and name not in parts:
             continue
         services = {sname: {"class": s.class_path, "args": s.args, "description": s.description or None,
-                             "thread_safe": s.thread_safe, "adapter": s.adapter, **s.safety()}
+                             "thread_safe": s.thread_safe, "adapter": s.adapter, "instance_mode": s.instance_mode,
+                             **s.safety()}
                     for sname, s in daemon.services.items()}
-        order = {"services": services, "nameserver": ns.address, "host": daemon.host, "port": daemon.port,
+        order = {"services": services, "nameserver": [ns.address, *daemon.nameservers] if daemon.nameservers else ns.address,
+                 "host": daemon.host, "port": daemon.port,
                  "heartbeat": daemon.heartbeat, "max_message": lab.max_message(daemon),
                  "state_file": str(state_dir / f"{name}.locks.json") if state_dir is not None else None,
                  "advertise": daemon.advertise}

@@ -35,6 +35,7 @@ from pyrolab_jupyter.core.errors import (
     ServiceBusy,
 )
 from pyrolab_jupyter.core.guard import Guard, bind_arguments
+from pyrolab_jupyter.core.instances import Instances
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.poller import SKIP
@@ -194,9 +195,12 @@ def _translate(err: Exception) -> Exception:
 class _ServantBase:
     """Behaviour shared by every generated servant class."""
 
-    def __init__(self, name: str, service: Service, host: Host, description: str | None) -> None:
+    def __init__(self, name: str, service: Service, host: Host, description: str | None,
+                 instances: Instances | None = None) -> None:
         self._name = name
-        self._service = service
+        self._service = service  # single mode's only object; in the others the template of the description
+        self._instances = instances
+        self._local = threading.local()  # the object and gate serving this thread's call (session, percall)
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._gate = _Gate(name, service.thread_safe)
@@ -208,6 +212,8 @@ class _ServantBase:
     def _description(self) -> dict[str, Any]:
         """This instance's description: the class's, with its safety rules' narrowed ranges."""
         described = {**self._guard.description, "name": self._name}
+        if self._instances is not None:
+            described["instance_mode"] = self._instances.mode
         if self._text:
             described["description"] = self._text
         return described
@@ -223,9 +229,32 @@ class _ServantBase:
                                "could not keep it); nothing was changed: lock() again, check the state, retry")
         return client
 
+    @property
+    def instance_mode(self) -> str:
+        return "single" if self._instances is None else self._instances.mode
+
+    def _target(self) -> Service:
+        """The object serving this call: the only one (single), the caller's own (session), a fresh one."""
+        target: Service = getattr(self._local, "service", None) or self._service
+        return target
+
+    @contextlib.contextmanager
+    def _serving(self) -> Any:
+        """Choose the object for this call (a no-op in single mode); nested uses keep the outer choice."""
+        if self._instances is None or getattr(self._local, "service", None) is not None:
+            yield
+            return
+        with self._instances.use(self._host.current_client().client_id) as (service, gate):
+            self._local.service, self._local.gate = service, gate
+            try:
+                yield
+            finally:
+                self._local.service = self._local.gate = None
+
     def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
         """Run service code through the service's gate (one call at a time unless thread-safe)."""
-        with self._gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
+        gate = getattr(self._local, "gate", None) or self._gate
+        with gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
             return _translated(action, *args, **kwargs)
 
     def _caller(self) -> str:
@@ -239,11 +268,15 @@ class _ServantBase:
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._serving():
+            return self._invoke_on(method, args, kwargs)
+
+    def _invoke_on(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
         args, kwargs = call.validate(tuple(self._decoded(list(args))), self._decoded(kwargs))
-        action = getattr(self._service, method)
+        action = getattr(self._target(), method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
             return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)))
@@ -285,9 +318,14 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
+        with self._serving():
+            return encode(plain(self._run(getattr, self._target(), prop, member=f"reading {prop}")))
 
     def _set(self, prop: str, value: Any) -> None:
+        with self._serving():
+            self._set_on(prop, value)
+
+    def _set_on(self, prop: str, value: Any) -> None:
         value = self._schema.properties[prop].validate(self._decoded(value))
         self._check_lock()
         guarded = prop in self._guard.members
@@ -302,7 +340,8 @@ class _ServantBase:
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
-        self._host.publish(self._name, prop, current)
+        if self._instances is None:  # another client's own instance is none of a subscriber's business
+            self._host.publish(self._name, prop, current)
         self._announce(prop, "set", tuple(c for c in changes if c != prop) if changes is not None else None, None)
 
     def _read_or_error(self, prop: str) -> Any:
@@ -313,14 +352,18 @@ class _ServantBase:
             return encode(err)
 
     def snapshot(self) -> dict[str, Any]:
-        """Every property's current value (encoded, errors as values) and the lock holder."""
-        values = {prop: self._read_or_error(prop) for prop in self._schema.properties}
+        """Every property's current value (encoded, errors as values) and the lock holder; only the holder
+        when each client has its own instance (the values are nobody else's)."""
+        shared = self._instances is None
+        values = {prop: self._read_or_error(prop) for prop in self._schema.properties if shared}
         lease = self._host.locks.holder(self._name)
         values[LOCK_PROPERTY] = lease.holder.identity if lease else None
         return values
 
     @property
     def poll_periods(self) -> dict[str, float]:
+        if self._instances is not None:  # no shared object to poll
+            return {}
         return {n: p.poll for n, p in self._schema.properties.items() if p.poll is not None}
 
     def poll_read(self, prop: str) -> Any:
@@ -346,12 +389,13 @@ class _ServantBase:
 
     def _read_for_rules(self, service: str | None, prop: str) -> Any:
         if service is None:
-            return plain(self._run(getattr, self._service, prop, member=f"reading {prop}"))
+            return plain(self._run(getattr, self._target(), prop, member=f"reading {prop}"))
         return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
-        setattr(self._service, prop, value)
-        return plain(getattr(self._service, prop))
+        target = self._target()
+        setattr(target, prop, value)
+        return plain(getattr(target, prop))
 
     # control members, reachable remotely under the reserved prefix
 
@@ -463,8 +507,10 @@ def _property(name: str, writable: bool) -> property:
     return property(_exposed(fget), fset if writable else None)
 
 
-def make_servant(name: str, service: Service, host: Host, description: str | None = None) -> _ServantBase:
-    """Build the Pyro5-facing object for ``service`` registered as ``name``."""
+def make_servant(name: str, service: Service, host: Host, description: str | None = None,
+                 instances: Instances | None = None) -> _ServantBase:
+    """Build the Pyro5-facing object for ``service`` registered as ``name`` (``instances``: the objects
+    that serve calls in session or percall mode; ``service`` is then the template of the description)."""
     schema = schema_of(type(service))
     clash = RESERVED_NAMES.intersection(schema.methods).union(RESERVED_NAMES.intersection(schema.properties))
     if clash:
@@ -473,5 +519,5 @@ def make_servant(name: str, service: Service, host: Host, description: str | Non
     members: dict[str, Any] = {n: _method(n) for n in schema.methods}
     members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
     cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)
-    servant: _ServantBase = cls(name, service, host, description)
+    servant: _ServantBase = cls(name, service, host, description, instances)
     return servant
