@@ -167,9 +167,9 @@ class LabDaemon(TrackingDaemon):
             limits = dataclasses.replace(limits, max_message=max_message)
         given = [nameserver] if isinstance(nameserver, str) else list(nameserver or ())
         ns_uris = list(dict.fromkeys(nameserver_uri(ns) for ns in given if ns))
-        nathost, natport = None, None
-        for ns_uri in ns_uris or [None]:  # each nameserver must be able to reach what is advertised
-            nathost, natport = _advertised(host, advertise, ns_uri)
+        nathost, natport = _advertised(host, advertise, ns_uris[0] if ns_uris else None)
+        for other in ns_uris[1:]:  # refuses a loopback address that another PC's nameserver would be given
+            _advertised(host, advertise, other)
         super().__init__(host=host, port=port, limits=limits, nathost=nathost, natport=natport)
         self.locks = LockTable(state_file)
         self.nameservers = ns_uris

@@ -15,7 +15,6 @@ from pyrolab_jupyter import Lab, start_daemon
 from pyrolab_jupyter.core.errors import ConfigError, ServiceLocked
 from pyrolab_jupyter.core.instances import instance_mode_of
 
-
 _CLIENT = """
 import json, sys
 from pyrolab_jupyter import Lab
