@@ -22,7 +22,8 @@ pytestmark = pytest.mark.network
     ("bench_truth.py", ["--changes", "3"], ["raw Pyro5 call round trip", "subscriber sees it", "10 silent"]),
     ("bench_safety.py", ["--calls", "10"], ["raw Pyro5", "ratio", "a soft limit", "an interlock"]),
     ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
-], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters"])
+    ("bench_modes.py", ["--calls", "10"], ["raw Pyro5", "ratio", "session mode", "two nameservers"]),
+], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "modes"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

@@ -91,7 +91,7 @@ class Instances:
             made = (service, self._gate(bool(getattr(service, "thread_safe", False))))
             with self._made:
                 self._sessions[client_id] = made
-            log.info("%s: a session instance for client %s", self.name, client_id)
+            log.debug("%s: a session instance for client %s", self.name, client_id)
             return made
         finally:
             with self._made:

@@ -240,7 +240,7 @@ class _ServantBase:
 
     @contextlib.contextmanager
     def _serving(self) -> Any:
-        """Choose the object for this call (a no-op in single mode); nested uses keep the outer choice."""
+        """Choose the object for this call (session, percall); nested uses keep the outer choice."""
         if self._instances is None or getattr(self._local, "service", None) is not None:
             yield
             return
@@ -268,6 +268,8 @@ class _ServantBase:
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._instances is None:  # single mode: no choosing on the hot path
+            return self._invoke_on(method, args, kwargs)
         with self._serving():
             return self._invoke_on(method, args, kwargs)
 
@@ -318,10 +320,14 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
+        if self._instances is None:
+            return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")))
         with self._serving():
             return encode(plain(self._run(getattr, self._target(), prop, member=f"reading {prop}")))
 
     def _set(self, prop: str, value: Any) -> None:
+        if self._instances is None:
+            return self._set_on(prop, value)
         with self._serving():
             self._set_on(prop, value)
 
