@@ -176,8 +176,9 @@ def _build(name: str, spec: ServiceSpec) -> tuple[Service, str | None, str | Non
     if chosen == "single":
         return service, description, chosen, None
     if not isinstance(spec, (str, Mapping)) and not (isinstance(spec, type) and issubclass(spec, Service)):
-        raise ConfigError(f"{name}: instance_mode {chosen!r} makes an instance per {'client' if chosen == 'session' else 'call'}; "
-                          "give the class ('module:Class', a mapping or a Service subclass), not an instance")
+        per = "client" if chosen == "session" else "call"
+        raise ConfigError(f"{name}: instance_mode {chosen!r} makes an instance per {per}; give the class "
+                          "('module:Class', a mapping or a Service subclass), not an instance")
     factory = type(service) if isinstance(spec, type) else service_factory(name, cast(Any, spec))
     return service, description, chosen, factory
 
