@@ -169,3 +169,34 @@ def test_bad_modes_are_refused_with_the_choices() -> None:
     assert instance_mode_of(SessionCounter, "single") == "single"
     with pytest.raises(ConfigError, match="give the class"):
         start_daemon({"calc": SessionCounter()})  # one object cannot be one per client
+
+
+def test_a_session_keeps_its_idle_connection_and_a_plain_one_is_closed() -> None:
+    import marshal
+    import socket
+
+    from modeservices import SessionCounter
+    from Pyro5 import protocol
+    from rawwire import MARSHAL, closed_by_peer, frame
+
+    from pyrolab_jupyter.core.client import RemoteService
+    from pyrolab_jupyter.core.daemon import LabDaemon
+    from pyrolab_jupyter.core.limits import Limits
+
+    daemon = LabDaemon(limits=Limits(idle_timeout=1.0))
+    try:
+        uri = daemon.add("calc", SessionCounter())
+        daemon.start()
+        calc = RemoteService(Lab("127.0.0.1:1"), "calc", uri, 10.0)
+        assert calc.bump() == 1
+        other = socket.create_connection(("127.0.0.1", int(daemon.address.rsplit(":", 1)[1])))
+        hello = marshal.dumps({"handshake": "hello", "object": "Pyro.Daemon"})
+        other.sendall(frame(protocol.MSG_CONNECT, MARSHAL, 0, hello))  # idle from now on, like calc's
+        assert closed_by_peer(other, 20.0), "an idle connection should be closed after idle_timeout"
+        other.close()
+        assert daemon._instances["calc"].sessions() == 1
+        assert calc.bump() == 2, "the session's idle connection must stay open, and its instance with it"
+        calc.disconnect()
+        wait_for(lambda: daemon._instances["calc"].sessions() == 0, timeout=20)
+    finally:
+        daemon.stop()
