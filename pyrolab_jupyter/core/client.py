@@ -9,7 +9,6 @@ failing call.
 
 from __future__ import annotations
 
-import concurrent.futures
 import difflib
 import logging
 import threading
@@ -86,8 +85,6 @@ class Lab:
         self.timeout = timeout
         self._pool = ProxyPool(self.uri, timeout)
         self._others = [Lab(a, timeout) for a in self.addresses[1:]]
-        self._asking: concurrent.futures.ThreadPoolExecutor | None = None  # asks the others, made on first use
-        self._asking_mutex = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Lab({self.address!r})" if not self._others else f"Lab({self.addresses!r})"
@@ -117,29 +114,13 @@ class Lab:
         return result
 
     def _from_each(self, ask: Callable[[Lab], Any]) -> list[tuple[str, Any]]:
-        """``(address, answer)`` of every nameserver that answers, asked at once (the first on this thread,
-        the others on a small pool kept for it); none answering raises."""
-        with self._asking_mutex:
-            if self._asking is None:
-                self._asking = concurrent.futures.ThreadPoolExecutor(len(self._others),
-                                                                     thread_name_prefix="pyrolab-lab")
-            pool = self._asking
-        labs = [self, *self._others]
-        futures = [pool.submit(ask, lab) for lab in self._others]
-        here: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            here.set_result(ask(self))
-        except Exception as failed:  # noqa: BLE001 - judged below with the others' answers
-            here.set_exception(failed)
+        """``(address, answer)`` of every nameserver that answers, in the given order; none answering raises."""
         answers, failures = [], []
-        for lab, future in zip(labs, [here, *futures]):
-            err = future.exception()
-            if err is None:
-                answers.append((lab.address, future.result()))
-            elif isinstance(err, (NameserverUnreachable, CallTimeout)):
+        for lab in (self, *self._others):
+            try:
+                answers.append((lab.address, ask(lab)))
+            except (NameserverUnreachable, CallTimeout) as err:
                 failures.append(str(err))
-            else:
-                raise err
         if not answers:
             raise NameserverUnreachable(f"none of the nameservers {', '.join(self.addresses)} answers: "
                                         + "; ".join(failures))

@@ -200,7 +200,7 @@ class _ServantBase:
         self._name = name
         self._service = service  # single mode's only object; in the others the template of the description
         self._instances = instances
-        self._local = threading.local()  # the object and gate serving this thread's call (session, percall)
+        self._now: dict[int, tuple[Service, Any]] = {}  # thread -> the object and gate serving its call
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._gate = _Gate(name, service.thread_safe)
@@ -235,25 +235,27 @@ class _ServantBase:
 
     def _target(self) -> Service:
         """The object serving this call: the only one (single), the caller's own (session), a fresh one."""
-        target: Service = getattr(self._local, "service", None) or self._service
-        return target
+        found = self._now.get(threading.get_ident())
+        return found[0] if found is not None else self._service
 
     @contextlib.contextmanager
     def _serving(self) -> Any:
         """Choose the object for this call (session, percall); nested uses keep the outer choice."""
-        if self._instances is None or getattr(self._local, "service", None) is not None:
+        me = threading.get_ident()
+        if self._instances is None or me in self._now:
             yield
             return
-        with self._instances.use(self._host.current_client().client_id) as (service, gate):
-            self._local.service, self._local.gate = service, gate
+        with self._instances.use(self._host.current_client().client_id) as chosen:
+            self._now[me] = chosen
             try:
                 yield
             finally:
-                self._local.service = self._local.gate = None
+                del self._now[me]
 
     def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
         """Run service code through the service's gate (one call at a time unless thread-safe)."""
-        gate = getattr(self._local, "gate", None) or self._gate
+        found = self._now.get(threading.get_ident()) if self._instances is not None else None
+        gate = found[1] if found is not None else self._gate
         with gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
             return _translated(action, *args, **kwargs)
 
