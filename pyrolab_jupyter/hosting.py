@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 from pyrolab_jupyter import labcheck
@@ -23,14 +23,15 @@ from pyrolab_jupyter.adapters import adapt
 from pyrolab_jupyter.core.config import ServiceConfig
 from pyrolab_jupyter.core.daemon import LabDaemon
 from pyrolab_jupyter.core.errors import ConfigError, PyroLabError
+from pyrolab_jupyter.core.instances import instance_mode_of
 from pyrolab_jupyter.core.nameserver import NameserverHost
-from pyrolab_jupyter.core.safety import SafetyRules, apply_rules, rules_from
+from pyrolab_jupyter.core.safety import apply_rules, rules_from
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = [
-    "DaemonHandle", "ServiceSpec", "build_service", "import_class", "start_daemon",
+    "DaemonHandle", "ServiceSpec", "build_service", "import_class", "service_factory", "start_daemon",
     "start_nameserver",
 ]
 
@@ -56,48 +57,64 @@ def import_class(path: str) -> type:
 def build_service(name: str, spec: ServiceSpec) -> tuple[Service, str | None]:
     """Make the service a spec asks for.
 
-    A spec is a ``Service``; ``"mod:Cls"``; a mapping with ``class`` and optionally ``args``,
-    ``description``, ``thread_safe``, ``adapter``, ``record`` (a JSON-lines file the driver's VISA
-    dialogue is appended to) and the safety rules ``limits``, ``ramps``, ``interlocks`` (the lab file's
-    keys and forms); or any other object (a class is constructed without
-    arguments), served through the adapter that claims it (see ``pyrolab_jupyter.adapters``) or the one
-    ``adapter`` names.
+    A spec is a ``Service``; ``"mod:Cls"``; the lab file's ``ServiceConfig``; a mapping with ``class``
+    and optionally ``args``, ``description``, ``thread_safe``, ``adapter``, ``instance_mode``,
+    ``record`` (a JSON-lines file the driver's VISA dialogue is appended to) and the safety rules
+    ``limits``, ``ramps``, ``interlocks`` (the lab file's keys and forms); or any other object (a class
+    is constructed without arguments), served through the adapter that claims it (see
+    ``pyrolab_jupyter.adapters``) or the one ``adapter`` names.
     """
     if isinstance(spec, Service):
         return spec, None
     if isinstance(spec, ServiceConfig):  # the lab file's model, as `pyrolab up` hands it to its children
-        return _construct(name, spec.class_path, spec.args, spec.adapter, spec.thread_safe,
-                          rules_from(spec.limits, spec.ramps, spec.interlocks, where=name),
-                          spec.record), spec.description or None
+        return service_factory(name, spec)(), spec.description or None
     if not isinstance(spec, (str, Mapping)):
         try:
             return adapt(spec() if isinstance(spec, type) else spec), None
         except TypeError as err:
             raise ConfigError(f"{name}: cannot serve {spec!r}: {err}") from err
+    spec = _mapping(name, spec)
+    return service_factory(name, spec)(), spec.get("description")
+
+
+def _mapping(name: str, spec: str | Mapping[str, Any]) -> Mapping[str, Any]:
     spec = cast(Mapping[str, Any], {"class": spec} if isinstance(spec, str) else spec)
     if "class" not in spec:
         raise ConfigError(f"{name}: expected an object, 'module:Class' or a mapping with 'class'")
-    rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
-    service = _construct(name, str(spec["class"]), dict(spec.get("args") or {}), spec.get("adapter"),
-                         spec.get("thread_safe"), rules, spec.get("record"))
-    return service, spec.get("description")
+    return spec
 
 
-def _construct(name: str, class_path: str, args: Mapping[str, Any], adapter: str | None,
-               thread_safe: bool | None, rules: SafetyRules, record: str | None = None) -> Service:
+def service_factory(name: str, spec: str | Mapping[str, Any] | ServiceConfig) -> Callable[[], Service]:
+    """What makes one instance of a ``"mod:Cls"``, mapping or ``ServiceConfig`` spec: called once in single
+    mode, per client (session) or per call (percall) in the others. The class is imported and the rules
+    checked now."""
+    if isinstance(spec, ServiceConfig):
+        class_path, args, adapter, thread_safe, record = (
+            spec.class_path, dict(spec.args), spec.adapter, spec.thread_safe, spec.record)
+        rules = rules_from(spec.limits, spec.ramps, spec.interlocks, where=name)
+    else:
+        spec = _mapping(name, spec)
+        class_path, args, adapter, thread_safe, record = (
+            str(spec["class"]), dict(spec.get("args") or {}), spec.get("adapter"), spec.get("thread_safe"),
+            spec.get("record"))
+        rules = rules_from(spec.get("limits"), spec.get("ramps"), spec.get("interlocks"), where=name)
     cls = import_class(class_path)
     if record:
-        cls, args = _recorded(name, cls, dict(args), str(record))
-    try:
-        made = cls(**args)
-    except TypeError as err:
-        raise ConfigError(f"{name}: cannot construct {class_path} with args {dict(args)}: {err}") from err
-    service = made if isinstance(made, Service) and not adapter else adapt(made, adapter)
-    if thread_safe is not None:  # the lab file may overrule the class's own setting
-        service.thread_safe = bool(thread_safe)
-    if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
-        apply_rules(service, rules)
-    return service
+        cls, args = _recorded(name, cls, args, str(record))
+
+    def make() -> Service:
+        try:
+            made = cls(**args)
+        except TypeError as err:
+            raise ConfigError(f"{name}: cannot construct {class_path} with args {args}: {err}") from err
+        service = made if isinstance(made, Service) and not adapter else adapt(made, adapter)
+        if thread_safe is not None:  # the lab file may overrule the class's own setting
+            service.thread_safe = bool(thread_safe)
+        if rules:  # the lab file's rules add to the class's and the constructor's; limits only narrow
+            apply_rules(service, rules)
+        return service
+
+    return make
 
 
 def _recorded(name: str, cls: type, args: dict[str, Any], path: str) -> tuple[type, dict[str, Any]]:
@@ -188,17 +205,34 @@ class DaemonHandle:
         return f"<daemon {self.address} ({where}) hosting {', '.join(self.uris)}>"
 
 
-def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, host: str, port: int,
-                   heartbeat: float, max_message: int | None = None, state_file: str | None = None,
+def _build(name: str, spec: ServiceSpec) -> tuple[Service, str | None, str | None, Callable[[], Service] | None]:
+    """The service (the template, in session or percall mode), its description, mode and factory."""
+    mode = (spec.instance_mode if isinstance(spec, ServiceConfig)
+            else spec.get("instance_mode") if isinstance(spec, Mapping) else None)
+    service, description = build_service(name, spec)
+    chosen = instance_mode_of(type(service), mode, where=name)
+    if chosen == "single":
+        return service, description, chosen, None
+    if not isinstance(spec, (str, Mapping, ServiceConfig)) and not (isinstance(spec, type)
+                                                                    and issubclass(spec, Service)):
+        per = "client" if chosen == "session" else "call"
+        raise ConfigError(f"{name}: instance_mode {chosen!r} makes an instance per {per}; give the class "
+                          "('module:Class', a mapping or a Service subclass), not an instance")
+    factory = type(service) if isinstance(spec, type) else service_factory(name, cast(Any, spec))
+    return service, description, chosen, factory
+
+
+def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | Sequence[str] | None, host: str,
+                   port: int, heartbeat: float, max_message: int | None = None, state_file: str | None = None,
                    advertise: str | None = None, security: Security | None = None,
                    audit: str | None = None) -> LabDaemon:
     """Build every service, then serve them from one started ``LabDaemon``; nothing runs if one fails."""
-    built = {name: build_service(name, spec) for name, spec in services.items()}
+    built = {name: _build(name, spec) for name, spec in services.items()}
     daemon = LabDaemon(host=host, port=port, nameserver=nameserver, heartbeat=heartbeat, max_message=max_message,
                        state_file=state_file, advertise=advertise, security=security, audit=audit)
     try:
-        for name, (service, description) in built.items():
-            daemon.add(name, service, description)
+        for name, (service, description, mode, factory) in built.items():
+            daemon.add(name, service, description, instance_mode=mode, factory=factory)
     except BaseException:
         daemon.close()
         raise
@@ -208,7 +242,7 @@ def _host_services(services: Mapping[str, ServiceSpec], nameserver: str | None, 
 
 def start_daemon(
     services: Mapping[str, ServiceSpec],
-    nameserver: str | None = None,
+    nameserver: str | Sequence[str] | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     spawn: bool = False,
@@ -220,12 +254,14 @@ def start_daemon(
     security: Security | None = None,
     audit: str | None = None,
 ) -> DaemonHandle:
-    """Host ``services`` (name → any object, ``"module:Class"`` or ``{"class", "args", "description", "adapter"}``).
+    """Host ``services`` (name → any object, ``"module:Class"`` or ``{"class", "args", "description", "adapter",
+    "instance_mode"}``).
 
     An object that is not a ``Service`` is served through an adapter (see
     ``pyrolab_jupyter.adapters``). With ``spawn=True`` the daemon runs in its
     own process (specs must then be strings or mappings). Returns once the daemon serves and, when a
-    nameserver is given and answers within ``register_timeout``, is registered. ``max_message``: bytes a
+    nameserver is given and answers within ``register_timeout``, is registered (``nameserver`` may be a list:
+    the daemon registers with each, and is ready once one took it). ``max_message``: bytes a
     message may have (default 128 MiB). ``state_file``: where its locks are kept across a restart.
     ``advertise`` (``host[:port]``) is the address put in URIs when ``host`` is a wildcard or behind
     NAT; see ``LabDaemon``.

@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -46,7 +46,8 @@ class DaemonOrder(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     daemon: DaemonConfig
-    nameserver: str | None
+    nameserver: str | list[str] | None
+    """The lab file's nameserver, then the daemon's own ``nameservers:``."""
     max_message: int | None = None
     state_file: str | None = None
     register_timeout: float = 2.0
@@ -103,8 +104,8 @@ def serve_nameserver(host: str, port: int, check_interval: float, on_offline: st
     return 0
 
 
-def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str = "127.0.0.1", port: int = 0,
-                 heartbeat: float = SETTINGS.heartbeat, watch_stdin: bool = False,
+def serve_daemon(services: Mapping[str, Any], nameserver: str | Sequence[str] | None, host: str = "127.0.0.1",
+                 port: int = 0, heartbeat: float = SETTINGS.heartbeat, watch_stdin: bool = False,
                  announce: Callable[[str], None] = _say, register_timeout: float = 2.0,
                  ready: Callable[[hosting.DaemonHandle], None] | None = None,
                  max_message: int | None = None, state_file: str | None = None,
@@ -121,9 +122,10 @@ def serve_daemon(services: Mapping[str, Any], nameserver: str | None, host: str 
     registered = daemon is not None and daemon.wait_registered(0)
     for name, uri in handle.uris.items():
         announce(f"serving {name} at {uri}")
-    if nameserver is not None:
-        announce(f"registered with the nameserver at {nameserver}" if registered else
-                 f"the nameserver at {nameserver} does not answer yet; retrying every {heartbeat:g} s")
+    if nameserver:
+        where = nameserver if isinstance(nameserver, str) else ", ".join(nameserver)
+        announce(f"registered with the nameserver at {where}" if registered else
+                 f"the nameserver at {where} does not answer yet; retrying every {heartbeat:g} s")
     if ready is not None:
         ready(handle)
     try:

@@ -178,7 +178,9 @@ def lab_children(lab: LabConfig, python: str = sys.executable, parts: Collection
                     for sname, s in daemon.services.items() if s.record}
         if recorded:
             daemon = daemon.model_copy(update={"services": {**daemon.services, **recorded}})
-        order = serving.DaemonOrder(daemon=daemon, nameserver=ns.address, max_message=lab.max_message(daemon),
+        order = serving.DaemonOrder(daemon=daemon,
+                                    nameserver=[ns.address, *daemon.nameservers] if daemon.nameservers else ns.address,
+                                    max_message=lab.max_message(daemon),
                                     state_file=str(state_dir / f"{name}.locks.json") if state_dir else None,
                                     security=security,
                                     audit=str(state_dir / f"{name}.audit.jsonl") if state_dir else None)

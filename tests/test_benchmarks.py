@@ -33,8 +33,9 @@ pytestmark = pytest.mark.network
      ["nameserver listing, 8 services", "offline detection at scale"]),
     ("bench_kernel.py", ["--services", "1"], ["%pyrolab connect → panel in a kernel", "load_ext"]),
     ("bench_cpu.py", ["--calls", "50", "--rounds", "1"], ["CPU per call", "raw Pyro5 marshal", "pyrolab-jupyter"]),
+    ("bench_modes.py", ["--calls", "10"], ["raw Pyro5", "ratio", "session mode", "two nameservers"]),
 ], ids=["calls", "health", "abuse", "panel", "truth", "safety", "adapters", "tls", "server-model", "reload",
-        "bulk", "scale", "kernel", "cpu"])
+        "bulk", "scale", "kernel", "cpu", "modes"])
 def test_benchmark_script_runs(script, args, expected):
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, timeout=300)

@@ -433,3 +433,34 @@ def test_ps_reads_the_port_from_a_child_s_start_line(line, port):
 
     match = _PORT_LINE.search(line)
     assert (int(match.group(1)) if match else None) == port
+
+
+@pytest.mark.network
+def test_a_lab_file_daemon_registers_with_its_nameservers_and_keeps_instance_modes(nameserver_factory):
+    import subprocess
+
+    from pyrolab_jupyter import Lab
+    from pyrolab_jupyter.core.config import parse_lab
+    from pyrolab_jupyter.supervisor import lab_children
+
+    own, extra = nameserver_factory(), nameserver_factory()
+    lab = parse_lab(f"nameserver: '{own.address}'\ndaemons:\n  b1:\n    heartbeat: 0.5\n"
+                    f"    nameservers: ['{extra.address}']\n    services:\n"
+                    "      calc: {class: 'modeservices:Counter', instance_mode: percall}\n")
+    [child] = lab_children(lab)
+    proc = subprocess.Popen(child.argv, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for ns in (own, extra):
+            wait_for(lambda ns=ns: "calc" in Lab(ns.address).names(), timeout=30)
+        calc = Lab([own.address, extra.address]).connect("calc")
+        assert calc.describe()["instance_mode"] == "percall"
+        assert [calc.bump(), calc.bump()] == [1, 1]
+        calc.disconnect()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

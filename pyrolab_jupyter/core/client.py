@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -66,36 +66,44 @@ _MIN_ATTEMPT = 0.05  # seconds: less than this left of a deadline is not worth a
 
 
 class Lab:
-    """A handle on the lab's nameserver.
+    """A handle on the lab's nameserver, or on several.
 
     Parameters
     ----------
     nameserver:
-        ``host:port`` or a Pyro URI; else ``$PYROLAB_NAMESERVER``; else ``127.0.0.1:9090``.
+        ``host:port`` or a Pyro URI; else ``$PYROLAB_NAMESERVER``; else ``127.0.0.1:9090``. A list of
+        them: what they list is merged (a name two list comes from the one that says it is online; each
+        row then has ``sources``, the nameservers listing it, and a ``note`` when they disagree), and
+        lookups work while any of them answers.
     timeout:
         Default seconds for lookups and for calls on services connected through this Lab.
     security:
         ``Security`` for a TLS lab: every connection (nameserver and services) is mutual TLS.
     """
 
-    def __init__(self, nameserver: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+    def __init__(self, nameserver: str | Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
                  security: Security | None = None) -> None:
         if timeout is None or timeout <= 0:
             raise ValueError(f"timeout={timeout!r}: must be a positive number of seconds")
-        self.address = nameserver_address(nameserver)
+        given = [nameserver] if nameserver is None or isinstance(nameserver, str) else list(nameserver)
+        if not given:
+            raise ValueError("Lab([]): give at least one nameserver address, or None for the default")
+        self.addresses = list(dict.fromkeys(nameserver_address(a) for a in given))
+        self.address = self.addresses[0]
         self.uri = nameserver_uri(self.address)
         self.timeout = timeout
         self.security = security
         self._pool = ProxyPool(self.uri, timeout, security)
+        self._others = [Lab(a, timeout, security) for a in self.addresses[1:]]
 
     def __repr__(self) -> str:
-        return f"Lab({self.address!r})"
+        return f"Lab({self.address!r})" if not self._others else f"Lab({self.addresses!r})"
 
     def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self._ask_within(self.timeout, method, *args, **kwargs)
 
     def _ask_within(self, timeout: float, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``_ask`` with its own time limit (what is left of a caller's deadline)."""
+        """``_ask`` of the first nameserver, with its own time limit (what is left of a caller's deadline)."""
         proxy = self._pool.acquire()
         proxy._pyroTimeout = timeout
         try:
@@ -118,37 +126,70 @@ class Lab:
         self._pool.release(proxy)
         return result
 
-    def services(self) -> list[dict[str, Any]]:
-        """Every registered service: name, uri, status, last_seen, class, description, locked_by."""
+    def _from_each(self, ask: Callable[[Lab], Any]) -> list[tuple[str, Any]]:
+        """``(address, answer)`` of every nameserver that answers, in the given order; none answering raises."""
+        answers, failures = [], []
+        for lab in (self, *self._others):
+            try:
+                answers.append((lab.address, ask(lab)))
+            except (NameserverUnreachable, CallTimeout) as err:
+                failures.append(str(err))
+        if not answers:
+            raise NameserverUnreachable(f"none of the nameservers {', '.join(self.addresses)} answers: "
+                                        + "; ".join(failures))
+        return answers
+
+    def _services_here(self, timeout: float) -> list[dict[str, Any]]:
         try:
-            rows: list[dict[str, Any]] = self._ask("pyrolab_services")
+            rows: list[dict[str, Any]] = self._ask_within(timeout, "pyrolab_services")
             return rows
         except AttributeError:  # a plain Pyro5 (or PyroLab) nameserver: it checks nothing, so we cannot say
-            listing = self._ask("list", return_metadata=True)
+            listing = self._ask_within(timeout, "list", return_metadata=True)
             return [entry(n, u, m, "unknown", None) for n, (u, m) in sorted(listing.items())
                     if n != "Pyro.NameServer"]
 
+    def _services_within(self, timeout: float) -> list[dict[str, Any]]:
+        if not self._others:
+            return self._services_here(timeout)
+        return merge_listings(self._from_each(lambda lab: lab._services_here(timeout)))
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every registered service: name, uri, status, last_seen, class, description, locked_by
+        (with several nameservers also ``sources`` and ``note``)."""
+        return self._services_within(self.timeout)
+
     def answers(self) -> bool:
-        """Whether a nameserver answers at this address (within this Lab's timeout)."""
+        """Whether a nameserver (any of them) answers at this address (within this Lab's timeout)."""
         try:
-            self._ask("ping")
+            self._from_each(lambda lab: lab._ask("ping"))
         except (NameserverUnreachable, CallTimeout):
             return False
         return True
 
     def names(self) -> list[str]:
-        return sorted(n for n in self._ask("list") if n != "Pyro.NameServer")
+        listed = self._from_each(lambda lab: lab._ask("list")) if self._others else [("", self._ask("list"))]
+        return sorted({n for _, names in listed for n in names if n != "Pyro.NameServer"})
+
+    def _lookup_within(self, timeout: float, name: str) -> str:
+        if not self._others:
+            return str(self._ask_within(timeout, "lookup", name))
+        for row in self._services_within(timeout):
+            if row["name"] == name:
+                return str(row["uri"])
+        raise NamingError(f"unknown name: {name}")
 
     def lookup(self, name: str) -> str:
         """The URI registered for ``name``; ``UnknownService`` names close matches."""
         try:
-            return str(self._ask("lookup", name))
+            return self._lookup_within(self.timeout, name)
         except NamingError:
             known = self.names()
             close = close_matches(name, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else (
                 f"; it knows {', '.join(known[:10])}" if known else "; it has no services registered")
-            raise UnknownService(f"the nameserver at {self.address} has no service {name!r}{hint}") from None
+            where = f"the nameserver at {self.address}" if not self._others else (
+                f"none of the nameservers {', '.join(self.addresses)}")
+            raise UnknownService(f"{where} has no service {name!r}{hint}") from None
 
     def entry(self, name: str) -> dict[str, Any] | None:
         for row in self.services():
@@ -174,6 +215,28 @@ class Lab:
         if path is not None:
             Path(path).write_text(json.dumps(snap, indent=1, default=str), encoding="utf-8")
         return snap
+
+
+_STATUS_RANK = {"online": 0, "unknown": 1, "offline": 2}
+
+
+def merge_listings(listings: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One row per name from several nameservers' listings: the online one wins (the first nameserver on a
+    tie); ``sources`` names who lists it, ``note`` says so when they disagree."""
+    by_name: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for address, rows in listings:
+        for row in rows:
+            by_name.setdefault(str(row["name"]), []).append((address, row))
+    merged = []
+    for name in sorted(by_name):
+        found = by_name[name]
+        chosen, best = min(found, key=lambda item: _STATUS_RANK.get(str(item[1].get("status")), 1))
+        agree = all((r.get("status"), r.get("uri")) == (best.get("status"), best.get("uri")) for _, r in found)
+        note = "" if agree else (
+            "listed by " + ", ".join(f"{a} ({r.get('status')} at {r.get('uri')})" for a, r in found)
+            + f"; this is {chosen}'s")
+        merged.append({**best, "sources": [a for a, _ in found], "note": note})
+    return merged
 
 
 class LockHandle:
@@ -468,7 +531,7 @@ class RemoteService:
         if left < _MIN_ATTEMPT * 2:
             return False
         try:
-            uri = str(self._pyrolab_lab._ask_within(left / 2, "lookup", self._pyrolab_name))
+            uri = self._pyrolab_lab._lookup_within(left / 2, self._pyrolab_name)
         except (PyroError, OSError, NameserverUnreachable, UnknownService, CallTimeout):
             return False
         self._pyrolab_pool.reset(uri)
@@ -478,7 +541,7 @@ class RemoteService:
         seen = ""
         left = deadline - time.monotonic()
         try:
-            listing = self._pyrolab_lab._ask_within(left, "pyrolab_services") if left > _MIN_ATTEMPT else []
+            listing = self._pyrolab_lab._services_within(left) if left > _MIN_ATTEMPT else []
             row = next((r for r in listing if r["name"] == self._pyrolab_name), None)
         except Exception:
             row = None

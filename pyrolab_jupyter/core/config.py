@@ -127,6 +127,9 @@ class ServiceConfig(_Model):
     record: str | None = None
     """A JSON-lines file (relative to the lab file) the driver's VISA dialogue is appended to, for
     ``pyrolab replay``: a ``VisaInstrument``, a QCoDeS or a PyMeasure VISA driver."""
+    instance_mode: Literal["single", "session", "percall"] | None = None
+    """One instance for all (``single``), one per client (``session``), one per call (``percall``);
+    None: the class's ``instance_mode``, else single."""
 
     @field_validator("limits")
     @classmethod
@@ -169,6 +172,18 @@ class DaemonConfig(_Model):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     advertise: str | None = None
     """``host[:port]`` clients reach it at, when it binds a wildcard or sits behind NAT."""
+    nameservers: list[str] = Field(default_factory=list)
+    """More nameservers (``host:port``) it registers with, besides the lab file's own."""
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers_form(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                parse_address(address)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return value
 
     @field_validator("advertise")
     @classmethod

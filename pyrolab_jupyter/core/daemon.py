@@ -5,7 +5,9 @@ nameserver repopulates itself) and soon after a lock changes (so
 ``lab.services()`` shows the holder). All of it happens on the heartbeat
 thread, never inside a client's request: a silent nameserver slows no call. A
 nameserver that is not up yet is retried on each heartbeat; the daemon never
-dies for want of one. With a ``state_file`` the lock table survives a restart.
+dies for want of one. Given several nameservers, it registers with each and
+tries every one on every heartbeat (no back-off), so one that restarts is
+repopulated on the next beat. With a ``state_file`` the lock table survives a restart.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from pyrolab_jupyter.core.addresses import (
 from pyrolab_jupyter.core.audit import AuditLog
 from pyrolab_jupyter.core.connections import TrackingDaemon
 from pyrolab_jupyter.core.errors import AccessDenied, ConfigError
+from pyrolab_jupyter.core.instances import Instances, instance_mode_of
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import (
@@ -45,7 +48,7 @@ from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher, Snapshot
 from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.serialization import decode
-from pyrolab_jupyter.core.servant import make_servant
+from pyrolab_jupyter.core.servant import _Gate, make_servant
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.settings import SETTINGS
 
@@ -64,8 +67,9 @@ def _first_line(text: str) -> str:
 class _RemoteReader:
     """Reads properties of other services; their addresses are kept, looked up again when one moves."""
 
-    def __init__(self, find: Callable[[str], str]) -> None:
+    def __init__(self, find: Callable[[str], str], security: Security | None = None) -> None:
         self._find = find
+        self._security = security  # a TLS lab's daemon reads the others over TLS too
         self._pools: dict[str, ProxyPool] = {}
         self._mutex = threading.Lock()
 
@@ -75,7 +79,7 @@ class _RemoteReader:
             with self._mutex:
                 pool = self._pools.get(service)
             if pool is None:
-                pool = ProxyPool(self._find(service), _NS_TIMEOUT)
+                pool = ProxyPool(self._find(service), _NS_TIMEOUT, self._security)
                 with self._mutex:
                     self._pools[service] = pool
             proxy = pool.acquire()
@@ -139,8 +143,8 @@ class LabDaemon(TrackingDaemon):
     host, port:
         Where to listen; ``port=0`` picks a free port.
     nameserver:
-        ``host:port`` or a Pyro URI of the nameserver to register with, or
-        ``None`` to register nowhere.
+        ``host:port`` or a Pyro URI of the nameserver to register with, a list
+        of them to register with each, or ``None`` to register nowhere.
     heartbeat:
         Seconds between re-registrations.
     max_message:
@@ -162,7 +166,7 @@ class LabDaemon(TrackingDaemon):
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        nameserver: str | None = None,
+        nameserver: str | Sequence[str] | None = None,
         heartbeat: float = SETTINGS.heartbeat,
         max_message: int | None = None,
         limits: Limits | None = None,
@@ -178,38 +182,56 @@ class LabDaemon(TrackingDaemon):
             if max_message <= 0:
                 raise ValueError(f"max_message={max_message!r}: must be a positive number of bytes")
             limits = dataclasses.replace(limits, max_message=max_message)
-        ns_uri = nameserver_uri(nameserver) if nameserver else None
-        nathost, natport = _advertised(host, advertise, ns_uri)
+        given = [nameserver] if isinstance(nameserver, str) else list(nameserver or ())
+        ns_uris = list(dict.fromkeys(nameserver_uri(ns) for ns in given if ns))
+        nathost, natport = _advertised(host, advertise, ns_uris[0] if ns_uris else None)
+        for other in ns_uris[1:]:  # refuses a loopback address that another PC's nameserver would be given
+            _advertised(host, advertise, other)
         super().__init__(host=host, port=port, limits=limits, nathost=nathost, natport=natport, security=security)
         warn_if_exposed(host, security, f"the daemon at {self.locationStr}")
         self.audit = AuditLog(audit)
         self.locks = LockTable(state_file)
-        self.nameserver = ns_uri
+        self.nameservers = ns_uris
+        self.nameserver = ns_uris[0] if ns_uris else None  # the first: where other services are looked up first
         self.heartbeat = heartbeat
         self._hosted: dict[str, tuple[Service, str, str]] = {}  # name -> (service, uri, description)
+        self._instances: dict[str, Instances] = {}  # services in session or percall mode
         self._publisher = Publisher(security=security)
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._serve_thread: threading.Thread | None = None
         self._beat_thread: threading.Thread | None = None
         self._registered_once = threading.Event()
-        self._ns_warned = False
-        self._remote = _RemoteReader(self._find)
+        self._ns_warned: set[str] = set()
+        self._remote = _RemoteReader(self._find, security)
 
     # hosting
 
-    def add(self, name: str, service: Service, description: str | None = None) -> str:
-        """Host ``service`` as ``name``; returns its URI."""
+    def add(self, name: str, service: Service, description: str | None = None, *,
+            instance_mode: str | None = None, factory: Callable[[], Service] | None = None) -> str:
+        """Host ``service`` as ``name``; returns its URI.
+
+        ``instance_mode`` (else the class's ``instance_mode``, else ``single``): see ``core.instances``.
+        In session and percall mode ``service`` is the template of the description and ``factory``
+        (default: its class, called without arguments) makes each instance that serves calls.
+        """
         if not isinstance(service, Service):
             raise TypeError(f"{name}: {type(service).__qualname__} is not a pyrolab_jupyter.Service subclass")
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"service name {name!r}: must be non-empty and contain no spaces")
         if name in self._hosted:
             raise ValueError(f"service name {name!r} is already hosted by this daemon")
-        servant = make_servant(name, service, self, description)
+        mode = instance_mode_of(type(service), instance_mode, where=name)
+        instances = None
+        if mode != "single":
+            instances = Instances(name, mode, factory or type(service), lambda safe: _Gate(name, safe))
+        servant = make_servant(name, service, self, description, instances)
         uri = str(self.register(servant, objectId=name))
-        self._publisher.poller.add(name, servant.poll_periods, servant.poll_read)
-        service._pyrolab_publish = lambda prop, value: self.publish(name, prop, value)
+        if instances is None:
+            self._publisher.poller.add(name, servant.poll_periods, servant.poll_read)
+            service._pyrolab_publish = lambda prop, value: self.publish(name, prop, value)
+        else:
+            self._instances[name] = instances
         text = description or _first_line(servant._description.get("description", ""))
         self._hosted[name] = (service, uri, text)
         if self._beat_thread is not None:
@@ -236,8 +258,8 @@ class LabDaemon(TrackingDaemon):
         self._beat_thread.start()
 
     def wait_registered(self, timeout: float) -> bool:
-        """Block until the first registration succeeded (True) or ``timeout`` passed."""
-        return self.nameserver is None or self._registered_once.wait(timeout)
+        """Block until the first registration (with any of the nameservers) succeeded (True) or ``timeout`` passed."""
+        return not self.nameservers or self._registered_once.wait(timeout)
 
     def stop(self) -> None:
         """Unregister, stop serving, close accepted connections and close every service."""
@@ -254,6 +276,8 @@ class LabDaemon(TrackingDaemon):
         self._remote.close()
         if self._serve_thread is not None:
             self._serve_thread.join(timeout=5)
+        for instances in self._instances.values():
+            instances.close()
         for name, (service, _, _) in self._hosted.items():
             service._pyrolab_publish = None
             try:
@@ -278,7 +302,10 @@ class LabDaemon(TrackingDaemon):
         """An idle connection stays open while its client holds a lock here (closing it would end the lock)."""
         with self._conns_mutex:
             client = self._conns.get(conn)
-        return (client is not None and self.locks.holds_any(client.client_id)) or super().keeps_connection(conn)
+        if client is not None and (self.locks.holds_any(client.client_id)
+                                   or any(i.has_session(client.client_id) for i in self._instances.values())):
+            return True  # closing it would end the lock, or the client's own session instance
+        return super().keeps_connection(conn)
 
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
@@ -297,15 +324,23 @@ class LabDaemon(TrackingDaemon):
         return self._remote.read(service, prop)
 
     def _find(self, service: str) -> str:
-        """Where ``service`` is: asked of the nameserver (of this daemon's own, when there is none)."""
-        if self.nameserver is not None:
-            with new_proxy(self.nameserver, _NS_TIMEOUT) as ns:
-                return str(ns.lookup(service))
+        """Where ``service`` is: asked of each nameserver in turn (of this daemon's own, when there is none)."""
+        failure: Exception | None = None
+        for uri in self.nameservers:
+            try:
+                with new_proxy(uri, _NS_TIMEOUT, self.security) as ns:
+                    return str(ns.lookup(service))
+            except (PyroError, OSError) as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
         if service in self._hosted:
             return self._hosted[service][1]
         raise LookupError(f"no nameserver to find {service!r} with")
 
     def client_gone(self, client: ClientInfo) -> None:
+        for instances in self._instances.values():  # its session instances are closed
+            instances.client_gone(client.client_id)
         freed = self.locks.release_client(client.client_id)
         if freed:
             log.info("released %s: holder %s disconnected", ", ".join(freed), client.identity)
@@ -324,43 +359,45 @@ class LabDaemon(TrackingDaemon):
         return meta
 
     def _register(self, names: Iterable[str] | None = None) -> bool:
-        if self.nameserver is None:
-            return True
+        """Register with every nameserver (each tried, whichever is down); True if one took it."""
         names = list(self._hosted if names is None else names)
+        results = [self._register_with(uri, names) for uri in self.nameservers]
+        return not results or any(results)
+
+    def _register_with(self, uri: str, names: list[str]) -> bool:
         try:
-            with new_proxy(self.nameserver, _NS_TIMEOUT, self.security) as ns:
+            with new_proxy(uri, _NS_TIMEOUT, self.security) as ns:
                 for name in names:
                     ns.register(name, self._hosted[name][1], safe=False, metadata=self._metadata(name))
         except AccessDenied as err:  # the nameserver refused the address: retrying will not help
-            if not self._ns_warned:
-                log.error("the nameserver at %s refused the registration: %s", self.nameserver, err)
-                self._ns_warned = True
+            if uri not in self._ns_warned:
+                log.error("the nameserver at %s refused the registration: %s", uri, err)
+                self._ns_warned.add(uri)
             return False
         except (PyroError, OSError) as err:
-            if not self._ns_warned:
+            if uri not in self._ns_warned:
                 log.warning("cannot register with the nameserver at %s (%s); retrying every %.1f s",
-                            self.nameserver, err, self.heartbeat)
-                self._ns_warned = True
+                            uri, err, self.heartbeat)
+                self._ns_warned.add(uri)
             return False
-        if self._ns_warned:
-            log.info("registered with the nameserver at %s again", self.nameserver)
-        self._ns_warned = False
+        if uri in self._ns_warned:
+            log.info("registered with the nameserver at %s again", uri)
+        self._ns_warned.discard(uri)
         self._registered_once.set()
         return True
 
     def _unregister(self) -> None:
-        if self.nameserver is None:
-            return
-        try:
-            with new_proxy(self.nameserver, 1.0, self.security) as ns:
-                for name, (_, uri, _) in self._hosted.items():
-                    try:  # only our own entry: another daemon may have taken the name since
-                        if str(ns.lookup(name)) == uri:
-                            ns.remove(name)
-                    except PyroError:
-                        pass
-        except (PyroError, OSError) as err:
-            log.info("could not unregister from %s: %s", self.nameserver, err)
+        for ns_uri in self.nameservers:
+            try:
+                with new_proxy(ns_uri, 1.0, self.security) as ns:
+                    for name, (_, uri, _) in self._hosted.items():
+                        try:  # only our own entry: another daemon may have taken the name since
+                            if str(ns.lookup(name)) == uri:
+                                ns.remove(name)
+                        except PyroError:
+                            pass
+            except (PyroError, OSError) as err:
+                log.info("could not unregister from %s: %s", ns_uri, err)
 
     def _beat(self) -> None:
         """Register now and every heartbeat (sooner when a service was added); end expired leases."""

@@ -116,7 +116,7 @@ class LabNameServer(NameServer):  # type: ignore[misc]
                 return
             if current_uri != uri:  # re-registered elsewhere meanwhile
                 return
-            status, seen = self._health.get(name, ("online", None))
+            status, seen = self._health.get(name, ("unknown", None))  # remembered from storage, not checked yet
             meta = {m for m in (metadata or ()) if not m.startswith((META_STATUS, META_LAST_SEEN))}
             if alive:
                 self._health[name] = ("online", now)

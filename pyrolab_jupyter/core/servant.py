@@ -37,6 +37,7 @@ from pyrolab_jupyter.core.errors import (
     ServiceBusy,
 )
 from pyrolab_jupyter.core.guard import Guard, bind_arguments
+from pyrolab_jupyter.core.instances import Instances
 from pyrolab_jupyter.core.locks import ClientInfo, LockTable
 from pyrolab_jupyter.core.naming import CLIENT_MEMBERS
 from pyrolab_jupyter.core.poller import SKIP
@@ -204,9 +205,12 @@ def _translate(err: Exception) -> Exception:
 class _ServantBase:
     """Behaviour shared by every generated servant class."""
 
-    def __init__(self, name: str, service: Service, host: Host, description: str | None) -> None:
+    def __init__(self, name: str, service: Service, host: Host, description: str | None,
+                 instances: Instances | None = None) -> None:
         self._name = name
-        self._service = service
+        self._service = service  # single mode's only object; in the others the template of the description
+        self._instances = instances
+        self._now: dict[int, tuple[Service, Any]] = {}  # thread -> the object and gate serving its call
         self._host = host
         self._schema: ServiceSchema = schema_of(type(service))
         self._gate = _Gate(name, service.thread_safe)
@@ -218,6 +222,8 @@ class _ServantBase:
     def _description(self) -> dict[str, Any]:
         """This instance's description: the class's, with its safety rules' narrowed ranges."""
         described = {**self._guard.description, "name": self._name}
+        if self._instances is not None:
+            described["instance_mode"] = self._instances.mode
         if self._text:
             described["description"] = self._text
         return described
@@ -233,9 +239,34 @@ class _ServantBase:
                                "could not keep it); nothing was changed: lock() again, check the state, retry")
         return client
 
+    @property
+    def instance_mode(self) -> str:
+        return "single" if self._instances is None else self._instances.mode
+
+    def _target(self) -> Service:
+        """The object serving this call: the only one (single), the caller's own (session), a fresh one."""
+        found = self._now.get(threading.get_ident())
+        return found[0] if found is not None else self._service
+
+    @contextlib.contextmanager
+    def _serving(self) -> Any:
+        """Choose the object for this call (session, percall); nested uses keep the outer choice."""
+        me = threading.get_ident()
+        if self._instances is None or me in self._now:
+            yield
+            return
+        with self._instances.use(self._host.current_client().client_id) as chosen:
+            self._now[me] = chosen
+            try:
+                yield
+            finally:
+                del self._now[me]
+
     def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
         """Run service code through the service's gate (one call at a time unless thread-safe)."""
-        with self._gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
+        found = self._now.get(threading.get_ident()) if self._instances is not None else None
+        gate = found[1] if found is not None else self._gate
+        with gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
             return _translated(action, *args, **kwargs)
 
     def _caller(self) -> str:
@@ -263,6 +294,12 @@ class _ServantBase:
                                     call_context(current_context.annotations))
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._instances is None:  # single mode: no choosing on the hot path
+            return self._invoke_on(method, args, kwargs)
+        with self._serving():
+            return self._invoke_on(method, args, kwargs)
+
+    def _invoke_on(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
@@ -274,10 +311,10 @@ class _ServantBase:
             return self._invoke_checked(call, method, raw_args, raw_kwargs)
 
     def _invoke_checked(self, call: Any, method: str, raw_args: list[Any], raw_kwargs: dict[str, Any]) -> Any:
-        """Validation, lock, rules, ramp or call, and the announcement (``_invoke`` audits around it)."""
+        """Validation, lock, rules, ramp or call, and the announcement (``_invoke_on`` audits around it)."""
         side = _bulk()
         args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
-        action = getattr(self._service, method)
+        action = getattr(self._target(), method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
             return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), side)
@@ -319,13 +356,23 @@ class _ServantBase:
         })
 
     def _get(self, prop: str) -> Any:
-        return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
+        if self._instances is None:
+            return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
+        with self._serving():
+            return encode(plain(self._run(getattr, self._target(), prop, member=f"reading {prop}")), _bulk())
 
     def _set(self, prop: str, value: Any) -> None:
+        if self._instances is None:
+            return self._set_on(prop, value)
+        with self._serving():
+            self._set_on(prop, value)
+
+    def _set_on(self, prop: str, value: Any) -> None:
         value = self._decoded(value, _bulk())
         with self._audited("set", prop, [value]):
             current, changes = self._assign_checked(prop, value)
-        self._host.publish(self._name, prop, current)
+        if self._instances is None:  # another client's own instance is none of a subscriber's business
+            self._host.publish(self._name, prop, current)
         self._announce(prop, "set", tuple(c for c in changes if c != prop) if changes is not None else None, None)
 
     def _assign_checked(self, prop: str, value: Any) -> tuple[Any, tuple[str, ...] | None]:
@@ -355,14 +402,18 @@ class _ServantBase:
             return encode(err)
 
     def snapshot(self) -> dict[str, Any]:
-        """Every property's current value (encoded, errors as values) and the lock holder."""
-        values = {prop: self._read_or_error(prop) for prop in self._schema.properties}
+        """Every property's current value (encoded, errors as values) and the lock holder; only the holder
+        when each client has its own instance (the values are nobody else's)."""
+        shared = self._instances is None
+        values = {prop: self._read_or_error(prop) for prop in self._schema.properties if shared}
         lease = self._host.locks.holder(self._name)
         values[LOCK_PROPERTY] = lease.holder.identity if lease else None
         return values
 
     @property
     def poll_periods(self) -> dict[str, float]:
+        if self._instances is not None:  # no shared object to poll
+            return {}
         return {n: p.poll for n, p in self._schema.properties.items() if p.poll is not None}
 
     def poll_read(self, prop: str) -> Any:
@@ -388,12 +439,13 @@ class _ServantBase:
 
     def _read_for_rules(self, service: str | None, prop: str) -> Any:
         if service is None:
-            return plain(self._run(getattr, self._service, prop, member=f"reading {prop}"))
+            return plain(self._run(getattr, self._target(), prop, member=f"reading {prop}"))
         return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:
-        setattr(self._service, prop, value)
-        return plain(getattr(self._service, prop))
+        target = self._target()
+        setattr(target, prop, value)
+        return plain(getattr(target, prop))
 
     # control members, reachable remotely under the reserved prefix
 
@@ -536,8 +588,10 @@ def _property(name: str, writable: bool) -> property:
     return property(_exposed(fget), fset if writable else None)
 
 
-def make_servant(name: str, service: Service, host: Host, description: str | None = None) -> _ServantBase:
-    """Build the Pyro5-facing object for ``service`` registered as ``name``."""
+def make_servant(name: str, service: Service, host: Host, description: str | None = None,
+                 instances: Instances | None = None) -> _ServantBase:
+    """Build the Pyro5-facing object for ``service`` registered as ``name`` (``instances``: the objects
+    that serve calls in session or percall mode; ``service`` is then the template of the description)."""
     schema = schema_of(type(service))
     clash = RESERVED_NAMES.intersection(schema.methods).union(RESERVED_NAMES.intersection(schema.properties))
     if clash:
@@ -546,5 +600,5 @@ def make_servant(name: str, service: Service, host: Host, description: str | Non
     members: dict[str, Any] = {n: _method(n) for n in schema.methods}
     members.update({n: _property(n, p.writable) for n, p in schema.properties.items()})
     cls = type(f"{type(service).__name__}Servant", (_ServantBase,), members)
-    servant: _ServantBase = cls(name, service, host, description)
+    servant: _ServantBase = cls(name, service, host, description, instances)
     return servant

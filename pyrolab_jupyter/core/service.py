@@ -177,9 +177,14 @@ class Service:
     20)}``, ``ramps = {"set_power.mw": Ramp(step=1, interval=0.05,
     reads="power")}``, ``interlocks = [Interlock(call="turn_on", require=...)]``;
     per instance, ``self.narrow(...)`` in the constructor.
+
+    ``instance_mode``: ``single`` (one instance for all, the default),
+    ``session`` (one per client, closed when it disconnects) or ``percall``
+    (a fresh one per call); see ``core.instances``.
     """
 
     thread_safe: bool = False  # a class default; a lab file may set it per instance
+    instance_mode: ClassVar[str] = "single"  # or "session", "percall" (see core.instances); a lab file may overrule
     soft_limits: ClassVar[Mapping[str, Sequence[float | None]]] = {}
     ramps: ClassVar[Mapping[str, Ramp | Mapping[str, Any]]] = {}
     interlocks: ClassVar[Sequence[Interlock | Mapping[str, Any]]] = ()

@@ -9,7 +9,7 @@ import pytest
 from conftest import free_port, wait_for
 
 from pyrolab_jupyter import Lab
-from pyrolab_jupyter.errors import CallTimeout, ServiceOffline, UnknownService
+from pyrolab_jupyter.errors import CallTimeout, NameserverUnreachable, ServiceOffline, UnknownService
 
 pytestmark = pytest.mark.network
 
@@ -314,3 +314,44 @@ def test_an_interrupted_call_keeps_the_lock_of_its_process(lab, nameserver, daem
     out = subprocess.run([sys.executable, "-c", _CTRL_C_LOCKED, nameserver.address], capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "interrupted, lock mine: True", out.stderr
+
+
+def test_lab_merges_several_nameservers_the_online_one_wins(nameserver_factory, daemon_factory):
+    from Pyro5.api import Proxy
+
+    live, stale = nameserver_factory(), nameserver_factory()
+    daemon_factory({"t.moved": "labservices:Dummy"}, live.address)
+    daemon_factory({"t.only_stale": "labservices:Dummy"}, stale.address)
+    dead = f"PYRO:t.moved@127.0.0.1:{free_port()}"  # where it was before it moved: nobody answers there
+    with Proxy(stale.uri) as ns:
+        ns.register("t.moved", dead)
+    wait_for(lambda: Lab(stale.address).entry("t.moved")["status"] == "offline")
+    lab = Lab([stale.address, live.address])
+    assert repr(lab) == f"Lab({[stale.address, live.address]!r})"
+    rows = {r["name"]: r for r in lab.services()}
+    assert set(rows) == {"t.moved", "t.only_stale"}
+    moved = rows["t.moved"]
+    assert moved["status"] == "online" and moved["uri"] != dead
+    assert moved["sources"] == [stale.address, live.address]
+    assert f"{stale.address} (offline at {dead})" in moved["note"] and moved["note"].endswith(f"{live.address}'s")
+    assert rows["t.only_stale"]["sources"] == [stale.address] and rows["t.only_stale"]["note"] == ""
+    assert lab.names() == ["t.moved", "t.only_stale"]
+    assert lab.connect("t.moved").echo(1) == 1  # the online one, though the first nameserver lists a dead one
+    with pytest.raises(UnknownService, match="none of the nameservers"):
+        lab.connect("t.nowhere")
+
+
+def test_lab_with_one_nameserver_down_still_works_and_all_down_says_which(nameserver, daemon_factory):
+    daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
+    down = f"127.0.0.1:{free_port()}"
+    lab = Lab([down, nameserver.address], timeout=2)
+    assert lab.answers()
+    assert [r["name"] for r in lab.services()] == ["t.dummy"]
+    assert lab.connect("t.dummy").echo("x") == "x"
+    other_down = f"127.0.0.1:{free_port()}"
+    nobody = Lab([down, other_down], timeout=1)
+    assert not nobody.answers()
+    with pytest.raises(NameserverUnreachable, match=f"none of the nameservers {down}, {other_down}"):
+        nobody.services()
+    with pytest.raises(ValueError, match="at least one"):
+        Lab([])

@@ -304,3 +304,22 @@ def test_max_message_mb_at_the_top_and_per_part() -> None:
     assert parse_lab("daemons: {}\n").max_message(parse_lab("daemons: {}\n").nameserver) == 128 * 1024 * 1024
     with pytest.raises(ConfigError, match="max_message_mb"):
         parse_lab("max_message_mb: -1\ndaemons: {}\n")
+
+
+def test_instance_mode_and_more_nameservers_in_the_lab_file() -> None:
+    lab = parse_lab("daemons:\n  b1:\n    nameservers: ['127.0.0.1:9191', 'otherpc:9090']\n    services:\n"
+                    "      calc: {class: 'pkg.mod:Calc', instance_mode: session}\n"
+                    "      plain: {class: 'pkg.mod:Calc'}\n")
+    daemon = lab.daemons["b1"]
+    assert daemon.nameservers == ["127.0.0.1:9191", "otherpc:9090"]
+    assert daemon.services["calc"].instance_mode == "session"
+    assert daemon.services["plain"].instance_mode is None  # the class decides
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("      calc: {class: 'pkg.mod:Calc', instance_mode: per-user}\n", "instance_mode: expected one of 'single', 'session', 'percall', got 'per-user'"),
+    ("      calc: {class: 'pkg.mod:Calc'}\n    nameservers: ['host:notaport']\n", "nameserver address"),
+])
+def test_bad_instance_mode_or_nameserver_is_named(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_lab("daemons:\n  b1:\n    services:\n" + text)

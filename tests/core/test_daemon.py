@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import port_is_free
+from conftest import port_is_free, wait_for
 from Pyro5.api import Proxy
 
 from pyrolab_jupyter import Lab, start_daemon
-from pyrolab_jupyter.errors import InvalidArgument, RemoteError
+from pyrolab_jupyter.core.daemon import LabDaemon
+from pyrolab_jupyter.errors import ConfigError, InvalidArgument, RemoteError
 
 pytestmark = pytest.mark.network
 
@@ -181,3 +182,25 @@ def test_loopback_is_refused_for_a_nameserver_on_another_pc():
     # 198.51.100.1 (TEST-NET-2) stands for another PC; the refusal comes before any packet
     with pytest.raises(ConfigError, match=r"loopback address \(127\.0\.0\.1\).*198\.51\.100\.1.*advertise"):
         start_daemon({"t.lo": DUMMY}, nameserver="198.51.100.1:9090", host="127.0.0.1")
+
+
+def test_registered_with_two_nameservers_while_one_is_killed_and_restarted(nameserver_factory, daemon_factory):
+    first, second = nameserver_factory(), nameserver_factory()
+    daemon_factory({"t.both": DUMMY}, [first.address, second.address], heartbeat=0.3)
+    for ns in (first, second):
+        wait_for(lambda ns=ns: "t.both" in Lab(ns.address).names())
+    second.kill()  # kill -9: it forgets everything (memory storage)
+    both = Lab([second.address, first.address], timeout=2)
+    assert both.connect("t.both").echo("still") == "still"  # one nameserver answering is enough
+    time.sleep(0.9)  # three heartbeats against a dead nameserver: the daemon keeps serving and trying
+    second.start()
+    wait_for(lambda: "t.both" in Lab(second.address).names(), timeout=10)  # repopulated on a heartbeat
+    assert Lab(first.address).names() == ["t.both"]
+    rows = Lab([first.address, second.address]).services()
+    assert [(r["name"], r["status"], r["sources"]) for r in rows] == [
+        ("t.both", "online", [first.address, second.address])]
+
+
+def test_nameservers_are_checked_like_one():
+    with pytest.raises(ConfigError, match="nameserver address"):
+        LabDaemon(nameserver=["127.0.0.1:9090", "no port here:x"])

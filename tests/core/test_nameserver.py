@@ -151,3 +151,30 @@ def test_hijacking_a_live_name_is_refused_and_logged(daemon_factory, caplog):
         assert any("removed" in m and "t.victim" in m and "127.0.0.1" in m for m in messages)
     finally:
         ns.stop()
+
+
+def test_a_restarted_persistent_nameserver_says_unknown_until_it_checked(tmp_path, nameserver_factory,
+                                                                         daemon_factory):
+    """kill -9, restart on the same sqlite file, list at once: remembered entries are unknown, never online
+    unchecked; the first health round then tells the live one from the dead one."""
+    ns = nameserver_factory(check_interval=3.0, storage=f"sql:{tmp_path / 'ns.db'}")
+    daemon_factory({"t.alive": "labservices:Dummy"}, ns.address, heartbeat=600)  # registers once, at start
+    gone = daemon_factory({"t.gone": "labservices:Dummy"}, ns.address, heartbeat=600)
+    rows = {r["name"]: r["status"] for r in Lab(ns.address).services()}
+    assert rows == {"t.alive": "online", "t.gone": "online"}
+    ns.kill()
+    gone.process.kill()  # dies without unregistering while the nameserver is down
+    gone.process.wait(10)
+    ns.start()
+    first = {r["name"]: r for r in Lab(ns.address).services()}
+    assert {name: row["status"] for name, row in first.items()} == {"t.alive": "unknown", "t.gone": "unknown"}
+    assert all(row["last_seen"] is None for row in first.values())
+    seen: list[dict[str, str]] = []
+
+    def checked() -> bool:
+        seen.append({r["name"]: r["status"] for r in Lab(ns.address).services()})
+        return seen[-1] == {"t.alive": "online", "t.gone": "offline"}
+
+    wait_for(checked, timeout=30, interval=0.2)
+    # on the way, t.gone was never shown online: unknown until the round found it dead
+    assert all(rows.get("t.gone") in ("unknown", "offline") for rows in seen)
