@@ -23,7 +23,7 @@ pytestmark = pytest.mark.network
     ("bench_safety.py", ["--calls", "10"], ["raw Pyro5", "ratio", "a soft limit", "an interlock"]),
     ("bench_adapters.py", ["--calls", "10", "--repeat", "1"], ["raw Pyro5", "ratio adapted", "set_voltage", "adapt()"]),
     ("bench_tls.py", ["--calls", "10", "--connects", "3", "--bulk-mb", "0.5", "--transfers", "1", "--batches", "1"],
-     ["ratio TLS/plain", "connect + handshake", "method call set_power", "0.5 MB array, argument + result"]),
+     ["ratio TLS/plain", "connect + handshake", "method call set_power", "500 KB array, argument + result"]),
     ("bench_server_model.py", ["--calls", "10", "--hang", "1"],
      ["Pyro5 thread server", "Pyro5 multiplex server", "pyrolab GuardedServer", "hung call"]),
     ("bench_reload.py", ["--daemons", "2", "--repeat", "1"], ["pyrolab reload", "full restart", "ratio"]),
