@@ -40,7 +40,6 @@ import time
 from typing import Any, Literal, Protocol
 
 import numpy as np
-
 from Pyro5 import errors
 
 from pyrolab_jupyter.core.errors import PyroLabError
@@ -184,8 +183,10 @@ class Stash:
     def claim(self, ticket: dict[str, Any], owner: str) -> np.ndarray:
         """An uploaded argument, as the array the ticket describes (``ValueError`` naming what is wrong)."""
         token = ticket.get("token")
+        if not isinstance(token, bytes):
+            token = b""
         with self._mutex:
-            entry = self._uploads.get(token) if isinstance(token, bytes) else None
+            entry = self._uploads.get(token)
             if entry is not None and entry[1] == owner:  # another caller's attempt leaves it in place
                 del self._uploads[token]
                 self._uploading -= entry[0].size
