@@ -43,7 +43,7 @@ def _median(fn: Callable[[], object], n: int, batches: int = 5) -> float:
 
 
 def _interleaved(fns: list[Callable[[], object]], n: int, batches: int) -> list[float]:
-    """Median seconds per call of each function, batches interleaved in a rotated order (load hits all alike)."""
+    """Median seconds per call of each function, batches interleaved in rotated order (load hits all alike)."""
     samples: list[list[float]] = [[] for _ in fns]
     for batch in range(batches):
         for k in range(len(fns)):
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=300, help="calls per batch (default 300)")
     parser.add_argument("--connects", type=int, default=30, help="connections per batch (default 30)")
-    parser.add_argument("--bulk-mb", type=float, default=10.0, help="array size for the bulk rows, MB (default 10)")
+    parser.add_argument("--bulk-mb", type=float, default=10.0,
+                        help="array size for the bulk rows, MB (default 10)")
     parser.add_argument("--transfers", type=int, default=5, help="bulk transfers per batch (default 5)")
     parser.add_argument("--batches", type=int, default=5, help="bulk batches (default 5)")
     args = parser.parse_args(argv)
@@ -115,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             arr = np.random.default_rng(0).random(max(1, int(args.bulk_mb * 1e6) // 8))
             bulk_rows = []
             for label, ways, call in (("argument", 1, "dtype_of"), ("argument + result", 2, "echo")):
-                plain_s, tls_s = _interleaved([lambda c=call: getattr(plain, c)(arr),
-                                               lambda c=call: getattr(tls, c)(arr)], args.transfers, args.batches)
+                contenders = [lambda c=call: getattr(plain, c)(arr), lambda c=call: getattr(tls, c)(arr)]
+                plain_s, tls_s = _interleaved(contenders, args.transfers, args.batches)
                 bulk_rows.append((f"{_mb(arr.nbytes)} array, {label}", arr.nbytes * ways, plain_s, tls_s))
         finally:
             tls_d.stop()

@@ -191,8 +191,8 @@ class Stash:
                 del self._uploads[token]
                 self._uploading -= entry[0].size
         if entry is None or entry[1] != owner:
-            raise ValueError("the uploaded array is unknown here (expired after 60 s, claimed already, or sent "
-                             "from another address); call again")
+            raise ValueError("the uploaded array is unknown here (expired after 60 s, claimed already, or "
+                             "sent from another address or certificate); call again")
         dtype = np.lib.format.descr_to_dtype(ticket["descr"])
         shape, order, nbytes = _shape(ticket, dtype)
         if nbytes != entry[0].size:
@@ -204,8 +204,8 @@ class Stash:
         with self._mutex:
             entry = self._results.get(token)
             if entry is None or entry[1] != owner:
-                return ("no such array here (fetched already, expired after 60 s, or asked from another address or "
-                        "certificate)")
+                return ("no such array here (fetched already, expired after 60 s, or asked from another "
+                        "address or certificate)")
             del self._results[token]
         return entry[0]
 
