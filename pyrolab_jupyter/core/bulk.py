@@ -11,9 +11,11 @@ the array's own memory. So each side holds about two copies at most, and the
 guarded server's limits still apply: the connection counts against the
 per-peer caps, a stalled transfer is cut after ``frame_timeout``, one array
 may be ``max_bulk`` bytes, unclaimed ones are dropped after ``_EXPIRY``, and a
-ticket is claimed only from the address that made it. Under TLS the second
-connection is wrapped like any other (the transport hands it over after its
-accept, handshake included).
+ticket is claimed only by the caller that made it: the same address, or under
+TLS the same certificate (CN and role). Under TLS the second connection is
+mutual TLS with the proxies' own ``Security`` (the daemon handshakes it in its
+accept like any other connection and checks the daemon's role): arrays never
+go in clear, and a plain bulk connection to a TLS daemon is refused.
 
 Requests are 40 bytes: ``MAGIC``, op (``G`` fetch a result, ``P`` upload an
 argument), 3 zero bytes, a 16-byte token, the size (8 bytes big-endian), 8
@@ -38,8 +40,11 @@ import time
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from Pyro5 import errors
 
 from pyrolab_jupyter.core.errors import PyroLabError
+from pyrolab_jupyter.core.security import Security
+from pyrolab_jupyter.core.tls import connect_tls
 
 __all__ = [
     "BULK_MIN", "MAGIC", "REQUEST_SIZE", "BulkError", "BulkSide", "Channel", "Stash", "read_request", "serve_turn",
@@ -178,13 +183,16 @@ class Stash:
     def claim(self, ticket: dict[str, Any], owner: str) -> np.ndarray:
         """An uploaded argument, as the array the ticket describes (``ValueError`` naming what is wrong)."""
         token = ticket.get("token")
+        if not isinstance(token, bytes):
+            token = b""
         with self._mutex:
-            entry = self._uploads.pop(token, None) if isinstance(token, bytes) else None
-            if entry is not None:
+            entry = self._uploads.get(token)
+            if entry is not None and entry[1] == owner:  # another caller's attempt leaves it in place
+                del self._uploads[token]
                 self._uploading -= entry[0].size
         if entry is None or entry[1] != owner:
-            raise ValueError("the uploaded array is unknown here (expired after 60 s, claimed already, or sent "
-                             "from another address); call again")
+            raise ValueError("the uploaded array is unknown here (expired after 60 s, claimed already, or "
+                             "sent from another address or certificate); call again")
         dtype = np.lib.format.descr_to_dtype(ticket["descr"])
         shape, order, nbytes = _shape(ticket, dtype)
         if nbytes != entry[0].size:
@@ -196,7 +204,8 @@ class Stash:
         with self._mutex:
             entry = self._results.get(token)
             if entry is None or entry[1] != owner:
-                return "no such array here (fetched already, expired after 60 s, or asked from another address)"
+                return ("no such array here (fetched already, expired after 60 s, or asked from another "
+                        "address or certificate)")
             del self._results[token]
         return entry[0]
 
@@ -335,8 +344,9 @@ def _refuse(sock: socket.socket, why: str) -> None:
 class Channel:
     """A client's ``BulkSide`` for one daemon: uploads arguments, fetches results (one idle socket kept)."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, timeout: float, security: Security | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.security = security  # with it, mutual TLS like the call's own proxies
         self.usable = True  # False once the daemon showed it does not speak the bulk path
         self._idle: list[socket.socket] = []
         self._mutex = threading.Lock()
@@ -352,9 +362,14 @@ class Channel:
                 sock.settimeout(self.timeout)
                 return sock, False
             sock.close()  # closed by the daemon while idle (idle_timeout, restart)
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, True
+        if self.security is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock, True
+        try:
+            return connect_tls(self.host, self.port, self.security, self.timeout), True
+        except errors.CommunicationError as err:  # not a lab daemon's certificate
+            raise BulkError(str(err)) from None
 
     def _release(self, sock: socket.socket) -> None:
         with self._mutex:

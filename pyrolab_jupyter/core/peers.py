@@ -29,6 +29,7 @@ class Peer(SocketConnection):  # type: ignore[misc]
     def __init__(self, sock: socket.socket, peer: str, send_timeout: float) -> None:
         super().__init__(sock)
         self.peer = peer
+        self.owner = peer  # who may claim its out-of-band arrays (core.bulk); under TLS, its certificate
         self.send_timeout = send_timeout
         self.buffer = bytearray()
         self.header: Header | None = None

@@ -150,7 +150,7 @@ class ProxyPool:
         with self._mutex:
             if self._channel is None:
                 where = URI(self.uri)
-                self._channel = Channel(where.host, where.port, self.timeout)
+                self._channel = Channel(where.host, where.port, self.timeout, self.security)
             self._channel.timeout = self.timeout
             return self._channel
 

@@ -21,7 +21,10 @@ from Pyro5.callcontext import current_context
 
 from pyrolab_jupyter.core.security import Peer, Security, peer_from_cert
 
-__all__ = ["TlsProxy", "TlsThreadDaemon", "accept_tls", "handshake_step", "peer_of", "start_server_tls"]
+__all__ = [
+    "TlsProxy", "TlsThreadDaemon", "accept_tls", "connect_tls", "handshake_step", "peer_of",
+    "start_server_tls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,11 @@ def handshake_step(tls: ssl.SSLSocket) -> bool:
     return True
 
 
-def _connect_tls(host: str, port: int, security: Security, timeout: float | None,
-                 daemon_only: bool) -> ssl.SSLSocket:
+def connect_tls(host: str, port: int, security: Security, timeout: float | None,
+                daemon_only: bool = True) -> ssl.SSLSocket:
+    """A mutual-TLS connection with ``security``'s client context to a server presenting a lab
+    certificate (with the ``daemon`` role unless ``daemon_only=False``); ``errors.CommunicationError``
+    when it does not."""
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         socketutil.set_nodelay(sock)
@@ -120,8 +126,8 @@ class TlsProxy(Proxy):  # type: ignore[misc]
             raise errors.CommunicationError(f"{uri}: TLS needs a TCP address (host:port)")
         where = f"{uri.host}:{uri.port}"
         try:
-            sock = _connect_tls(uri.host, uri.port, self._pyrolab_security, self._pyroTimeout,
-                                self._pyrolab_daemon_only)
+            sock = connect_tls(uri.host, uri.port, self._pyrolab_security, self._pyroTimeout,
+                               self._pyrolab_daemon_only)
         except errors.CommunicationError:
             raise
         except socket.timeout as err:

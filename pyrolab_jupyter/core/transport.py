@@ -34,7 +34,7 @@ from pyrolab_jupyter.core.frames import HEADER_SIZE, FrameError, Header, check_b
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.peers import Peer, keepalive
 from pyrolab_jupyter.core.security import Security
-from pyrolab_jupyter.core.tls import handshake_step, start_server_tls
+from pyrolab_jupyter.core.tls import handshake_step, peer_of, start_server_tls
 from pyrolab_jupyter.core.workers import WorkerPool
 
 __all__ = ["GuardedServer"]
@@ -48,9 +48,10 @@ _LINGER = 0.002  # seconds a worker waits for a connection's next message before
 
 
 def _owner(conn: Peer) -> str:
-    """Whom an out-of-band array (``core.bulk``) belongs to: the peer's address (its verified identity
-    where the connection carries one), so only the caller that made a ticket can claim it."""
-    return conn.peer
+    """Whom an out-of-band array (``core.bulk``) belongs to: the peer's address, under TLS its verified
+    certificate (CN and role, set once its handshake is done), so only the caller that made a ticket can
+    claim it: another certificate on the same PC cannot."""
+    return conn.owner
 
 
 class GuardedServer:
@@ -211,6 +212,8 @@ class GuardedServer:
             self._drop(conn)
             return False
         conn.tls_pending = False
+        verified = peer_of(conn.sock)
+        conn.owner = f"tls:{verified}" if verified is not None else f"tls:no CN@{conn.peer}"
         conn.partial_since = time.monotonic()  # now Pyro5's handshake is due within frame_timeout
         return True
 

@@ -181,6 +181,19 @@ def test_ticket_only_for_its_owner():
     assert isinstance(stash.fetch(ticket["token"], "10.0.0.1"), str)  # once only
 
 
+def test_a_claim_by_another_caller_leaves_the_upload():
+    """Under TLS the owner is the certificate: bob's attempt fails and alice can still claim her upload."""
+    stash = bulk.Stash(1 << 30)
+    assert stash.reserve(80) is None
+    token = stash.keep(np.arange(80, dtype=np.uint8), "tls:alice (user)")
+    ticket = {"token": token, "descr": "<f8", "shape": [10], "order": "C", "nbytes": 80}
+    with pytest.raises(ValueError, match="unknown here"):
+        stash.claim(ticket, "tls:bob (user)")
+    assert stash.claim(ticket, "tls:alice (user)").shape == (10,)
+    with pytest.raises(ValueError, match="unknown here"):
+        stash.claim(ticket, "tls:alice (user)")  # once only
+
+
 def test_results_are_copied_unless_read_only():
     """A service that reuses its buffer still hands out what it returned; a read-only one is sent as is."""
     stash = bulk.Stash(1 << 30)

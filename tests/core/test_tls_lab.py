@@ -231,3 +231,97 @@ def test_large_messages_and_quick_successive_calls_over_tls(tls_lab: TlsLab) -> 
     assert dummy.dtype_of(array) == "<f8 (1000000,) C"
     for i in range(200):  # back-to-back calls: the worker lingers for the next one on the TLS socket
         assert dummy.echo(i) == i
+
+
+# --- the bulk path (core.bulk) under TLS -------------------------------------------------------------
+
+
+def _same_array(a: Any, b: Any) -> None:
+    import numpy as np
+
+    assert type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape
+    assert np.array_equal(a, b)
+
+
+def test_bulk_arrays_over_tls_as_argument_and_result(tls_lab: TlsLab) -> None:
+    """1 MB and 136 MiB (above the message cap) both ways, on a TLS bulk connection: never in clear."""
+    import numpy as np
+
+    from pyrolab_jupyter.core.frames import DEFAULT_MAX_MESSAGE
+
+    dummy = tls_lab.lab("alice").connect("t.dummy", timeout=120)
+    small = np.random.default_rng(5).random((1 << 20) // 8)
+    _same_array(small, dummy.echo(small))
+    channel = dummy._pyrolab_pool.channel
+    assert channel.usable and channel._idle and all(isinstance(s, ssl.SSLSocket) for s in channel._idle)
+    assert peer_of(channel._idle[0]).name == "tls-bench"  # the daemon's own certificate
+    big = np.arange((DEFAULT_MAX_MESSAGE + (8 << 20)) // 8, dtype=np.float64)
+    back = dummy.echo(big)
+    assert back.shape == big.shape and back[-1] == big[-1] and np.array_equal(back[::4096], big[::4096])
+    assert channel.usable
+
+
+def test_a_bulk_ticket_is_claimed_only_by_its_certificate(tls_lab: TlsLab) -> None:
+    """alice and bob call from the same address: bob can neither claim alice's upload nor fetch her result."""
+    import numpy as np
+    from Pyro5.api import URI
+
+    from pyrolab_jupyter.core import bulk
+    from pyrolab_jupyter.core.proxies import new_proxy
+
+    uri = tls_lab.daemon.uris["t.dummy"]
+    where = URI(uri)
+    alice_sec, bob_sec = tls_lab.ca.security("alice"), tls_lab.ca.security("bob")
+    arr = np.arange(1 << 16, dtype=np.float64)
+    upload = bulk.Channel(where.host, where.port, 20, alice_sec).put(arr)
+    assert upload is not None
+    ticket = {"__pyrolab__": "bulk", "descr": "<f8", "shape": [arr.size], **upload}
+    with new_proxy(uri, 20, bob_sec) as bob:
+        with pytest.raises(PyroLabError, match="unknown here"):
+            bob.dtype_of(ticket)
+    with new_proxy(uri, 20, alice_sec) as alice:
+        assert alice.dtype_of(ticket) == f"<f8 ({arr.size},) C"
+
+    dummy = tls_lab.lab("alice").connect("t.dummy", timeout=20)
+    channel = dummy._pyrolab_pool.channel
+    bob_channel = bulk.Channel(where.host, where.port, 20, bob_sec)
+    refused: list[str] = []
+    real_get = channel.get
+
+    def bob_first(result_ticket: dict[str, Any]) -> Any:
+        with pytest.raises(bulk.BulkError, match="no such array") as err:
+            bob_channel.get(result_ticket)
+        refused.append(str(err.value))
+        return real_get(result_ticket)
+
+    channel.get = bob_first  # type: ignore[method-assign]
+    _same_array(arr, dummy.echo(arr))
+    assert refused  # bob asked first, was refused, and alice still got her result
+    bob_channel.close()
+
+
+def test_a_plain_bulk_connection_to_a_tls_daemon_is_refused(tls_lab: TlsLab, caplog: Any) -> None:
+    import logging
+    import struct
+
+    import numpy as np
+    from Pyro5.api import URI
+
+    from pyrolab_jupyter.core import bulk
+
+    where = URI(tls_lab.daemon.uris["t.dummy"])
+    with socket.create_connection((where.host, where.port), timeout=20) as raw:
+        raw.sendall(struct.pack(">4s1s3x16sQ8x", bulk.MAGIC, b"G", b"y" * 16, 80))
+        try:
+            answer = raw.recv(16)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""  # closed at the TLS handshake: no bulk answer in clear
+    plain = bulk.Channel(where.host, where.port, 20)  # a client without a certificate
+    with caplog.at_level(logging.INFO, logger="pyrolab_jupyter.core.bulk"):
+        assert plain.put(np.zeros(1 << 16)) is None
+        assert plain.put(np.zeros(1 << 16)) is None
+    assert not plain.usable
+    assert sum("does not take bulk uploads" in r.message for r in caplog.records) == 1
+    dummy = tls_lab.lab("alice").connect("t.dummy", timeout=20)
+    assert dummy.echo(np.arange(1 << 16)).sum() == sum(range(1 << 16))  # the daemon serves on
