@@ -141,6 +141,11 @@ def configure_child_logging() -> None:
     logging.basicConfig(level=logging.INFO, format=CHILD_LOG_FORMAT, stream=sys.stderr)
 
 
+def _security(files: Mapping[str, str] | None) -> Security | None:
+    """The ``Security`` a parent handed over as its files (``Security.files()``), or None for a plain lab."""
+    return None if not files else Security(files["certfile"], files["keyfile"], files["cafile"])
+
+
 def main(argv: list[str]) -> int:
     """``python -m pyrolab_jupyter.serving nameserver|daemon|spawned JSON``: a child process's body.
 
@@ -166,20 +171,20 @@ def main(argv: list[str]) -> int:
         if kind == "nameserver":
             ns_order = NameserverOrder.model_validate_json(argv[1])
             ns = ns_order.nameserver
-            security = Security(**ns_order.security) if ns_order.security else None
+            security = _security(ns_order.security)
             return serve_nameserver(ns.host, ns.port, ns.check_interval, ns.on_offline, ns.storage,
                                     watch_stdin=True, announce=announce, max_message=ns_order.max_message,
                                     security=security)
         if kind == "daemon":
             order = DaemonOrder.model_validate_json(argv[1])
             daemon = order.daemon
-            security = Security(**order.security) if order.security else None
+            security = _security(order.security)
             return serve_daemon(daemon.services, order.nameserver, daemon.host, daemon.port, daemon.heartbeat,
                                 watch_stdin=True, announce=announce, register_timeout=order.register_timeout,
                                 max_message=order.max_message, state_file=order.state_file,
                                 advertise=daemon.advertise, security=security, audit=order.audit)
         spawned = json.loads(argv[1])  # start_daemon(spawn=True): any spec a caller may give, checked there
-        security = Security(**spawned["security"]) if spawned.get("security") else None
+        security = _security(spawned.get("security"))
         return serve_daemon(spawned["services"], spawned["nameserver"], spawned["host"], spawned["port"],
                             spawned["heartbeat"], watch_stdin=True, announce=announce,
                             register_timeout=spawned.get("register_timeout", 2.0), ready=report,

@@ -27,7 +27,6 @@ from pyrolab_jupyter.core.errors import AccessDenied
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.naming import META_LAST_SEEN, META_STATUS, NAMESERVER_OBJECT, entry
 from pyrolab_jupyter.core.nsguard import RegistryGuard, ping_daemon
-from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.settings import SETTINGS
 
