@@ -12,14 +12,15 @@ Prints ratios (pyrolab / raw; 1.00 means equal). Run: python benchmarks/bench_ad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
 
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
@@ -27,17 +28,6 @@ SUPPORT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "support"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])
 sys.path.insert(0, str(SUPPORT))
 
-_RAW_SERVER = """
-import sys, threading
-from Pyro5.api import Daemon, expose
-from adapted import PlainSupply
-
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(expose(PlainSupply)(), "raw"), flush=True)
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-daemon.shutdown()
-"""
 
 
 def _timed(fns: list, n: int) -> list[float]:
@@ -79,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="adapt() builds to time")
     args = parser.parse_args(argv)
 
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    _, raw_uri = raw_stack.enter_context(raw_pyro(served="adapted:PlainSupply"))
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({"bench.adapted": "adapted:PlainSupply", "bench.native": "labservices:Dummy"},
                           nameserver=ns.uri, spawn=True)
     try:
-        raw = Proxy(raw_proc.stdout.readline().strip())
+        raw = Proxy(raw_uri)
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 10
         lab = Lab(ns.uri)
@@ -111,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         daemon.stop()
         ns.stop()
-        raw_proc.stdin.close()
-        raw_proc.wait(10)
+        raw_stack.close()
     return 0
 
 

@@ -11,16 +11,17 @@ all). Prints ratios (pyrolab / raw; 1.00 means equal). Run: python benchmarks/be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
@@ -28,29 +29,6 @@ from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 SUPPORT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "support"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])
 
-_RAW_SERVER = """
-import sys
-from Pyro5.api import Daemon, expose
-
-@expose
-class Raw:
-    def __init__(self):
-        self._power = 1.0
-    def set_power(self, mw):
-        self._power = mw
-    @property
-    def power(self):
-        return self._power
-    def echo(self, value):
-        return value
-
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(Raw(), "raw"), flush=True)
-import threading
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-daemon.shutdown()
-"""
 
 
 def _timed(raw: Callable[[], object], ours: Callable[[], object], n: int) -> tuple[float, float]:
@@ -92,13 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     pinned = len(cores) >= 2
     if pinned:
         os.sched_setaffinity(0, {cores[-1]})  # the servers started below inherit this core
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    _, raw_uri = raw_stack.enter_context(raw_pyro())
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({"bench": "labservices:Dummy"}, nameserver=ns.uri, spawn=True)
     try:
-        assert raw_proc.stdout is not None
-        raw_uri = raw_proc.stdout.readline().strip()
+        raw_uri = raw_uri
         if pinned:
             os.sched_setaffinity(0, {cores[0]})
         raws = {}
@@ -144,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         daemon.stop()
         ns.stop()
-        assert raw_proc.stdin is not None
-        raw_proc.stdin.close()
-        raw_proc.wait(10)
+        raw_stack.close()
     return 0
 
 

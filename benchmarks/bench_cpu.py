@@ -11,15 +11,15 @@ Run: python benchmarks/bench_cpu.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 
-from bench_calls import _RAW_SERVER  # the same raw Pyro5 server as bench_calls
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
@@ -40,13 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     if not pathlib.Path(f"/proc/{os.getpid()}/stat").exists():
         print("CPU per call: not measured (needs Linux /proc)")
         return 0
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    raw_proc, raw_uri = raw_stack.enter_context(raw_pyro())
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=60)
     daemon = start_daemon({"bench": "labservices:Dummy"}, nameserver=ns.uri, spawn=True)
     try:
-        assert raw_proc.stdout is not None
-        raw = Proxy(raw_proc.stdout.readline().strip())
+        raw = Proxy(raw_uri)
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 10
         ours = Lab(ns.uri).connect("bench")
@@ -76,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         daemon.stop()
         ns.stop()
-        assert raw_proc.stdin is not None
-        raw_proc.stdin.close()
-        raw_proc.wait(10)
+        raw_stack.close()
     return 0
 
 

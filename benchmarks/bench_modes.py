@@ -9,39 +9,22 @@ Prints ratios (1.00 means equal). Run: python benchmarks/bench_modes.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
 SUPPORT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "support"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])
 
-_RAW_SERVER = """
-import sys, threading
-from Pyro5.api import Daemon, expose
-
-@expose
-class Raw:
-    def __init__(self):
-        self.count = 0
-    def bump(self):
-        self.count += 1
-        return self.count
-
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(Raw(), "raw"), flush=True)
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-daemon.shutdown()
-"""
 
 
 def _median(fn: Callable[[], object], n: int) -> float:
@@ -60,16 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args(argv)
 
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    _, raw_uri = raw_stack.enter_context(raw_pyro())
     first = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     second = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     services = {f"bench.{mode}": {"class": "modeservices:Counter", "instance_mode": mode}
                 for mode in ("single", "session", "percall")}
     daemon = start_daemon(services, nameserver=[first.address, second.address], spawn=True)
     try:
-        assert raw_proc.stdout is not None
-        raw = Proxy(raw_proc.stdout.readline().strip())
+        raw = Proxy(raw_uri)
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 10
         t_raw = _median(raw.bump, args.calls)
@@ -90,10 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         first.stop()
         second.stop()
-        assert raw_proc.stdin is not None and raw_proc.stdout is not None
-        raw_proc.stdin.close()
-        raw_proc.wait(10)
-        raw_proc.stdout.close()
+        raw_stack.close()
     return 0
 
 

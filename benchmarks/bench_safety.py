@@ -10,11 +10,12 @@ Prints ratios to raw Pyro5. Run: python benchmarks/bench_safety.py
 from __future__ import annotations
 
 import argparse
-import subprocess
+import contextlib
 import sys
 
-from bench_calls import _RAW_SERVER, _timed  # the same raw server and timing as bench_calls
+from bench_calls import _timed  # the same timing as bench_calls
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
@@ -27,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args(argv)
 
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    _, raw_uri = raw_stack.enter_context(raw_pyro())
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({
         "bench.plain": _LASER,
@@ -37,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench.interlocked": {"class": _LASER, "interlocks": [_INTERLOCK]},
     }, nameserver=ns.uri, spawn=True)
     try:
-        assert raw_proc.stdout is not None
-        raw = Proxy(raw_proc.stdout.readline().strip())
+        raw = Proxy(raw_uri)
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 10
         lab = Lab(ns.uri)
@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         daemon.stop()
         ns.stop()
-        if raw_proc.stdin is not None:
-            raw_proc.stdin.close()
-        raw_proc.wait(10)
+        raw_stack.close()
     return 0
 
 

@@ -10,47 +10,23 @@ thread server, raw Pyro5's default. Run: python benchmarks/bench_server_model.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
-from Pyro5.api import Proxy
 from Pyro5.errors import CommunicationError
 from Pyro5.errors import TimeoutError as PyroTimeout
+from rawpyro import raw_proxy, raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
 SUPPORT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "support"
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")])
 
-_RAW_SERVER = """
-import sys, threading, time
-from Pyro5 import config
-from Pyro5.api import Daemon, expose
-config.SERVERTYPE = sys.argv[1]   # this process is ours: the process-wide setting is fine here
-
-@expose
-class Raw:
-    def __init__(self):
-        self._power = 1.0
-    def set_power(self, mw):
-        self._power = mw
-    @property
-    def power(self):
-        return self._power
-    def sleep(self, seconds):
-        time.sleep(seconds)
-        return seconds
-
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(Raw(), "raw"), flush=True)
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-"""
 
 
 def _median_call(call, n: int) -> float:
@@ -78,20 +54,6 @@ def _during_a_hung_call(hang, probe, seconds: float) -> float | None:
     return took
 
 
-def _raw(kind: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER, kind], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
-def _proxy(uri: str, timeout: float) -> Proxy:
-    proxy = Proxy(uri)
-    proxy._pyroSerializer = "marshal"
-    proxy._pyroTimeout = timeout
-    return proxy
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
@@ -100,16 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     probe_timeout = args.hang / 2  # a served probe answers at once; one stuck behind the sleeper runs out
 
     rows = []
-    procs = []
-    try:
+    with contextlib.ExitStack() as raws:
         for kind in ("thread", "multiplex"):
-            proc, uri = _raw(kind)
-            procs.append(proc)
-            caller = _proxy(uri, 10)
+            _, uri = raws.enter_context(raw_pyro(server=kind))
+            caller = raw_proxy(uri)
             latency = _median_call(lambda: caller.set_power(3.0), args.calls)
-            prober = _proxy(uri, probe_timeout)
+            prober = raw_proxy(uri, probe_timeout)
             prober._pyroBind()
-            served = _during_a_hung_call(lambda s, u=uri: _proxy(u, args.hang + 5).sleep(s),  # a proxy per thread
+            served = _during_a_hung_call(lambda s, u=uri: raw_proxy(u, args.hang + 5).sleep(s),  # a proxy per thread
                                          lambda: prober.set_power(1.0), args.hang)
             rows.append((f"Pyro5 {kind} server", latency, served))
         ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
@@ -127,11 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             daemon.stop()
             ns.stop()
-    finally:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(10)
     base = rows[0][1]
     print(f"{'server model':26s} {'call':>9s} {'ratio':>6s}  another client during a {args.hang:g} s hung call")
     for name, latency, served in rows:

@@ -12,34 +12,18 @@ Run: python benchmarks/bench_truth.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from typing import Any
 
 from Pyro5.api import Proxy
+from rawpyro import raw_pyro
 
 from pyrolab_jupyter import Lab, start_daemon, start_nameserver
-
-_RAW_SERVER = """
-import sys, threading
-from Pyro5.api import Daemon, expose
-
-@expose
-class Raw:
-    def ping(self):
-        return 1
-
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(Raw(), "raw"), flush=True)
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-daemon.shutdown()
-"""
 
 
 class _Latest:
@@ -81,14 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=30)
     args = parser.parse_args(argv)
 
-    raw_proc = subprocess.Popen([sys.executable, "-c", _RAW_SERVER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+    raw_stack = contextlib.ExitStack()
+    _, raw_uri = raw_stack.enter_context(raw_pyro())
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({"laser": "pyrolab_jupyter.instruments.sim:Laser"}, nameserver=ns.uri, spawn=True)
     silent = _silent_listener()
     try:
-        assert raw_proc.stdout is not None
-        raw = Proxy(raw_proc.stdout.readline().strip())
+        raw = Proxy(raw_uri)
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 10
         raw.ping()
@@ -125,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         silent.close()
         daemon.stop()
         ns.stop()
-        if raw_proc.stdin is not None:
-            raw_proc.stdin.close()
-        raw_proc.wait(10)
-        if raw_proc.stdout is not None:
-            raw_proc.stdout.close()
+        raw_stack.close()
     return 0
 
 
