@@ -21,6 +21,7 @@ from typing import Any
 from pyrolab_jupyter import control, serving, supervisor, upctl
 from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
+from pyrolab_jupyter.core.config import ServiceConfig
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
 from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
 from pyrolab_jupyter.core.security import env_security
@@ -58,8 +59,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     serving.configure_child_logging()
     try:
         nameserver = nameserver_address(args.nameserver)
-        spec = {"class": args.class_path, "args": ctor_args, "description": args.description,
-                "adapter": args.adapter}
+        spec = ServiceConfig(class_path=args.class_path, args=ctor_args, description=args.description or "",
+                             adapter=args.adapter)  # the lab file's own model: one path for both
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
                                     max_message=_bytes(args.max_message_mb), advertise=args.advertise,
                                     security=env_security(), audit=args.audit)

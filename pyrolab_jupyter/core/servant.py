@@ -46,6 +46,7 @@ from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
 from pyrolab_jupyter.core.serialization import decode, encode
 from pyrolab_jupyter.core.service import Service, schema_of
+from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.snapshot import class_version
 from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT
 
@@ -456,7 +457,7 @@ class _ServantBase:
         return {**self._description, "locked_by": lease.holder.identity if lease else None}
 
     @_exposed
-    def pyrolab_lock(self, lease: float | None = 60.0) -> dict[str, Any]:
+    def pyrolab_lock(self, lease: float | None = SETTINGS.lock_lease) -> dict[str, Any]:
         with self._audited("lock", "lock", [lease]):
             if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float))
                                       or not 0 < lease < 1e9):
