@@ -13,6 +13,7 @@ from typing import Any
 
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.naming import nameserver_address, parse_address
+from pyrolab_jupyter.core.security import env_security
 
 __all__ = ["DEFAULT_TIMEOUT", "LabManager"]
 
@@ -21,13 +22,9 @@ DEFAULT_TIMEOUT = 3.0
 
 
 def _lab_for(address: str, timeout: float) -> Lab:
-    """The ``Lab`` the extension talks through.
-
-    TLS hook: when TLS is configured (``$PYROLAB_CERT``, ``$PYROLAB_KEY``,
-    ``$PYROLAB_CA``, the same settings as the rest of the lab), build the
-    ``Security`` object here and pass it to ``Lab``; nothing else changes.
-    """
-    return Lab(address, timeout=timeout)
+    """The ``Lab`` the extension talks through: mutual TLS when ``$PYROLAB_CERT``, ``$PYROLAB_KEY`` and
+    ``$PYROLAB_CA`` say so, the same settings the magics and the CLI read."""
+    return Lab(address, timeout=timeout, security=env_security())
 
 
 class LabManager:

@@ -8,67 +8,19 @@ import ssl
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import TlsLab
 from Pyro5.api import Proxy
 from Pyro5.errors import PyroError
 
-from pyrolab_jupyter import Lab, start_daemon
+from pyrolab_jupyter import Lab
 from pyrolab_jupyter.cli import main
 from pyrolab_jupyter.core.tls import peer_of
 from pyrolab_jupyter.errors import AccessDenied, LockLost, NameserverUnreachable, PyroLabError
 
 pytestmark = pytest.mark.network
-
-_NS_CHILD = """
-import sys
-from pyrolab_jupyter import Security, start_nameserver
-sec = Security(sys.argv[2], sys.argv[3], sys.argv[4])
-ns = start_nameserver(host="127.0.0.1", port=int(sys.argv[1]), check_interval=0.5, security=sec)
-print(ns.address, flush=True)
-sys.stdin.read()
-ns.stop()
-"""
-
-
-class TlsLab:
-    """A TLS nameserver process (cert ``tls-ns``) and a daemon process (cert ``tls-bench``) hosting t.dummy."""
-
-    def __init__(self, lab_ca: Any) -> None:
-        self.ca = lab_ca
-        ns_sec = lab_ca.security("tls-ns", "daemon")
-        self.address = f"127.0.0.1:{free_port()}"
-        self.ns = subprocess.Popen(
-            [sys.executable, "-c", _NS_CHILD, self.address.rsplit(":", 1)[1], str(ns_sec.certfile),
-             str(ns_sec.keyfile), str(ns_sec.cafile)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.ns.stdout is not None and self.ns.stdout.readline().strip() == self.address
-        self.daemon = start_daemon({"t.dummy": "labservices:Dummy"}, nameserver=self.address, spawn=True,
-                                   security=lab_ca.security("tls-bench", "daemon"))
-
-    def lab(self, name: str, role: str = "user") -> Lab:
-        return Lab(self.address, timeout=10, security=self.ca.security(name, role))
-
-    def stop(self) -> None:
-        self.daemon.stop()
-        assert self.ns.stdin is not None and self.ns.stdout is not None
-        self.ns.stdin.close()
-        try:
-            self.ns.wait(10)
-        except subprocess.TimeoutExpired:
-            self.ns.kill()
-            self.ns.wait(5)
-        self.ns.stdout.close()
-
-
-@pytest.fixture
-def tls_lab(lab_ca: Any) -> Iterator[TlsLab]:
-    lab = TlsLab(lab_ca)
-    yield lab
-    lab.stop()
-
 
 def _server_cert_name(address: str, security: Any) -> str:
     host, port = address.rsplit(":", 1)

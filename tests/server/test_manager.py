@@ -65,3 +65,19 @@ def test_switching_nameservers_lists_the_new_ones_services(make_manager, nameser
     assert manager.services()["services"] == []
     assert manager.set_nameserver(second.address) == second.address
     assert [row["name"] for row in manager.services()["services"]] == ["other.dummy"]
+
+
+@pytest.mark.network
+def test_a_tls_lab_is_listed_with_the_environment_s_certificate(tls_lab, lab_ca, make_manager, monkeypatch):
+    from pyrolab_jupyter.core.security import ENV_CA, ENV_CERT, ENV_KEY
+
+    monkeypatch.delenv(ENV_CERT, raising=False)
+    with pytest.raises(NameserverUnreachable):  # without a certificate the TLS nameserver refuses us
+        make_manager(tls_lab.address).services()
+    user = lab_ca.security("sidebar-user", "user")
+    monkeypatch.setenv(ENV_CERT, str(user.certfile))
+    monkeypatch.setenv(ENV_KEY, str(user.keyfile))
+    monkeypatch.setenv(ENV_CA, str(user.cafile))
+    payload = make_manager(tls_lab.address, timeout=10).services()
+    assert payload["nameserver"] == tls_lab.address
+    assert [s["name"] for s in payload["services"]] == ["t.dummy"]
