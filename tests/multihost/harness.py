@@ -28,8 +28,8 @@ daemons:
     services:
       lab.laser: {{class: "pyrolab_jupyter.instruments.sim:Laser"}}
   bench2:
-    host: 0.0.0.0
-    advertise: {bench2}
+    host: {bench2}
+    advertise: {bench2}:7002
     port: 7002
     heartbeat: 2
     services:

@@ -10,7 +10,7 @@ import pytest
 from multihost import netns
 from multihost.netns import Network, unavailable
 
-_LISTEN = ("import socket, sys; s = socket.socket(); s.bind(('0.0.0.0', 7999)); s.listen(); "
+_LISTEN = ("import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 7999)); s.listen(); "
            "print('ready', flush=True); sys.stdin.read()")
 _CONNECT = ("import socket, sys, time; t = time.monotonic()\n"
             "try:\n    socket.create_connection((sys.argv[1], 7999), timeout=2).close(); print('connected')\n"
@@ -33,7 +33,7 @@ def test_cut_drops_silently_and_close_removes_everything() -> None:
     with pytest.raises(RuntimeError, match="a test failed"):
         with Network() as net:
             a, b = net.add("a"), net.add("b")
-            server = b.popen([sys.executable, "-c", _LISTEN], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            server = b.popen([sys.executable, "-c", _LISTEN, b.address], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
             assert a.run([sys.executable, "-c", _CONNECT, b.address]).stdout.strip() == "connected"
             net.cut(b)
