@@ -50,7 +50,7 @@ class _LabProxy(Proxy):  # type: ignore[misc]
     def _pyroValidateHandshake(self, response: object) -> None:  # noqa: N802 (Pyro5's name)
         super()._pyroValidateHandshake(response)
         if self._pyroConnection is not None:
-            keepalive(self._pyroConnection.sock, Limits().keepalive)
+            keepalive(self._pyroConnection.sock, Limits.keepalive)
 
     def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode(), BULK: b""}

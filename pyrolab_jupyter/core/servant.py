@@ -307,13 +307,13 @@ class _ServantBase:
         side = _bulk()
         raw_args, raw_kwargs = self._decoded(list(args), side), self._decoded(kwargs, side)
         if call.readonly and not call.stop:
-            return self._invoke_checked(call, method, raw_args, raw_kwargs)
+            return self._invoke_checked(call, method, raw_args, raw_kwargs, side)
         with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
-            return self._invoke_checked(call, method, raw_args, raw_kwargs)
+            return self._invoke_checked(call, method, raw_args, raw_kwargs, side)
 
-    def _invoke_checked(self, call: Any, method: str, raw_args: list[Any], raw_kwargs: dict[str, Any]) -> Any:
+    def _invoke_checked(self, call: Any, method: str, raw_args: list[Any], raw_kwargs: dict[str, Any],
+                        side: ServerSide | None) -> Any:
         """Validation, lock, rules, ramp or call, and the announcement (``_invoke_on`` audits around it)."""
-        side = _bulk()
         args, kwargs = call.validate(tuple(raw_args), raw_kwargs)
         action = getattr(self._target(), method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
@@ -358,9 +358,12 @@ class _ServantBase:
 
     def _get(self, prop: str) -> Any:
         if self._instances is None:
-            return encode(plain(self._run(getattr, self._service, prop, member=f"reading {prop}")), _bulk())
+            return self._read(self._service, prop)
         with self._serving():
-            return encode(plain(self._run(getattr, self._target(), prop, member=f"reading {prop}")), _bulk())
+            return self._read(self._target(), prop)
+
+    def _read(self, target: Service, prop: str) -> Any:
+        return encode(plain(self._run(getattr, target, prop, member=f"reading {prop}")), _bulk())
 
     def _set(self, prop: str, value: Any) -> None:
         if self._instances is None:
