@@ -19,11 +19,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from Pyro5.callcontext import current_context
 from Pyro5.errors import CommunicationError, NamingError, PyroError, SerializeError
 from Pyro5.errors import TimeoutError as PyroTimeout
 
-from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.errors import (
     CallTimeout,
     InvalidArgument,
@@ -425,21 +423,18 @@ class RemoteService:
             # and setting it again costs two syscalls per call
             if attempt == 2 or timeout is not None:
                 proxy._pyroTimeout = max(deadline - time.monotonic(), _MIN_ATTEMPT)
-            saved = current_context.annotations
-            if note is not None:
-                current_context.annotations = {**saved, NOTEBOOK_ANNOTATION: note}
             try:
                 # Pyro5's own property path passes kwargs=None, which its marshal serializer rejects
                 if kind == "get":
-                    result = proxy._pyroInvoke("__getattr__", (name,), {})
+                    result = proxy._pyrolab_invoke("__getattr__", (name,), {})
                 elif kind == "metadata":
                     proxy._pyroGetMetadata()
                     result = {"methods": sorted(proxy._pyroMethods), "attrs": sorted(proxy._pyroAttrs),
                               "oneway": sorted(proxy._pyroOneway)}
                 elif kind == "set":
-                    result = proxy._pyroInvoke("__setattr__", (name, encode(args[0], channel)), {})
+                    result = proxy._pyrolab_invoke("__setattr__", (name, encode(args[0], channel)), {}, note)
                 else:
-                    result = proxy._pyroInvoke(name, encode(list(args), channel), encode(kwargs, channel))
+                    result = proxy._pyrolab_invoke(name, encode(list(args), channel), encode(kwargs, channel), note)
             except PyroTimeout as err:
                 pool.discard(proxy)
                 self._pyrolab_stale = True
@@ -467,8 +462,6 @@ class RemoteService:
                     self._pyrolab_interrupted(name)
                 pool.discard(proxy)
                 raise
-            finally:
-                current_context.annotations = saved
             pool.release(proxy)
             if self._pyrolab_stale and name != "pyrolab_subscribe":
                 # a daemon that came back, or that gave up on us while the link was cut, has forgotten them

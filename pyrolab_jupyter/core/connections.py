@@ -23,6 +23,7 @@ from Pyro5.api import Daemon
 from Pyro5.callcontext import current_context
 from Pyro5.errors import PyroError
 
+from pyrolab_jupyter.core import lane
 from pyrolab_jupyter.core.errors import InvalidArgument, PyroLabError
 from pyrolab_jupyter.core.limits import Limits
 from pyrolab_jupyter.core.locks import ClientInfo
@@ -133,16 +134,21 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
 
     def _handshake(self, conn: Any, denied_reason: str | None = None) -> bool:
         # tracked from the first byte, so stop() also ends peers that never finish the handshake
-        with self._conns_mutex:
-            self._conns[conn] = _client_from(None, conn)
+        self._know(conn, _client_from(None, conn))
         ok: bool = super()._handshake(conn, denied_reason)
         return ok
 
     def validateHandshake(self, conn: Any, data: Any) -> Any:
-        client = _client_from(data, conn)
+        self._know(conn, _client_from(data, conn))
+        return lane.HELLO
+
+    def _know(self, conn: Any, client: ClientInfo) -> None:
         with self._conns_mutex:
             self._conns[conn] = client
-        return "hello"
+        try:
+            conn.pyrolab_client = client  # read on every call (current_client) without the mutex
+        except AttributeError:  # a connection class without a __dict__
+            pass
 
     def clientDisconnect(self, conn: Any) -> None:
         with self._conns_mutex:
@@ -176,8 +182,10 @@ class TrackingDaemon(Daemon):  # type: ignore[misc]
     def current_client(self) -> ClientInfo:
         """The client behind the call being served on this thread."""
         conn = current_context.client
-        with self._conns_mutex:
-            client = self._conns.get(conn)
+        client = getattr(conn, "pyrolab_client", None)
+        if client is None:
+            with self._conns_mutex:
+                client = self._conns.get(conn)
         if client is None:
             client = ClientInfo(client_id=f"anonymous-{id(conn)}", identity="unknown client")
         return client

@@ -48,7 +48,7 @@ from pyrolab_jupyter.core.publish import LOCK_PROPERTY, Publisher, Snapshot
 from pyrolab_jupyter.core.schema import class_path
 from pyrolab_jupyter.core.security import Security, warn_if_exposed
 from pyrolab_jupyter.core.serialization import decode
-from pyrolab_jupyter.core.servant import _Gate, make_servant
+from pyrolab_jupyter.core.servant import _Gate, lane_target, make_servant
 from pyrolab_jupyter.core.service import Service
 from pyrolab_jupyter.core.settings import SETTINGS
 
@@ -161,6 +161,8 @@ class LabDaemon(TrackingDaemon):
     audit:
         JSON-lines file of every state-changing request (rotated); None keeps the trail in memory only.
     """
+
+    lane_target = staticmethod(lane_target)  # which calls core.lane answers without Pyro5's request path
 
     def __init__(
         self,
@@ -309,6 +311,9 @@ class LabDaemon(TrackingDaemon):
 
     def publish(self, service: str, prop: str, value: Any) -> None:
         self._publisher.publish(service, prop, value)
+
+    def listened(self, service: str) -> bool:
+        return self._publisher.listened(service)
 
     def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None:
         self._publisher.subscribe(service, callback_uri, token, client_id, snapshot)

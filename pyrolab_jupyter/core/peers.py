@@ -14,6 +14,7 @@ import selectors
 import socket
 import ssl
 import time
+from typing import Any
 
 from Pyro5 import errors
 from Pyro5.socketutil import SocketConnection
@@ -26,9 +27,10 @@ __all__ = ["Peer", "keepalive"]
 class Peer(SocketConnection):  # type: ignore[misc]
     """A client connection: its buffer and complete messages (selector side), the message in hand (worker side)."""
 
-    def __init__(self, sock: socket.socket, peer: str, send_timeout: float) -> None:
+    def __init__(self, sock: socket.socket, peer: str, send_timeout: float, address: Any = None) -> None:
         super().__init__(sock)
         self.peer = peer
+        self.address = address  # (host, port) as accepted: Pyro5 asks getpeername() again for every request
         self.owner = peer  # who may claim its out-of-band arrays (core.bulk); under TLS, its certificate
         self.send_timeout = send_timeout
         self.buffer = bytearray()

@@ -18,6 +18,7 @@ from typing import Any
 from Pyro5.api import URI, Proxy
 from Pyro5.callcontext import current_context
 
+from pyrolab_jupyter.core import lane
 from pyrolab_jupyter.core.audit import NOTEBOOK_ANNOTATION
 from pyrolab_jupyter.core.bulk import Channel
 from pyrolab_jupyter.core.connections import client_handshake
@@ -45,24 +46,61 @@ def forget_lock(service: str) -> None:
 
 class _LabProxy(Proxy):  # type: ignore[misc]
     """Each call sets exactly its own annotations (Pyro5 takes them from a thread-local), and the
-    connection is given up when the daemon goes silent (a cut link: no FIN, no RST)."""
+    connection is given up when the daemon goes silent (a cut link: no FIN, no RST). To a daemon of this
+    library, calls take the lean path (``core.lane``)."""
+
+    _pyrolab_lane = False  # set per connection from the daemon's handshake answer
+    _pyrolab_wait: tuple[float, bytes] = (-1.0, b"")  # the timeout and its annotation chunk, made once
 
     def _pyroValidateHandshake(self, response: object) -> None:  # noqa: N802 (Pyro5's name)
         super()._pyroValidateHandshake(response)
+        object.__setattr__(self, "_pyrolab_lane", response == lane.HELLO)
         if self._pyroConnection is not None:
             keepalive(self._pyroConnection.sock, Limits.keepalive)
 
-    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
+    def _pyrolab_notes(self, note: bytes | None) -> dict[str, bytes]:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode(), BULK: b""}
         expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
         if expires is None or (expires and expires > time.time()):
             notes[HOLDS_LOCK] = b"1"
+        if note is not None:  # the kernel's cell, for the audit trail (set by RemoteService)
+            notes[NOTEBOOK_ANNOTATION] = note
+        return notes
+
+    def _pyroInvoke(self, *args: Any, **kwargs: Any) -> Any:
         before = current_context.annotations
-        if NOTEBOOK_ANNOTATION in before:  # the kernel's cell, for the audit trail (set by RemoteService)
-            notes[NOTEBOOK_ANNOTATION] = before[NOTEBOOK_ANNOTATION]
-        current_context.annotations = notes
+        current_context.annotations = self._pyrolab_notes(before.get(NOTEBOOK_ANNOTATION))
         try:
             return super()._pyroInvoke(*args, **kwargs)
+        finally:
+            current_context.annotations = before
+
+    def _pyrolab_invoke(self, method: str, vargs: Any, kwargs: dict[str, Any], note: bytes | None = None) -> Any:
+        """A call of ours: on the lean path to a daemon of this library, else through Pyro5."""
+        if self._pyroConnection is None:
+            self._pyroBind()
+        if not self._pyrolab_lane:
+            return self._pyrolab_through_pyro5(method, vargs, kwargs, note)
+        timeout = self._pyroTimeout or 0
+        if self._pyrolab_wait[0] != timeout:
+            object.__setattr__(self, "_pyrolab_wait", (timeout, lane.annotations(
+                {WAIT: f"{timeout:g}".encode(), BULK: b""})))
+        notes = self._pyrolab_wait[1]
+        expires = _held.get(self._pyroUri.object, 0.0) if _held else 0.0
+        if expires is None or (expires and expires > time.time()):
+            notes += lane.annotations({HOLDS_LOCK: b"1"})
+        if note is not None:
+            notes += lane.annotations({NOTEBOOK_ANNOTATION: note})
+        try:
+            return lane.invoke(self, method, vargs, kwargs, notes)
+        except lane.NotOnLane:
+            return self._pyrolab_through_pyro5(method, vargs, kwargs, note)
+
+    def _pyrolab_through_pyro5(self, method: str, vargs: Any, kwargs: dict[str, Any], note: bytes | None) -> Any:
+        before = current_context.annotations
+        current_context.annotations = {NOTEBOOK_ANNOTATION: note} if note is not None else {}
+        try:
+            return self._pyroInvoke(method, vargs, kwargs)
         finally:
             current_context.annotations = before
 

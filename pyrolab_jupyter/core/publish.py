@@ -132,10 +132,19 @@ class Publisher:
         self.limits = limits or SubscriptionLimits()
         self._security = security  # a TLS daemon calls its subscribers back over TLS too
         self._subscribers: dict[str, _Subscriber] = {}
+        self._listened: frozenset[str] = frozenset()  # services with a subscriber: read on every call, lock-free
         self._links: dict[str, _Link] = {}  # callback uri -> the connection its subscribers share
         self._mutex = threading.Lock()
         self._stopped = False
         self.poller = Poller(self.publish, self.services)
+
+    def _recount(self) -> None:
+        """After a change of ``_subscribers`` (under the mutex)."""
+        self._listened = frozenset(s.service for s in self._subscribers.values())
+
+    def listened(self, service: str) -> bool:
+        """Whether anyone subscribes to ``service`` (a state-changing call announces itself only then)."""
+        return service in self._listened
 
     def services(self) -> set[str]:
         """Services someone subscribes to now."""
@@ -160,6 +169,7 @@ class Publisher:
                     "close the ones you no longer need (Subscription.close(), panel.close())"
                 )
             self._subscribers[token] = subscriber
+            self._recount()
         if old is not None:
             old.mailbox.close()
         stamp = time.time()  # before reading: a change announced meanwhile is newer and wins
@@ -178,6 +188,7 @@ class Publisher:
     def unsubscribe(self, token: str) -> None:
         with self._mutex:
             subscriber = self._subscribers.pop(token, None)
+            self._recount()
         if subscriber is not None:
             subscriber.mailbox.close()
             self.poller.wake()
@@ -192,6 +203,8 @@ class Publisher:
 
     def publish(self, service: str, prop: str, value: Any) -> None:
         """Queue a change for each subscriber of ``service``; never blocks the caller (the instrument's thread)."""
+        if service not in self._listened:
+            return
         with self._mutex:
             targets = [s for s in self._subscribers.values() if s.service == service]
         if not targets:
@@ -204,6 +217,7 @@ class Publisher:
         with self._mutex:
             self._stopped = True
             subscribers, self._subscribers = list(self._subscribers.values()), {}
+            self._recount()
         self.poller.stop()
         for subscriber in subscribers:
             subscriber.mailbox.close()
@@ -268,5 +282,6 @@ class Publisher:
         with self._mutex:
             if self._subscribers.get(subscriber.token) is subscriber:
                 del self._subscribers[subscriber.token]
+                self._recount()
         subscriber.mailbox.close()
         self.poller.wake()

@@ -53,7 +53,7 @@ from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT
 if TYPE_CHECKING:
     from pyrolab_jupyter.core.schema import ServiceSchema
 
-__all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "make_servant"]
+__all__ = ["CONTROL_MEMBERS", "RESERVED_NAMES", "Host", "lane_target", "make_servant"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Host(Protocol):
     def current_client(self) -> ClientInfo: ...
     def locks_changed(self, service: str) -> None: ...
     def publish(self, service: str, prop: str, value: Any) -> None: ...
+    def listened(self, service: str) -> bool: ...
     def subscribe(self, service: str, callback_uri: str, token: str, client_id: str, snapshot: Snapshot) -> None: ...
     def unsubscribe(self, token: str) -> None: ...
     def subscribed(self, token: str) -> bool: ...
@@ -154,20 +155,15 @@ class _Gate:
     def release(self) -> None:
         self._lock.release()
 
-    @contextlib.contextmanager
-    def enter(self, member: str, caller: Callable[[], str]) -> Any:
+    def enter(self, member: str, caller: Callable[[], str]) -> _Entered:
+        """Take a slot (waiting as ``_wait`` allows): ``with gate.enter(...):`` runs one call through it."""
         if not self._lock.acquire(blocking=False):
             self._wait(member)
         me = threading.get_ident()
-        outer = self._running.get(me)
-        if outer is None:
+        outer = me in self._running
+        if not outer:
             self._running[me] = (member, caller(), time.monotonic())
-        try:
-            yield
-        finally:
-            if outer is None:
-                self._running.pop(me, None)
-            self._lock.release()
+        return _Entered(self, me, outer)
 
     def _wait(self, member: str) -> None:
         wait = _caller_wait()
@@ -190,6 +186,42 @@ class _Gate:
         at_once = "one call" if self._slots == 1 else f"{self._slots} calls"
         raise ServiceBusy(f"{self._service}.{member}: the service is busy with {doing}; {waited}. It runs "
                           f"{at_once} at a time; try again later or give the call a longer timeout")
+
+
+class _Entered:
+    """A slot of a ``_Gate`` taken for one call (a class, not a generator: this is on every call's path)."""
+
+    __slots__ = ("_gate", "_me", "_outer")
+
+    def __init__(self, gate: _Gate, me: int, outer: bool) -> None:
+        self._gate, self._me, self._outer = gate, me, outer
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._outer:
+            self._gate._running.pop(self._me, None)
+        self._gate._lock.release()
+
+
+class _Audited:
+    """Records a state-changing request in the daemon's audit log, with its outcome, when it ends."""
+
+    __slots__ = ("_servant", "_kind", "_member", "_args", "_who")
+
+    def __init__(self, servant: _ServantBase, kind: str, member: str, args: Any) -> None:
+        self._servant, self._kind, self._member, self._args = servant, kind, member, args
+        self._who = servant._host.current_client().identity
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
+        servant = self._servant
+        outcome, error = ("ok", None) if kind is None else (kind.__name__, str(err))
+        servant._host.audit.record(self._who, servant._name, self._member, self._kind, self._args, outcome, error,
+                                   call_context(current_context.annotations))
 
 
 def _translate(err: Exception) -> Exception:
@@ -280,19 +312,9 @@ class _ServantBase:
             raise InvalidArgument(f"{self._name}: a value could not be decoded ({type(err).__name__}: "
                                   f"{str(err)[:80]}); send plain values or numpy arrays") from None
 
-    @contextlib.contextmanager
-    def _audited(self, kind: str, member: str, args: Any = ()) -> Any:
-        """Record a state-changing request in the daemon's audit log, with its outcome."""
-        client = self._host.current_client()
-        outcome, error = "ok", None
-        try:
-            yield
-        except BaseException as err:
-            outcome, error = type(err).__name__, str(err)
-            raise
-        finally:
-            self._host.audit.record(client.identity, self._name, member, kind, args, outcome, error,
-                                    call_context(current_context.annotations))
+    def _audited(self, kind: str, member: str, args: Any = ()) -> _Audited:
+        """``with self._audited(...):`` records a state-changing request in the audit log, with its outcome."""
+        return _Audited(self, kind, member, args)
 
     def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self._instances is None:  # single mode: no choosing on the hot path
@@ -351,6 +373,8 @@ class _ServantBase:
 
     def _announce(self, member: str, kind: str, changes: tuple[str, ...] | None, err: BaseException | None) -> None:
         """Tell subscribers a state-changing call completed, so they re-read what it may have changed."""
+        if not self._host.listened(self._name):
+            return
         self._host.publish(self._name, CALL_PROPERTY, {
             "member": member, "kind": kind, "caller": self._host.current_client().identity,
             "outcome": _outcome(err), "changes": None if changes is None else list(changes),
@@ -572,6 +596,27 @@ class _ServantBase:
     def pyrolab_subscribed(self, token: str) -> bool:
         """Whether the subscription ``token`` is still served (the client renews it if not)."""
         return isinstance(token, str) and self._host.subscribed(token)
+
+
+def lane_target(obj: Any, method: str, vargs: list[Any] | tuple[Any, ...],
+                kwargs: dict[Any, Any]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
+    """What a call on the lean path (``core.lane``) runs: only members a servant exposes to Pyro5 too, so
+    the lane reaches nothing Pyro5's own path would refuse; None leaves the call to Pyro5."""
+    if not isinstance(obj, _ServantBase):
+        return None
+    schema = obj._schema
+    if method in schema.methods:
+        return obj._invoke, (method, vargs, kwargs), {}
+    if method == "__getattr__":
+        if len(vargs) == 1 and type(vargs[0]) is str and vargs[0] in schema.properties:
+            return obj._get, (vargs[0],), {}
+        return None
+    if method == "__setattr__":
+        prop = schema.properties.get(vargs[0]) if len(vargs) == 2 and type(vargs[0]) is str else None
+        return (obj._set, (vargs[0], vargs[1]), {}) if prop is not None and prop.writable else None
+    if method in CONTROL_MEMBERS and all(type(k) is str for k in kwargs):
+        return getattr(obj, method), tuple(vargs), kwargs
+    return None
 
 
 def _method(name: str) -> Callable[..., Any]:

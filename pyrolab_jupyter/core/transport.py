@@ -28,7 +28,7 @@ from Pyro5 import errors, protocol, serializers
 from Pyro5.callcontext import current_context
 from Pyro5.server import _get_attribute, _set_exposed_property_value
 
-from pyrolab_jupyter.core import bulk
+from pyrolab_jupyter.core import bulk, lane
 from pyrolab_jupyter.core.errors import InvalidArgument
 from pyrolab_jupyter.core.frames import HEADER_SIZE, FrameError, Header, check_body, parse_header
 from pyrolab_jupyter.core.limits import Limits
@@ -136,9 +136,11 @@ class GuardedServer:
                 continue
             csock.setblocking(False)
             keepalive(csock, self.limits.keepalive)
+            if isinstance(addr, tuple):  # a reply in two sends (header, then a large body) is not held back
+                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.security is not None:  # handshake steps run on readable events: no thread, no stall
                 csock = start_server_tls(csock, self.security)
-            conn = Peer(csock, peer, self.limits.send_timeout)
+            conn = Peer(csock, peer, self.limits.send_timeout, addr)
             conn.tls_pending = self.security is not None
             conn.partial_since = time.monotonic()  # the handshake is due within frame_timeout
             with self._mutex:
@@ -369,14 +371,17 @@ class GuardedServer:
             if header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
                 return False
             return bool(header.flags & protocol.FLAGS_ONEWAY) or self._refusal(conn, header, str(err))
-        conn.hand(raw)
         if not conn.greeted:
+            conn.hand(raw)
             conn.greeted = bool(self.daemon._handshake(conn))
             return conn.greeted
         if header.flags & protocol.FLAGS_ONEWAY and not header.flags & protocol.FLAGS_BATCH:
             self._oneway(conn, header, raw)
             return True
         try:
+            if lane.serve(self.daemon, conn, header, raw):
+                return True
+            conn.hand(raw)
             self.daemon.handleRequest(conn)
         except (OSError, errors.CommunicationError, errors.SecurityError) as err:
             log.debug("connection from %s ends: %s", conn.peer, err)
