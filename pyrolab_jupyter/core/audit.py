@@ -4,7 +4,7 @@ A record is one JSON line: time, who (identity), service, member, kind
 (``call``/``set``/``lock``/``unlock``/``force_unlock``), the arguments
 (truncated), the outcome (``ok`` or the error's type) and, when the caller is a
 kernel, the notebook and execution count. The request thread only puts the
-record on a queue; the stdlib's ``QueueListener`` writes it to a
+record on a queue; a stdlib ``QueueListener`` turns it into JSON and writes it to a
 ``RotatingFileHandler`` (which flushes every line) on its own thread, so a call
 never waits for the disk and ``kill -9`` loses at most what is still queued.
 The last records also stay in memory, so ``history()`` works without a file.
@@ -36,10 +36,16 @@ _TAIL_BYTES = 4 << 20  # bytes read from the end of a file for history()
 _MAX_HISTORY = 10_000
 
 
+_SCALARS = frozenset({type(None), bool, int, float})
+
+
 def summarize(value: Any, depth: int = 0) -> Any:
     """A small JSON-safe stand-in for an argument: big or odd values become short descriptions."""
-    if value is None or isinstance(value, (bool, int, float)):
+    kind = type(value)
+    if kind in _SCALARS or value is None or isinstance(value, (bool, int, float)):
         return value
+    if kind is list and len(value) <= _ITEMS and all(type(v) in _SCALARS for v in value):
+        return list(value)  # the common case (a few numbers), without a call per item
     if isinstance(value, str):
         return value if len(value) <= _TEXT else value[:_TEXT] + f"... ({len(value)} chars)"
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -81,6 +87,15 @@ class _JsonLines(logging.Formatter):
         return str(record.msg)
 
 
+class _Writer(logging.handlers.QueueListener):
+    """Takes records as plain dicts; turning one into a JSON line (and a LogRecord) is the writer
+    thread's work, not the calling request's."""
+
+    def prepare(self, record: Any) -> logging.LogRecord:
+        line = json.dumps(record, default=str)
+        return logging.LogRecord("pyrolab.audit", logging.INFO, "", 0, line, None, None)
+
+
 class AuditLog:
     """One daemon's audit trail: in memory, and in a rotated JSON-lines file when ``path`` is given.
 
@@ -97,7 +112,7 @@ class AuditLog:
         self.path = Path(path) if path is not None else None
         self._memory: collections.deque[dict[str, Any]] = collections.deque(maxlen=_MEMORY)
         self._mutex = threading.Lock()
-        self._queue: queue.Queue[logging.LogRecord] = queue.Queue()
+        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._listener: logging.handlers.QueueListener | None = None
         self._handler: logging.Handler | None = None
         if self.path is not None:
@@ -106,7 +121,7 @@ class AuditLog:
                                                            encoding="utf-8", delay=True)
             handler.setFormatter(_JsonLines())
             self._handler = handler
-            self._listener = logging.handlers.QueueListener(self._queue, handler)
+            self._listener = _Writer(self._queue, handler)
             self._listener.start()
             atexit.register(self.close)
 
@@ -122,8 +137,7 @@ class AuditLog:
         with self._mutex:
             self._memory.append(entry)
         if self._listener is not None:
-            line = json.dumps(entry, default=str)
-            self._queue.put(logging.LogRecord("pyrolab.audit", logging.INFO, "", 0, line, None, None))
+            self._queue.put(entry)  # written as JSON by the writer thread
         return entry
 
     def flush(self, timeout: float = 2.0) -> None:

@@ -269,14 +269,14 @@ _serving = threading.local()
 
 def serving(stash: Stash | None, owner: str) -> None:
     """Note which stash and caller address this worker thread serves (the transport calls this)."""
-    _serving.stash = stash
-    _serving.owner = owner
+    _serving.sides = None if stash is None else (ServerSide(stash, owner, False), ServerSide(stash, owner, True))
 
 
 def server_side(capable: bool) -> ServerSide | None:
-    """The current call's ``BulkSide`` (None outside a guarded server's worker)."""
-    stash = getattr(_serving, "stash", None)
-    return None if stash is None else ServerSide(stash, _serving.owner, capable)
+    """The current call's ``BulkSide`` (None outside a guarded server's worker); made once per turn of a
+    connection, not per call."""
+    sides: tuple[ServerSide, ServerSide] | None = getattr(_serving, "sides", None)
+    return None if sides is None else sides[capable]
 
 
 def serve_turn(sock: socket.socket, request: bytes, stash: Stash, owner: str, timeout: float,

@@ -17,7 +17,7 @@ times its input. So every frame is checked here, from its header first:
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from Pyro5 import protocol
 from Pyro5.serializers import JsonSerializer, MarshalSerializer, SerpentSerializer
@@ -97,21 +97,31 @@ def parse_header(raw: bytes, max_message: int, expect: tuple[int, ...]) -> Heade
     return header
 
 
-def check_body(header: Header, body: bytes | bytearray | memoryview) -> None:
-    """Refuse a body whose annotations or marshal data could cost far more than its size to decode."""
-    view = memoryview(body)
-    pos, count = 0, 0
-    while pos < header.annotations_size:
-        count += 1
-        if count > MAX_ANNOTATIONS:
-            raise FrameError(f"more than {MAX_ANNOTATIONS} annotation chunks")
-        length = int.from_bytes(view[pos + 4:pos + 8], "big")
-        pos += 8 + length
-    if pos != header.annotations_size:
+def check_body(header: Header, body: bytes | memoryview) -> dict[str, Any]:
+    """Refuse a body whose annotations or marshal data could cost far more than its size to decode;
+    returns the annotations (4-letter key -> bytes), read on the way."""
+    notes: dict[str, Any] = {}  # bytes, or memoryviews into a large message
+    pos, end = 0, header.annotations_size
+    try:
+        while pos < end:
+            if len(notes) >= MAX_ANNOTATIONS:
+                raise FrameError(f"more than {MAX_ANNOTATIONS} annotation chunks")
+            key, length = _CHUNK.unpack_from(body, pos)
+            name = _KEYS.get(key) or key.decode("ascii", "replace")
+            notes[name] = body[pos + 8:pos + 8 + length]
+            pos += 8 + length
+    except struct.error:
+        pos = -1
+    if pos != end:
         raise FrameError("annotation chunks do not add up to the declared size")
     if header.serializer_id == _MARSHAL and header.msg_type != protocol.MSG_PING:
-        data = view[header.annotations_size:]
-        check_marshal(data, DECODE_FLOOR + DECODE_MULTIPLE * len(data))
+        size = len(body) - end
+        check_marshal(body[end:] if end else body, DECODE_FLOOR + DECODE_MULTIPLE * size)
+    return notes
+
+
+_CHUNK = struct.Struct("!4sI")
+_KEYS = {k.encode(): k for k in ("PLTO", "PLBA", "PLCK", "PLNB", "CORR", "BLBI", "STRM")}  # decoded once
 
 
 # marshal type codes (Python/marshal.c) -> how to skip them and what decoding them costs; the high bit
@@ -143,6 +153,7 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
     end = len(raw)
     pos, cost = 0, 0
     stack = [1]  # items still to read per open container; -1/-2: a dict expecting a key/a value
+    codes, int32 = _CODES, _INT32.unpack_from  # locals: this loop runs for every token of every call
     try:
         while stack:
             top = stack[-1]
@@ -161,12 +172,12 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
                 stack[-1] = -1
             else:
                 stack[-1] = top - 1
-            kind, base, per = _CODES[code]
+            kind, base, per = codes[code]
             if kind == _FIXED:
                 pos += base
                 cost += per
             elif kind == _SIZED32 or kind == _LONG:
-                n = _INT32.unpack_from(raw, pos)[0]
+                n = int32(raw, pos)[0]
                 if kind == _LONG:
                     n = 2 * abs(n)
                 elif n < 0:
@@ -189,7 +200,7 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
                     n = raw[pos]
                     pos += 1
                 else:
-                    n = _INT32.unpack_from(raw, pos)[0]
+                    n = int32(raw, pos)[0]
                     pos += 4
                 if n < 0 or n > end - pos:  # every item takes at least one byte
                     raise IndexError
@@ -197,13 +208,13 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
                 stack.append(n)
                 if len(stack) > _MAX_DEPTH:
                     raise FrameError(f"values nested more than {_MAX_DEPTH} deep are refused")
-            if pos > end:
-                raise IndexError
-            if cost > budget:
-                raise FrameError(f"decoding this {_size(end)} message would cost more than {_size(budget)} "
-                                 f"(at most {DECODE_MULTIPLE} bytes per byte of message); send it in another shape")
+        if pos > end:  # checked once at the end: the walk itself allocates nothing but its stack
+            raise IndexError
     except (IndexError, struct.error):
         raise FrameError("malformed marshal data (a length runs past the end of the message)") from None
     except KeyError:
         name = "code objects" if code == ord("c") else f"marshal type code {code!r}"
         raise FrameError(f"{name} are not accepted in a message") from None
+    if cost > budget:
+        raise FrameError(f"decoding this {_size(end)} message would cost more than {_size(budget)} "
+                         f"(at most {DECODE_MULTIPLE} bytes per byte of message); send it in another shape")

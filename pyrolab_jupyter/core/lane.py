@@ -28,7 +28,7 @@ from typing import Any
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.callcontext import current_context
 
-__all__ = ["HELLO", "annotations", "invoke", "serve"]
+__all__ = ["HELLO", "NotOnLane", "chunks", "invoke", "serve"]
 
 HELLO = "hello from pyrolab-jupyter, lane 1"  # the daemon's handshake answer: its peer may use the lane
 _HEADER = struct.Struct(protocol._header_format)
@@ -42,17 +42,18 @@ _RESULT, _INVOKE, _EXCEPTION, _STREAM = (protocol.MSG_RESULT, protocol.MSG_INVOK
                                          protocol.FLAGS_ITEMSTREAMRESULT)
 
 
-def annotations(notes: dict[str, bytes]) -> bytes:
+def chunks(notes: dict[str, bytes]) -> bytes:
     """Pyro5's annotation chunks (4-letter key, big-endian length, bytes), ready to send."""
     return b"".join(key.encode("ascii") + len(value).to_bytes(4, "big") + value for key, value in notes.items())
 
 
-def _parse_annotations(chunks: memoryview) -> dict[str, bytes]:
+def _parse_annotations(view: memoryview) -> dict[str, bytes]:
+    """A reply's annotations (the client trusts its daemon; a server has them from ``core.frames``)."""
     notes: dict[str, bytes] = {}
     pos = 0
-    while pos < len(chunks):  # core.frames checked that the chunks add up on the server; the client trusts its daemon
-        length = int.from_bytes(chunks[pos + 4:pos + 8], "big")
-        notes[bytes(chunks[pos:pos + 4]).decode("ascii", "replace")] = bytes(chunks[pos + 8:pos + 8 + length])
+    while pos < len(view):
+        length = int.from_bytes(view[pos + 4:pos + 8], "big")
+        notes[bytes(view[pos:pos + 4]).decode("ascii", "replace")] = bytes(view[pos + 8:pos + 8 + length])
         pos += 8 + length
     return notes
 
@@ -161,8 +162,9 @@ def _reply(sock: socket.socket, seq: int) -> Any:
 
 # the server end
 
-def serve(daemon: Any, conn: Any, header: Any, raw: bytes) -> bool:
+def serve(daemon: Any, conn: Any, header: Any, raw: bytes, notes: dict[str, bytes]) -> bool:
     """Answer one call on the lane; False (nothing done, nothing sent) when Pyro5's own path must.
+    ``notes``: its annotations, as ``core.frames.check_body`` read them.
 
     ``daemon.lane_target(obj, method, vargs, kwargs)`` says what the call runs (a callable, its
     positional and keyword arguments), or None for anything the lane leaves to Pyro5.
@@ -186,8 +188,7 @@ def serve(daemon: Any, conn: Any, header: Any, raw: bytes) -> bool:
     ctx.client = conn
     ctx.client_sock_addr = conn.address
     ctx.seq = header.seq
-    ctx.annotations = _parse_annotations(view[_SIZE:_SIZE + header.annotations_size]) if header.annotations_size \
-        else {}
+    ctx.annotations = notes
     ctx.msg_flags = header.flags
     ctx.serializer_id = _MARSHAL
     ctx.correlation_id = uuid.UUID(bytes=corr) if corr is not None else None
@@ -202,11 +203,11 @@ def serve(daemon: Any, conn: Any, header: Any, raw: bytes) -> bool:
         daemon._sendExceptionResponse(conn, header.seq, _MARSHAL, err,
                                       errors.format_traceback(detailed=config.DETAILED_TRACEBACK))
         return True
-    notes = annotations(ctx.response_annotations) if ctx.response_annotations else b""
+    answer_notes = chunks(ctx.response_annotations) if ctx.response_annotations else b""
     ctx.response_annotations = {}
     reply = _HEADER.pack(b"PYRO", protocol.PROTOCOL_VERSION, _RESULT, _MARSHAL, _CORR if corr else 0, header.seq,
-                         len(data), len(notes), corr or _NO_CORRELATION, 0, protocol._magic_number)
-    conn.send(reply + notes + data if len(data) <= _GATHER else reply + notes)
+                         len(data), len(answer_notes), corr or _NO_CORRELATION, 0, protocol._magic_number)
+    conn.send(reply + answer_notes + data if len(data) <= _GATHER else reply + answer_notes)
     if len(data) > _GATHER:
         conn.send(data)
     return True

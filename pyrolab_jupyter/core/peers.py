@@ -13,6 +13,8 @@ import select
 import selectors
 import socket
 import ssl
+import struct
+import sys
 import time
 from typing import Any
 
@@ -44,6 +46,8 @@ class Peer(SocketConnection):  # type: ignore[misc]
         self.closed = False
         self.skip = 0  # bytes of a refused message still to read and drop
         self._poller: select.poll | None = None  # a worker's wait for this connection's next message
+        self.lent = False  # blocking, with kernel timeouts, for a worker's turn (lend)
+        self._timed = False
         self._frame = memoryview(b"")
 
     # what Pyro5's handshake and handleRequest read and write through
@@ -95,12 +99,45 @@ class Peer(SocketConnection):  # type: ignore[misc]
             self._poller.register(self.sock, select.POLLIN)
         return bool(self._poller.poll(timeout * 1000))
 
+    def lend(self, linger: float) -> bool:
+        """Block for a worker's turn (plain TCP on Linux): its wait for the next message is then one ``recv``
+        that the kernel ends after ``linger`` seconds (``SO_RCVTIMEO``), not a poll and a recv; a reply that
+        cannot go out within ``send_timeout`` still ends (``SO_SNDTIMEO``). False where that does not apply."""
+        if not _KERNEL_TIMEOUTS or isinstance(self.sock, ssl.SSLSocket) or self.sock.family == socket.AF_UNIX:
+            return False
+        try:
+            if not self._timed:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(linger))
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(min(self.send_timeout, 60.0)))
+                self._timed = True
+            self.sock.setblocking(True)
+        except OSError:
+            return False
+        self.lent = True
+        return True
+
+    def unlend(self) -> None:
+        """Back to non-blocking, for the selector."""
+        self.lent = False
+        try:
+            self.sock.setblocking(False)
+        except OSError:  # closed meanwhile
+            pass
+
     def hand(self, raw: bytes) -> None:
         self._frame = memoryview(raw)
 
     def close(self) -> None:
         self.closed = True
         super().close()
+
+
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")  # SO_RCVTIMEO/SO_SNDTIMEO as a struct timeval
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
 def _tls_pending(sock: socket.socket) -> int:

@@ -31,6 +31,8 @@ from pyrolab_jupyter.core.wire import BULK, HOLDS_LOCK, WAIT, register_error_typ
 __all__ = ["ProxyPool", "forget_lock", "hold_lock", "new_proxy"]
 
 _IDLE_PROXIES = 4
+_FRESH = 0.5  # a proxy given back this recently is lent without asking its socket whether the daemon closed it
+# (a daemon that did, in that half second, is found by the call itself: ConnectionClosed, then one retry)
 _SERIALIZER = "marshal"  # raw bytes on the wire, and in the standard library
 _held: dict[str, float | None] = {}  # service name -> lease end (epoch seconds) of the locks this process holds
 
@@ -83,14 +85,14 @@ class _LabProxy(Proxy):  # type: ignore[misc]
             return self._pyrolab_through_pyro5(method, vargs, kwargs, note)
         timeout = self._pyroTimeout or 0
         if self._pyrolab_wait[0] != timeout:
-            object.__setattr__(self, "_pyrolab_wait", (timeout, lane.annotations(
+            object.__setattr__(self, "_pyrolab_wait", (timeout, lane.chunks(
                 {WAIT: f"{timeout:g}".encode(), BULK: b""})))
         notes = self._pyrolab_wait[1]
         expires = _held.get(self._pyroUri.object, 0.0) if _held else 0.0
         if expires is None or (expires and expires > time.time()):
-            notes += lane.annotations({HOLDS_LOCK: b"1"})
+            notes += lane.chunks({HOLDS_LOCK: b"1"})
         if note is not None:
-            notes += lane.annotations({NOTEBOOK_ANNOTATION: note})
+            notes += lane.chunks({NOTEBOOK_ANNOTATION: note})
         try:
             return lane.invoke(self, method, vargs, kwargs, notes)
         except lane.NotOnLane:
@@ -142,17 +144,17 @@ class ProxyPool:
         self.uri = uri
         self.timeout = timeout
         self.security = security
-        self._idle: list[Proxy] = []
+        self._idle: list[tuple[Proxy, float]] = []  # and when each was given back
         self._mutex = threading.Lock()
         self._channel: Channel | None = None
 
     def acquire(self) -> Proxy:
         while True:
             with self._mutex:
-                proxy = self._idle.pop() if self._idle else None
+                proxy, since = self._idle.pop() if self._idle else (None, 0.0)
             if proxy is None:
                 return new_proxy(self.uri, self.timeout, self.security)
-            if _still_open(proxy):
+            if time.monotonic() - since < _FRESH or _still_open(proxy):
                 break
             self.discard(proxy)  # the server closed it while idle (idle timeout, restart)
         proxy._pyroClaimOwnership()
@@ -163,7 +165,7 @@ class ProxyPool:
     def release(self, proxy: Proxy) -> None:
         with self._mutex:
             if str(proxy._pyroUri) == self.uri and len(self._idle) < _IDLE_PROXIES:
-                self._idle.append(proxy)
+                self._idle.append((proxy, time.monotonic()))
                 return
         self.discard(proxy)
 
@@ -177,7 +179,7 @@ class ProxyPool:
             idle, self._idle = self._idle, []
             channel, self._channel = self._channel, None
             self.uri = uri
-        for proxy in idle:
+        for proxy, _ in idle:
             self.discard(proxy)
         if channel is not None:
             channel.close()

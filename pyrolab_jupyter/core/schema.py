@@ -151,15 +151,16 @@ class _Call:
     def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Checked ``(args, kwargs)`` for the method, or ``InvalidArgument`` naming what is wrong."""
         names = self.plain_names
-        if names is not None and len(args) <= len(names) and kwargs.keys() <= names.keys():
+        if names is not None and len(args) <= len(names) and (not kwargs or kwargs.keys() <= names.keys()):
             data = dict(zip(names, args))
-            if not data.keys() & kwargs.keys():  # the hot path: no signature binding needed
-                data.update(kwargs)
+            if not kwargs or not data.keys() & kwargs.keys():  # the hot path: no signature binding needed
+                if kwargs:
+                    data.update(kwargs)
                 try:
-                    model = self.model.model_validate(data)
+                    fields = self.model.__pydantic_validator__.validate_python(data).__dict__
                 except pydantic.ValidationError as err:
                     raise InvalidArgument(_explain(self.name, err, data, self.param_schemas)) from None
-                return (), {key: getattr(model, key) for key in data}
+                return (), {key: fields[key] for key in data}
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as err:

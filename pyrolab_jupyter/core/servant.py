@@ -15,7 +15,6 @@ client's call runs, so it must be safe to call then.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import threading
@@ -89,6 +88,7 @@ def _exposed(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _OUTCOME_TEXT = 200  # an announced error message is cut to this
+_SCALARS = frozenset({int, float, str, bool, type(None)})  # arguments that need no decoding
 
 
 def _outcome(err: BaseException | None) -> str:
@@ -224,6 +224,14 @@ class _Audited:
                                    call_context(current_context.annotations))
 
 
+def _encoded(result: Any, side: ServerSide | None, find_side: bool = False) -> Any:
+    """A result for the wire: plain values pass as they are; anything else through ``plain`` and ``encode``
+    (``find_side``: look up where large arrays go only then)."""
+    if type(result) in _SCALARS:
+        return result
+    return encode(plain(result), _bulk() if find_side else side)
+
+
 def _translate(err: Exception) -> Exception:
     """Errors the client cannot rebuild become ``RemoteError`` carrying type and traceback."""
     if isinstance(err, PyroLabError) or type(err).__module__ == "builtins":
@@ -295,12 +303,13 @@ class _ServantBase:
             finally:
                 del self._now[me]
 
-    def _run(self, action: Callable[..., Any], *args: Any, member: str = "", **kwargs: Any) -> Any:
-        """Run service code through the service's gate (one call at a time unless thread-safe)."""
+    def _run(self, member: str, action: Callable[..., Any], args: Any = (), kwargs: dict[str, Any] | None = None) -> Any:
+        """Run service code through the service's gate (one call at a time unless thread-safe). Arguments come
+        as a tuple and a dict, so a parameter of the service's may have any name (``member`` too)."""
         found = self._now.get(threading.get_ident()) if self._instances is not None else None
         gate = found[1] if found is not None else self._gate
-        with gate.enter(member or getattr(action, "__name__", "a call"), self._caller):
-            return _translated(action, *args, **kwargs)
+        with gate.enter(member, self._caller):
+            return _translated(action, *args, **(kwargs or {}))
 
     def _caller(self) -> str:
         return self._host.current_client().identity
@@ -327,7 +336,8 @@ class _ServantBase:
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
         side = _bulk()
-        raw_args, raw_kwargs = self._decoded(list(args), side), self._decoded(kwargs, side)
+        raw_args = list(args) if all(type(a) in _SCALARS for a in args) else self._decoded(list(args), side)
+        raw_kwargs = self._decoded(kwargs, side) if kwargs else kwargs
         if call.readonly and not call.stop:
             return self._invoke_checked(call, method, raw_args, raw_kwargs, side)
         with self._audited("call", method, [*raw_args, raw_kwargs] if raw_kwargs else raw_args):
@@ -350,15 +360,15 @@ class _ServantBase:
 
             def apply(values: dict[str, Any]) -> Any:
                 bound.arguments.update(values)
-                return self._run(action, *bound.args, member=f"{method}()", **bound.kwargs)
+                return self._run(f"{method}()", action, bound.args, bound.kwargs)
 
             run: Callable[..., Any] = self._ramped
             args, kwargs = (method, arguments, apply), {}
         else:
-            run = functools.partial(self._run, action, member=f"{method}()")
+            run, args, kwargs = self._run, (f"{method}()", action, args, kwargs), {}
         if call.readonly:
-            return encode(plain(run(*args, **kwargs)), side)
-        return encode(plain(self._announced(method, call.changes, run, *args, **kwargs)), side)
+            return _encoded(run(*args, **kwargs), side)
+        return _encoded(self._announced(method, call.changes, run, *args, **kwargs), side)
 
     def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
                    *args: Any, **kwargs: Any) -> Any:
@@ -387,7 +397,7 @@ class _ServantBase:
             return self._read(self._target(), prop)
 
     def _read(self, target: Service, prop: str) -> Any:
-        return encode(plain(self._run(getattr, target, prop, member=f"reading {prop}")), _bulk())
+        return _encoded(self._run(f"reading {prop}", getattr, (target, prop)), None, find_side=True)
 
     def _set(self, prop: str, value: Any) -> None:
         if self._instances is None:
@@ -414,9 +424,9 @@ class _ServantBase:
         try:
             if guarded:
                 current = self._ramped(prop, {"": value},
-                                       lambda a: self._run(self._assign, prop, a[""], member=f"setting {prop}"))
+                                       lambda a: self._run(f"setting {prop}", self._assign, (prop, a[""])))
             else:
-                current = self._run(self._assign, prop, value, member=f"setting {prop}")
+                current = self._run(f"setting {prop}", self._assign, (prop, value))
         except BaseException as err:
             self._announce(prop, "set", changes, err)
             raise
@@ -467,7 +477,7 @@ class _ServantBase:
 
     def _read_for_rules(self, service: str | None, prop: str) -> Any:
         if service is None:
-            return plain(self._run(getattr, self._target(), prop, member=f"reading {prop}"))
+            return plain(self._run(f"reading {prop}", getattr, (self._target(), prop)))
         return self._host.read_remote(service, prop)
 
     def _assign(self, prop: str, value: Any) -> Any:

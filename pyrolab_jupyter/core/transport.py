@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _READ_CHUNK = 256 * 1024
 _TICK = 0.25
 _SMALL = 64 * 1024  # a partial message this small is read on even when the memory budget is spent
+_COPY_MAX = 64 * 1024  # a message this small is sliced (bytes index fastest), a larger one viewed (no copy)
+_CALLS = (protocol.MSG_INVOKE, protocol.MSG_PING)  # what a greeted connection may send
 _LINGER = 0.002  # seconds a worker waits for a connection's next message before handing it back
 
 
@@ -52,6 +54,11 @@ def _owner(conn: Peer) -> str:
     certificate (CN and role, set once its handshake is done), so only the caller that made a ticket can
     claim it: another certificate on the same PC cannot."""
     return conn.owner
+
+
+def _declared(message: bytes) -> int:
+    """The length a Pyro5 message says it has, header included (its sizes sit at bytes 12-20)."""
+    return HEADER_SIZE + int.from_bytes(message[12:16], "big") + int.from_bytes(message[16:20], "big")
 
 
 class GuardedServer:
@@ -197,6 +204,19 @@ class GuardedServer:
                 return
         now = time.monotonic()
         conn.last_active = now
+        if (not conn.buffer and conn.greeted and conn.header is None and len(chunk) >= HEADER_SIZE
+                and _declared(chunk) == len(chunk)):
+            # the usual case: exactly one whole call arrived; it is kept as it came, no copying
+            try:
+                header = parse_header(chunk[:HEADER_SIZE], self.limits.max_message, _CALLS)
+            except FrameError:
+                pass  # refused below, as any message is
+            else:
+                with self._mutex:
+                    self._buffered += len(chunk)
+                conn.frames.append((header, chunk))
+                conn.partial_since = None
+                return
         if conn.partial_since is None:
             conn.partial_since = now
         conn.buffer += chunk
@@ -228,8 +248,7 @@ class GuardedServer:
             if conn.header is None:
                 if len(conn.buffer) < HEADER_SIZE:
                     break
-                expect = (protocol.MSG_INVOKE, protocol.MSG_PING) if conn.greeted or conn.frames else (
-                    protocol.MSG_CONNECT,)
+                expect = _CALLS if conn.greeted or conn.frames else (protocol.MSG_CONNECT,)
                 conn.header = parse_header(bytes(conn.buffer[:HEADER_SIZE]), self.limits.max_message, expect)
             total = HEADER_SIZE + conn.header.body_size
             if len(conn.buffer) < total:
@@ -299,6 +318,8 @@ class GuardedServer:
         if conn.bulk:
             self._bulk_turn(conn)
             return
+        refused: FrameError | None = None
+        lent = conn.lend(_LINGER)
         try:
             while keep and not conn.closed:
                 if not conn.frames:
@@ -310,12 +331,16 @@ class GuardedServer:
                     self._buffered -= len(raw)
                 keep = self._handle(conn, header, raw)
         except FrameError as err:
-            if self._consume_refused(conn, err):
-                self._answer_refusal(conn, err)
-            return
+            refused = err
         except Exception as err:  # noqa: BLE001 - one connection's failure never reaches the others
             log.debug("connection from %s ends: %s", conn.peer, err)
             keep = False
+        if lent:
+            conn.unlend()
+        if refused is not None:
+            if self._consume_refused(conn, refused):
+                self._answer_refusal(conn, refused)
+            return
         if keep and not conn.closed:
             self._give_back(conn)
         else:
@@ -353,9 +378,9 @@ class GuardedServer:
 
     def _linger(self, conn: Peer) -> bool:
         """Wait up to ``_LINGER`` for more of this connection's data; True if some arrived (and was taken in)."""
-        if not conn.readable(_LINGER) or self.shutting_down:
+        if self.shutting_down or not conn.lent and not conn.readable(_LINGER):
             return False
-        chunk = conn.receive(_READ_CHUNK)
+        chunk = conn.receive(_READ_CHUNK)  # a lent connection waits here, up to _LINGER, in the kernel
         if chunk is None:
             return False
         if not chunk:
@@ -365,7 +390,7 @@ class GuardedServer:
 
     def _handle(self, conn: Peer, header: Header, raw: bytes) -> bool:
         try:
-            check_body(header, memoryview(raw)[HEADER_SIZE:])
+            notes = check_body(header, raw[HEADER_SIZE:] if len(raw) <= _COPY_MAX else memoryview(raw)[HEADER_SIZE:])
         except FrameError as err:
             log.info("%s: refused a message from %s: %s", self.locationStr, conn.peer, err)
             if header.msg_type != protocol.MSG_INVOKE or not conn.greeted:
@@ -379,7 +404,7 @@ class GuardedServer:
             self._oneway(conn, header, raw)
             return True
         try:
-            if lane.serve(self.daemon, conn, header, raw):
+            if lane.serve(self.daemon, conn, header, raw, notes):
                 return True
             conn.hand(raw)
             self.daemon.handleRequest(conn)
