@@ -58,7 +58,7 @@ def peer_python(timeout: float = 600.0) -> tuple[Path | None, str]:
         where.mkdir(parents=True, exist_ok=True)
         with open(where / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two benchmarks (or test workers) build it once
-            if stamp.exists() and stamp.read_text() == want and python.exists():
+            if stamp.exists() and stamp.read_text() == want and not _broken(python):
                 return python, ""
             print(f"peers: installing {', '.join(requirements())} into {venv} (once)", flush=True)
             shutil.rmtree(venv, ignore_errors=True)
@@ -69,12 +69,29 @@ def peer_python(timeout: float = 600.0) -> tuple[Path | None, str]:
                 if done.returncode:
                     last = (done.stderr.strip() or done.stdout.strip() or f"exit {done.returncode}").splitlines()
                     return None, f"{Path(step[0]).name} {step[2]} failed: {last[-1]}"
+            problem = _broken(python)
+            if problem:
+                return None, f"the new venv at {venv} does not work: {problem}"
             stamp.write_text(want)
             return python, ""
     except subprocess.TimeoutExpired as exc:
         return None, f"installing took over {exc.timeout:.0f} s"
     except OSError as exc:
         return None, f"cannot make a venv under {where}: {exc}"
+
+
+def _broken(python: Path) -> str:
+    """"" when the peer venv's python imports what the benchmarks run there, else what went wrong."""
+    if not python.exists():
+        return f"{python} is missing"
+    with peer_home() as env:
+        try:
+            done = subprocess.run([str(python), "-c", "import msgpack, numpy, Pyro5.api, pyrolab.api"],
+                                  capture_output=True, text=True, timeout=120, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+    lines = done.stderr.strip().splitlines()
+    return (lines[-1] if lines else f"exit {done.returncode}") if done.returncode else ""
 
 
 def skipped(reason: str) -> str:
