@@ -7,25 +7,27 @@ the figure is the median batch. The raw socket is the ceiling: the server
 sends a prebuilt buffer, the client allocates a fresh array and ``recv_into``
 it (what any receiver of a new array must do). Raw Pyro5 gets its best case,
 marshal and ``bytes``; PyroLab 0.5 (Pyro5 + serpent) cannot send an ndarray,
-so it sends lists, and only at the small sizes (it runs at a few MB/s).
+so it sends lists, and only at the small sizes (it runs at a few MB/s). PyroLab
+0.5 ships a ``pyrolab`` command too, so its server and its client run in a venv
+of their own that ``peers.py`` makes once (``--no-peers`` leaves it out).
 Prints MB/s and the ratio to the raw socket. Run: python benchmarks/bench_bulk.py
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
-import shutil
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
 from bench_calls import _rotated as timed  # the same rotated, median-of-batches timing
+from peers import PeerClient, peer_home, peer_python, peer_server, skipped
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -99,26 +101,6 @@ sys.stdin.read()
 daemon.shutdown()
 """
 
-_PYROLAB05 = """
-import sys, threading
-from pyrolab.api import Daemon, Service, expose
-frames = {}
-@expose
-class Camera(Service):
-    def frame(self, nbytes):
-        if nbytes not in frames:
-            frames[nbytes] = [0.5] * (nbytes // 8)
-        return frames[nbytes]
-    def sink(self, data):
-        return 8 * len(data)
-daemon = Daemon(host="127.0.0.1", port=0)
-print(daemon.register(Camera, "cam"), flush=True)
-threading.Thread(target=daemon.requestLoop, daemon=True).start()
-sys.stdin.read()
-daemon.shutdown()
-"""
-
-
 def pin() -> tuple[set[int], set[int]] | None:
     """(server cores, client cores) when there are two or more, else None."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -127,20 +109,11 @@ def pin() -> tuple[set[int], set[int]] | None:
     return {cores[-1]}, {cores[0]}
 
 
-def start(code: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start(code: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
-
-
-def pyrolab05_env() -> dict[str, str] | None:
-    """PyroLab 0.5 where it imports (the dev venv has it; else it is skipped), with a HOME of its own."""
-    probe = subprocess.run([sys.executable, "-c", "import pyrolab.api"], capture_output=True)
-    if probe.returncode:
-        return None
-    home = tempfile.mkdtemp(prefix="pyrolab05-")
-    return {**os.environ, "HOME": home, "USERPROFILE": home}
 
 
 class RawSocket:
@@ -167,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1K,1M,10M,100M", help="comma-separated sizes (K, M suffixes)")
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--budget", type=float, default=200e6, help="bytes moved per contender per batch, about")
+    parser.add_argument("--no-peers", action="store_true", help="leave out PyroLab 0.5 (it needs a venv of its own)")
     args = parser.parse_args(argv)
     sizes = [int(float(s[:-1]) * {"K": 1e3, "M": 1e6}[s[-1]]) if s[-1] in "KM" else int(s)
              for s in args.sizes.split(",")]
@@ -176,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     from pyrolab_jupyter import Lab, start_daemon, start_nameserver
 
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    python, why = (None, "--no-peers") if args.no_peers else peer_python()
     cores = pin()
     if cores:
         os.sched_setaffinity(0, cores[0])  # the servers inherit this
     procs = []
-    env05 = None
+    stack = contextlib.ExitStack()
     ns = start_nameserver(host="127.0.0.1", port=0, check_interval=5)
     daemon = start_daemon({"cam": "bench_bulk:Camera"}, nameserver=ns.uri, spawn=True)
     try:
@@ -188,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(proc)
         proc, raw_uri = start(_RAW_PYRO5)
         procs.append(proc)
-        env05 = pyrolab05_env()
-        uri05 = None
-        if env05 is not None:
-            proc, uri05 = start(_PYROLAB05, env05)
-            procs.append(proc)
+        env05: dict[str, str] = {}
+        uri05 = ""  # PyroLab 0.5's daemon, in the peer venv
+        if python is not None:
+            env05 = stack.enter_context(peer_home())
+            uri05 = stack.enter_context(peer_server(python, env05))
         if cores:
             os.sched_setaffinity(0, cores[1])
         raw_sock = RawSocket(int(port))
@@ -200,14 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         raw._pyroSerializer = "marshal"
         raw._pyroTimeout = 120
         cam = Lab(ns.uri).connect("cam", timeout=120)
-        old = None
-        if uri05:
-            old = Proxy(uri05)
-            old._pyroSerializer = "serpent"
-            old._pyroTimeout = 120
+        old = stack.enter_context(PeerClient(python, env05)) if python is not None else None
         where = (f"pinned: servers on core {sorted(cores[0])}, client on core {sorted(cores[1])}" if cores
                  else "not pinned (one core)")
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}; {where}")
+        if old is None:
+            print(skipped(why))
         print(f"{'transfer':28s} {'raw socket':>12s} {'pyrolab-jupyter':>16s} {'ratio':>6s} "
               f"{'raw Pyro5 marshal':>18s} {'ratio':>6s} {'PyroLab 0.5':>12s} {'ratio':>6s}")
         for direction in ("result", "argument"):
@@ -221,16 +194,15 @@ def main(argv: list[str] | None = None) -> int:
                         "pyro5": lambda s=size: raw.frame(s),
                     }
                     if old is not None and size <= 1_000_000:
-                        contenders["old"] = lambda s=size: old.frame(s)
+                        contenders["old"] = old.contender(uri05, "serpent", "call", "frame", size)
                 else:
                     contenders = {
                         "socket": lambda a=arr: raw_sock.put(a),
                         "ours": lambda a=arr: cam.sink(a),
                         "pyro5": lambda p=payload: raw.sink(p),
                     }
-                    if old is not None and size <= 1_000_000:
-                        listed = arr.tolist()
-                        contenders["old"] = lambda v=listed: old.sink(v)
+                    if old is not None and size <= 1_000_000:  # random floats, as arr
+                        contenders["old"] = old.contender(uri05, "serpent", "call", "sink", {"floats": arr.size})
                 n = max(2, min(500, int(args.budget // max(size, 1))))
                 if "old" in contenders and size >= 1_000_000:
                     n = 2
@@ -244,16 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{label:28s} {rate['socket']:7.1f} MB/s {cell('ours'):>23s} {cell('pyro5'):>25s} "
                       f"{cell('old'):>19s}")
         print("ratio: MB/s of that column / MB/s of the raw socket (1.00 = socket speed); "
-              "PyroLab 0.5 sends lists (serpent), n/a above 1 MB")
+              "PyroLab 0.5 sends lists (serpent) from its own venv, n/a above 1 MB")
     finally:
+        stack.close()
         daemon.stop()
         ns.stop()
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.close()
             proc.wait(10)
-        if env05 is not None:
-            shutil.rmtree(env05["HOME"], ignore_errors=True)
     return 0
 
 

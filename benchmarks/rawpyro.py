@@ -10,6 +10,7 @@ config there is fine. Imported by the ``bench_*.py`` scripts beside it.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -57,9 +58,13 @@ sys.stdin.read()
 
 
 @contextlib.contextmanager
-def raw_pyro(server: str = "thread", served: str = "Raw") -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A raw Pyro5 daemon in its own process: ``(process, uri)``; stopped when the block ends."""
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, server, served], stdin=subprocess.PIPE,
+def raw_pyro(server: str = "thread", served: str = "Raw",
+             python: str | os.PathLike[str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A raw Pyro5 daemon in its own process: ``(process, uri)``; stopped when the block ends.
+
+    ``python`` runs it on another interpreter (the peer venv of ``peers.py``, which has msgpack).
+    """
+    proc = subprocess.Popen([str(python or sys.executable), "-c", _SERVER, server, served], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
