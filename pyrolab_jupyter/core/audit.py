@@ -4,9 +4,10 @@ A record is one JSON line: time, who (identity), service, member, kind
 (``call``/``set``/``lock``/``unlock``/``force_unlock``), the arguments
 (truncated), the outcome (``ok`` or the error's type) and, when the caller is a
 kernel, the notebook and execution count. The request thread only puts the
-record on a queue; a stdlib ``QueueListener`` turns it into JSON and writes it to a
-``RotatingFileHandler`` (which flushes every line) on its own thread, so a call
-never waits for the disk and ``kill -9`` loses at most what is still queued.
+record on a queue; a writer thread gathers the records of 50 ms, turns them into
+JSON lines and writes them to a ``RotatingFileHandler`` at once (one write, one
+flush), so a call never waits for the disk and ``kill -9`` loses at most the
+last 50 ms of records.
 The last records also stay in memory, so ``history()`` works without a file.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import itertools
 import json
 import logging
 import logging.handlers
@@ -87,13 +89,44 @@ class _JsonLines(logging.Formatter):
         return str(record.msg)
 
 
-class _Writer(logging.handlers.QueueListener):
-    """Takes records as plain dicts; turning one into a JSON line (and a LogRecord) is the writer
-    thread's work, not the calling request's."""
+_GATHER = 0.05  # seconds a burst of records gathers on the writer thread before one write
+_STOP: dict[str, Any] = {}
 
-    def prepare(self, record: Any) -> logging.LogRecord:
-        line = json.dumps(record, default=str)
-        return logging.LogRecord("pyrolab.audit", logging.INFO, "", 0, line, None, None)
+
+class _Writer:
+    """The audit file's own thread: records that arrive within ``_GATHER`` seconds become JSON lines in
+    one write and one flush, so a busy daemon pays one wake-up and one write per burst, not per call
+    (measured: per-record writes cost about a fifth of a short call)."""
+
+    def __init__(self, records: queue.SimpleQueue[dict[str, Any]], handler: logging.Handler) -> None:
+        self._records = records
+        self._handler = handler
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="pyrolab-audit-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._records.get()]
+            if batch[0] is not _STOP:
+                time.sleep(_GATHER)
+            while True:
+                try:
+                    batch.append(self._records.get_nowait())
+                except queue.Empty:
+                    break
+            entries = [entry for entry in batch if entry is not _STOP]
+            stopping = len(entries) != len(batch)
+            if entries:
+                text = "\n".join(json.dumps(entry, default=str) for entry in entries)
+                self._handler.handle(logging.LogRecord("pyrolab.audit", logging.INFO, "", 0, text, None, None))
+            self.written += len(entries)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        self._records.put(_STOP)
+        self._thread.join(timeout=10)
 
 
 class AuditLog:
@@ -111,9 +144,10 @@ class AuditLog:
                  backups: int = 5) -> None:
         self.path = Path(path) if path is not None else None
         self._memory: collections.deque[dict[str, Any]] = collections.deque(maxlen=_MEMORY)
-        self._mutex = threading.Lock()
         self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        self._listener: logging.handlers.QueueListener | None = None
+        self._listener: _Writer | None = None
+        self._issued = itertools.count(1)
+        self._recorded = 0  # records handed to the writer (flush waits for it to have written them)
         self._handler: logging.Handler | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +156,6 @@ class AuditLog:
             handler.setFormatter(_JsonLines())
             self._handler = handler
             self._listener = _Writer(self._queue, handler)
-            self._listener.start()
             atexit.register(self.close)
 
     def record(self, who: str, service: str, member: str, kind: str, args: Any = (), outcome: str = "ok",
@@ -134,26 +167,25 @@ class AuditLog:
             entry["error"] = summarize(error)
         if context:
             entry.update(context)
-        with self._mutex:
-            self._memory.append(entry)
+        self._memory.append(entry)  # atomic; history() copies the deque in one step
         if self._listener is not None:
+            self._recorded = next(self._issued)  # atomic: records from several workers are all counted
             self._queue.put(entry)  # written as JSON by the writer thread
         return entry
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait (up to ``timeout``) until every queued record is on disk."""
         deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
+        target = self._recorded
+        while self._listener is not None and self._listener.written < target and time.monotonic() < deadline:
             time.sleep(0.005)
-        time.sleep(0.005)  # the listener took it off the queue; let it finish the write
 
     def history(self, service: str | None = None, n: int = 50) -> list[dict[str, Any]]:
         """The last ``n`` records (of ``service``, or all), oldest first."""
         n = max(0, min(int(n), _MAX_HISTORY))
         if n == 0:
             return []
-        with self._mutex:
-            kept = [r for r in self._memory if service is None or r["service"] == service]
+        kept = [r for r in list(self._memory) if service is None or r["service"] == service]
         if len(kept) >= n or self.path is None:
             return kept[-n:]
         self.flush()
@@ -164,7 +196,7 @@ class AuditLog:
         listener, self._listener = self._listener, None
         if listener is not None:
             atexit.unregister(self.close)
-            listener.stop()  # drains the queue first
+            listener.stop()  # writes what is queued first
         if self._handler is not None:
             self._handler.close()
 

@@ -152,6 +152,8 @@ class LockTable:
 
     def check(self, service: str, client: ClientInfo) -> None:
         """Raise ``ServiceLocked`` when someone other than ``client`` holds the lock."""
+        if service not in self._leases:  # the usual case, on every call: no mutex needed to see it
+            return
         with self._mutex:
             current = self._current(service, time.time())
         if current is not None and current.holder.client_id != client.client_id:

@@ -145,6 +145,7 @@ class ProxyPool:
         self.timeout = timeout
         self.security = security
         self._idle: list[tuple[Proxy, float]] = []  # and when each was given back
+        self._generation = 0
         self._mutex = threading.Lock()
         self._channel: Channel | None = None
 
@@ -153,7 +154,9 @@ class ProxyPool:
             with self._mutex:
                 proxy, since = self._idle.pop() if self._idle else (None, 0.0)
             if proxy is None:
-                return new_proxy(self.uri, self.timeout, self.security)
+                proxy = new_proxy(self.uri, self.timeout, self.security)
+                object.__setattr__(proxy, "_pyrolab_generation", self._generation)  # Proxy's own setattr is remote
+                return proxy
             if time.monotonic() - since < _FRESH or _still_open(proxy):
                 break
             self.discard(proxy)  # the server closed it while idle (idle timeout, restart)
@@ -164,7 +167,7 @@ class ProxyPool:
 
     def release(self, proxy: Proxy) -> None:
         with self._mutex:
-            if str(proxy._pyroUri) == self.uri and len(self._idle) < _IDLE_PROXIES:
+            if getattr(proxy, "_pyrolab_generation", None) == self._generation and len(self._idle) < _IDLE_PROXIES:
                 self._idle.append((proxy, time.monotonic()))
                 return
         self.discard(proxy)
@@ -179,6 +182,7 @@ class ProxyPool:
             idle, self._idle = self._idle, []
             channel, self._channel = self._channel, None
             self.uri = uri
+            self._generation += 1  # proxies lent before this are not taken back
         for proxy, _ in idle:
             self.discard(proxy)
         if channel is not None:

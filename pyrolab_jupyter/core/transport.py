@@ -56,11 +56,6 @@ def _owner(conn: Peer) -> str:
     return conn.owner
 
 
-def _declared(message: bytes) -> int:
-    """The length a Pyro5 message says it has, header included (its sizes sit at bytes 12-20)."""
-    return HEADER_SIZE + int.from_bytes(message[12:16], "big") + int.from_bytes(message[16:20], "big")
-
-
 class GuardedServer:
     """Pyro5 transport server (``loop``/``shutdown``/``close``) with the limits of ``Limits``."""
 
@@ -204,14 +199,13 @@ class GuardedServer:
                 return
         now = time.monotonic()
         conn.last_active = now
-        if (not conn.buffer and conn.greeted and conn.header is None and len(chunk) >= HEADER_SIZE
-                and _declared(chunk) == len(chunk)):
+        if not conn.buffer and conn.greeted and conn.header is None and len(chunk) >= HEADER_SIZE:
             # the usual case: exactly one whole call arrived; it is kept as it came, no copying
             try:
                 header = parse_header(chunk[:HEADER_SIZE], self.limits.max_message, _CALLS)
             except FrameError:
-                pass  # refused below, as any message is
-            else:
+                header = None  # refused below, as any message is
+            if header is not None and HEADER_SIZE + header.body_size == len(chunk):
                 with self._mutex:
                     self._buffered += len(chunk)
                 conn.frames.append((header, chunk))
