@@ -11,6 +11,7 @@ which ``decode`` accepts too.
 
 from __future__ import annotations
 
+import array
 import base64
 from typing import Any, Literal
 
@@ -127,6 +128,8 @@ def encode(value: Any, bulk: BulkSide | None = None) -> Any:
         return _encode_array(np.asarray(value), bulk)
     if isinstance(value, BaseException):
         return _encode_error(value)
+    if isinstance(value, array.array):  # as Pyro5's serializers send it (marshal alone would send its raw bytes)
+        return value.tounicode() if value.typecode == "u" else value.tolist()
     return value
 
 

@@ -95,10 +95,11 @@ def _outcome(err: BaseException | None) -> str:
     return "ok" if err is None else f"{type(err).__name__}: {err}"[:_OUTCOME_TEXT]
 
 
-def _translated(action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run service code; an error the client could not rebuild leaves as ``RemoteError``."""
+def _translated(action: Callable[..., Any], args: Any = (), kwargs: dict[str, Any] | None = None) -> Any:
+    """Run service code; an error the client could not rebuild leaves as ``RemoteError``. The service's
+    arguments come as a tuple and a dict, so its parameters may have any names."""
     try:
-        return action(*args, **kwargs)
+        return action(*args, **(kwargs or {}))
     except PyroLabError:
         raise
     except Exception as err:
@@ -309,7 +310,7 @@ class _ServantBase:
         found = self._now.get(threading.get_ident()) if self._instances is not None else None
         gate = found[1] if found is not None else self._gate
         with gate.enter(member, self._caller):
-            return _translated(action, *args, **(kwargs or {}))
+            return _translated(action, args, kwargs)
 
     def _caller(self) -> str:
         return self._host.current_client().identity
@@ -350,7 +351,7 @@ class _ServantBase:
         action = getattr(self._target(), method)
         if call.stop:  # no rules on the stop action; it skips lock and mutex to reach a busy service
             self._guard.stop_ramps()  # a ramp ends between two steps: the stop action never waits for it
-            return encode(plain(self._announced(method, call.changes, _translated, action, *args, **kwargs)), side)
+            return encode(plain(self._announced(method, call.changes, _translated, (action, args, kwargs))), side)
         if not call.readonly:
             self._check_lock()  # a refusal changed nothing
         if method in self._guard.members:
@@ -363,18 +364,18 @@ class _ServantBase:
                 return self._run(f"{method}()", action, bound.args, bound.kwargs)
 
             run: Callable[..., Any] = self._ramped
-            args, kwargs = (method, arguments, apply), {}
+            steps: tuple[Any, ...] = (method, arguments, apply)
         else:
-            run, args, kwargs = self._run, (f"{method}()", action, args, kwargs), {}
+            run, steps = self._run, (f"{method}()", action, args, kwargs)
         if call.readonly:
-            return _encoded(run(*args, **kwargs), side)
-        return _encoded(self._announced(method, call.changes, run, *args, **kwargs), side)
+            return _encoded(run(*steps), side)
+        return _encoded(self._announced(method, call.changes, run, steps), side)
 
     def _announced(self, method: str, changes: tuple[str, ...] | None, run: Callable[..., Any],
-                   *args: Any, **kwargs: Any) -> Any:
-        """Run a state-changing call and announce its outcome, success or error."""
+                   steps: tuple[Any, ...]) -> Any:
+        """``run(*steps)``, a state-changing call, and announce its outcome, success or error."""
         try:
-            result = run(*args, **kwargs)
+            result = run(*steps)
         except BaseException as err:
             self._announce(method, "call", changes, err)
             raise

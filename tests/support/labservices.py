@@ -179,3 +179,11 @@ class Chatty(Service):
         for i in range(lines):
             log.info("%05d %s", i, "x" * width)
         return lines
+
+
+class Roster(Service):
+    """Parameters whose names the daemon's own call path also uses (``member``, ``action``, ``kind``)."""
+
+    @expose
+    def enrol(self, member: str, action: str = "join", kind: str = "guest") -> str:
+        return f"{member}:{action}:{kind}"
