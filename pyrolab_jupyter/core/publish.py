@@ -32,7 +32,7 @@ from pyrolab_jupyter.core.mailbox import Mailbox
 from pyrolab_jupyter.core.poller import Poller
 from pyrolab_jupyter.core.proxies import new_proxy
 from pyrolab_jupyter.core.security import Security
-from pyrolab_jupyter.core.serialization import encode
+from pyrolab_jupyter.core.serialization import pushed
 
 __all__ = ["CALL_PROPERTY", "LOCK_PROPERTY", "Publisher", "SubscriptionLimits"]
 
@@ -209,7 +209,7 @@ class Publisher:
             targets = [s for s in self._subscribers.values() if s.service == service]
         if not targets:
             return
-        encoded, stamp = encode(value), time.time()  # encoded once, however many listen
+        encoded, stamp = pushed(value), time.time()  # encoded once, however many listen
         for subscriber in targets:
             subscriber.put(prop, encoded, stamp)
 

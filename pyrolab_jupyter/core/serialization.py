@@ -20,7 +20,7 @@ import numpy as np
 from pyrolab_jupyter.core import errors
 from pyrolab_jupyter.core.bulk import BULK_MIN, BulkSide
 
-__all__ = ["decode", "encode"]
+__all__ = ["REREAD", "decode", "encode", "pushed"]
 
 _TAG = "__pyrolab__"
 _MAX_ERROR_TEXT = 2000  # an error's message from the network is kept this short
@@ -76,6 +76,8 @@ def _decode_tagged(value: dict[str, Any], bulk: BulkSide | None) -> Any:
         return tuple(decode(x, bulk) for x in value["items"])
     if kind == "error":
         return _decode_error(value)
+    if kind == "reread":
+        return REREAD
     raise ValueError(f"unknown wire tag {kind!r}")
 
 
@@ -131,6 +133,25 @@ def encode(value: Any, bulk: BulkSide | None = None) -> Any:
     if isinstance(value, array.array):  # as Pyro5's serializers send it (marshal alone would send its raw bytes)
         return value.tounicode() if value.typecode == "u" else value.tolist()
     return value
+
+
+class _Reread:
+    """A pushed value too large to push: its subscriber reads it again, through the bulk path."""
+
+    def __repr__(self) -> str:
+        return "REREAD"
+
+
+REREAD = _Reread()
+
+
+def pushed(value: Any) -> Any:
+    """``encode`` for a subscriber: an array of ``BULK_MIN`` bytes or more is not pushed (a subscriber's
+    receiver has no bulk path, and each subscriber would get its own copy); a marker that decodes to
+    ``REREAD`` says it changed, and the subscriber reads it (out of band) itself."""
+    if isinstance(value, np.ndarray) and value.nbytes >= BULK_MIN and not value.dtype.hasobject:
+        return {_TAG: "reread"}
+    return encode(value)
 
 
 def decode(value: Any, bulk: BulkSide | None = None) -> Any:

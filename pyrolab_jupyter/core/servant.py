@@ -43,7 +43,7 @@ from pyrolab_jupyter.core.poller import SKIP
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, LOCK_PROPERTY, Snapshot, check_callback
 from pyrolab_jupyter.core.safety import rules_of
 from pyrolab_jupyter.core.schema import plain
-from pyrolab_jupyter.core.serialization import decode, encode
+from pyrolab_jupyter.core.serialization import decode, encode, pushed
 from pyrolab_jupyter.core.service import Service, schema_of
 from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.snapshot import class_version
@@ -433,9 +433,12 @@ class _ServantBase:
             raise
         return current, changes
 
-    def _read_or_error(self, prop: str) -> Any:
-        """The encoded value, or the encoded error: one bad sensor spoils no panel."""
+    def _read_or_error(self, prop: str, push: bool = False) -> Any:
+        """The encoded value, or the encoded error: one bad sensor spoils no panel. ``push``: for a
+        subscriber of the shared instance (large arrays as ``REREAD`` markers, see ``pushed``)."""
         try:
+            if push:
+                return pushed(plain(self._run(f"reading {prop}", getattr, (self._service, prop))))
             return self._get(prop)
         except Exception as err:
             return encode(err)
@@ -444,7 +447,7 @@ class _ServantBase:
         """Every property's current value (encoded, errors as values) and the lock holder; only the holder
         when each client has its own instance (the values are nobody else's)."""
         shared = self._instances is None
-        values = {prop: self._read_or_error(prop) for prop in self._schema.properties if shared}
+        values = {prop: self._read_or_error(prop, push=True) for prop in self._schema.properties if shared}
         lease = self._host.locks.holder(self._name)
         values[LOCK_PROPERTY] = lease.holder.identity if lease else None
         return values

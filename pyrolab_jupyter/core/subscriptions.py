@@ -21,7 +21,7 @@ from Pyro5.api import Daemon, expose
 from pyrolab_jupyter.core.mailbox import Mailbox
 from pyrolab_jupyter.core.publish import CALL_PROPERTY, merge_calls
 from pyrolab_jupyter.core.security import Security
-from pyrolab_jupyter.core.serialization import decode
+from pyrolab_jupyter.core.serialization import REREAD, decode
 from pyrolab_jupyter.core.tls import TlsThreadDaemon
 
 __all__ = ["KEEPALIVE", "Callback", "Listener", "receiver"]
@@ -62,8 +62,12 @@ class Listener:
                 self._check()
                 continue
             call = batch.pop(CALL_PROPERTY, None)
+            large = [prop for prop, (value, _) in batch.items() if value is REREAD]
             for prop, (value, stamp) in batch.items():
-                self._hand(prop, value, stamp)
+                if value is not REREAD:
+                    self._hand(prop, value, stamp)
+            if large:  # too large to push: read here, out of band, and handed on the next round
+                self._refresh(large)
             if call is not None:
                 self._hand(CALL_PROPERTY, call[0], call[1])
                 self._refresh(call[0].get("changes") if isinstance(call[0], dict) else None)

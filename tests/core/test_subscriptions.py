@@ -181,3 +181,24 @@ def test_a_dropped_subscription_renews_itself_after_a_quiet_period(lab, nameserv
     wait_for(lambda: seen.last("power") == 9.0, timeout=3 * KEEPALIVE + 10)
     assert remote._pyrolab_call("control", "pyrolab_subscribed", (subscription.token,), {}) is True
     subscription.close()
+
+
+def test_arrays_too_large_to_push_are_read_again_out_of_band(lab, nameserver, daemon_factory):
+    import numpy as np
+
+    daemon_factory({"t.frames": "labservices:Frames"}, nameserver.address)
+    camera = lab.connect("t.frames")
+    seen = Seen()
+    subscription = camera.subscribe(seen)
+
+    def frames() -> list[Any]:
+        return [v for v in seen.values("frame") if isinstance(v, np.ndarray)]
+
+    wait_for(lambda: frames(), timeout=10)  # the snapshot's frame, read through the bulk path
+    assert frames()[0].shape == (131072,) and not frames()[0].any()
+    camera.shoot(2.0)  # announced with changes=["frame"]: re-read
+    wait_for(lambda: any(f[0] == 2.0 for f in frames()), timeout=10)
+    camera.expose_and_tell(3.0)  # notify() of a large array: a marker, then a re-read
+    wait_for(lambda: any(f[0] == 3.0 for f in frames()), timeout=10)
+    assert all(isinstance(v, np.ndarray) and v.shape == (131072,) for v in seen.values("frame"))  # no marker leaks
+    subscription.close()

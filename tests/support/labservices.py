@@ -187,3 +187,26 @@ class Roster(Service):
     @expose
     def enrol(self, member: str, action: str = "join", kind: str = "guest") -> str:
         return f"{member}:{action}:{kind}"
+
+
+class Frames(Service):
+    """A camera-like service: its frame (1 MiB) is too large to push to subscribers; they re-read it."""
+
+    SIZE = 131072  # float64 values: 1 MiB
+
+    def __init__(self) -> None:
+        self._frame = np.zeros(self.SIZE)
+
+    @expose
+    @property
+    def frame(self) -> np.ndarray:
+        return self._frame
+
+    @expose(changes=["frame"])
+    def shoot(self, value: float) -> None:
+        self._frame = np.full(self.SIZE, value)
+
+    @expose
+    def expose_and_tell(self, value: float) -> None:
+        self._frame = np.full(self.SIZE, value)
+        self.notify("frame", self._frame)
