@@ -46,7 +46,7 @@ def summarize(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind in _SCALARS or value is None or isinstance(value, (bool, int, float)):
         return value
-    if kind is list and len(value) <= _ITEMS and all(type(v) in _SCALARS for v in value):
+    if kind is list and len(value) <= _ITEMS and _SCALARS.issuperset(map(type, value)):
         return list(value)  # the common case (a few numbers), without a call per item
     if isinstance(value, str):
         return value if len(value) <= _TEXT else value[:_TEXT] + f"... ({len(value)} chars)"

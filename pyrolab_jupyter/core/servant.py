@@ -287,6 +287,8 @@ class _ServantBase:
 
     def _target(self) -> Service:
         """The object serving this call: the only one (single), the caller's own (session), a fresh one."""
+        if self._instances is None:
+            return self._service
         found = self._now.get(threading.get_ident())
         return found[0] if found is not None else self._service
 
@@ -334,10 +336,10 @@ class _ServantBase:
 
     def _invoke_on(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = self._schema.methods[method]
-        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        if not isinstance(kwargs, dict) or kwargs and not all(isinstance(k, str) for k in kwargs):
             raise InvalidArgument(f"{self._name}.{method}(): keyword arguments must be a dict with str keys")
         side = _bulk()
-        raw_args = list(args) if all(type(a) in _SCALARS for a in args) else self._decoded(list(args), side)
+        raw_args = list(args) if _SCALARS.issuperset(map(type, args)) else self._decoded(list(args), side)
         raw_kwargs = self._decoded(kwargs, side) if kwargs else kwargs
         if call.readonly and not call.stop:
             return self._invoke_checked(call, method, raw_args, raw_kwargs, side)
