@@ -18,17 +18,21 @@ carry. Every frame was checked by ``core.frames`` before it gets here.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import socket
 import ssl
 import struct
+import threading
 import uuid
 from typing import Any
 
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.callcontext import current_context
 
-__all__ = ["HELLO", "NotOnLane", "chunks", "invoke", "serve"]
+__all__ = ["HELLO", "NotOnLane", "chunks", "invoke", "serve", "tell_once"]
+
+log = logging.getLogger(__name__)
 
 HELLO = "hello from pyrolab-jupyter, lane 1"  # the daemon's handshake answer: its peer may use the lane
 _HEADER = struct.Struct(protocol._header_format)
@@ -60,6 +64,19 @@ def _parse_annotations(view: memoryview) -> dict[str, bytes]:
 
 # the client end
 
+_told: set[str] = set()
+_told_mutex = threading.Lock()
+
+
+def tell_once(key: str, message: str, *args: Any) -> None:
+    """Log why a call goes Pyro5's own way, once per ``key`` (a daemon's address, a value's type)."""
+    with _told_mutex:
+        if key in _told or len(_told) > 1000:
+            return
+        _told.add(key)
+    log.info(message, *args)
+
+
 class RemoteRaised(Exception):
     """Carries the daemon's answer, an exception, out of the receive path (which releases on errors of its own)."""
 
@@ -79,15 +96,15 @@ def invoke(proxy: Any, method: str, vargs: Any, kwargs: dict[str, Any], notes: b
     conn = proxy._pyroConnection
     try:
         data = marshal.dumps((conn.objectId, method, vargs, kwargs))
-    except ValueError:
-        raise NotOnLane(method) from None
+    except ValueError as err:
+        raise NotOnLane(f"{method}(): {err}") from None
     seq = (proxy._pyroSeq + 1) & 0xFFFF
     proxy._pyroSeq = seq
     header = _HEADER.pack(b"PYRO", protocol.PROTOCOL_VERSION, _INVOKE, _MARSHAL, 0, seq, len(data), len(notes),
                           _NO_CORRELATION, 0, protocol._magic_number)
     sock = conn.sock
     try:
-        if len(data) <= _GATHER or isinstance(sock, ssl.SSLSocket):
+        if len(data) <= _GATHER or isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
             sock.sendall(header + notes + data)
         else:
             _send_gathered(sock, [header + notes, data])

@@ -82,6 +82,9 @@ class _LabProxy(Proxy):  # type: ignore[misc]
         if self._pyroConnection is None:
             self._pyroBind()
         if not self._pyrolab_lane:
+            where = str(self._pyroUri.location) if self._pyroUri is not None else "?"
+            lane.tell_once(where, "calls to %s go through Pyro5's own request path: it is not a pyrolab-jupyter "
+                           "daemon (or an older one)", where)
             return self._pyrolab_through_pyro5(method, vargs, kwargs, note)
         timeout = self._pyroTimeout or 0
         if self._pyrolab_wait[0] != timeout:
@@ -95,7 +98,9 @@ class _LabProxy(Proxy):  # type: ignore[misc]
             notes += lane.chunks({NOTEBOOK_ANNOTATION: note})
         try:
             return lane.invoke(self, method, vargs, kwargs, notes)
-        except lane.NotOnLane:
+        except lane.NotOnLane as why:
+            lane.tell_once(f"value:{method}", "%s: a value marshal cannot carry goes through Pyro5's serializer (%s)",
+                           method, why)
             return self._pyrolab_through_pyro5(method, vargs, kwargs, note)
 
     def _pyrolab_through_pyro5(self, method: str, vargs: Any, kwargs: dict[str, Any], note: bytes | None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import logging
 import marshal
 import uuid
 
@@ -51,10 +52,14 @@ def test_large_values_cross_the_lane_both_ways(lab, nameserver, daemon_factory):
     assert back.dtype == arr.dtype and np.array_equal(back, arr)
 
 
-def test_a_value_marshal_cannot_carry_goes_through_pyro5(lab, nameserver, daemon_factory):
+def test_a_value_marshal_cannot_carry_goes_through_pyro5(lab, nameserver, daemon_factory, caplog):
     daemon_factory({"t.dummy": "labservices:Dummy"}, nameserver.address)
     remote = lab.connect("t.dummy")
-    assert remote.echo(uuid.UUID(int=1)) == str(uuid.UUID(int=1))  # Pyro5's marshal serializer makes it a str
+    with caplog.at_level(logging.INFO, logger="pyrolab_jupyter.core.lane"):
+        for _ in range(3):
+            assert remote.echo(uuid.UUID(int=1)) == str(uuid.UUID(int=1))  # Pyro5's marshal serializer: a str
+    told = [r for r in caplog.records if "marshal cannot carry" in r.getMessage()]
+    assert len(told) == 1 and "echo" in told[0].getMessage()  # the reason, logged once
     assert remote.echo([1, 2]) == [1, 2]  # and the next call is on the lane again
     assert remote.echo(array.array("d", [1.0, 2.0])) == [1.0, 2.0]  # a list, as Pyro5 sends it, not raw bytes
 
