@@ -16,6 +16,7 @@ Run: python benchmarks/bench_tls.py
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import statistics
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from bench_bulk import _RAW_SOCKET, RawSocket, pin, start
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                  _median(lambda: plain.power, args.calls), _median(lambda: tls.power, args.calls)),
             ]
             raw._pyroRelease()
-            bulk_rows = _bulk(args, (plain_lab, tls_lab), sec["me"], raw_servers)
+            bulk_rows, cipher = _bulk(args, (plain_lab, tls_lab), sec["me"], raw_servers)
         finally:
             for proc, _ in raw_servers:
                 assert proc.stdin is not None
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, raw_s, plain_s, tls_s in rows:
         print(f"{label:24} {raw_s * 1e6:8.0f}us {plain_s * 1e6:8.0f}us {tls_s * 1e6:8.0f}us "
               f"{tls_s / plain_s:16.2f}")
-    where = (f"pinned: daemons on core {sorted(cores[0])}, client on core {sorted(cores[1])}" if cores
+    where = (f"pinned: servers on core {sorted(cores[0])}, client on core {sorted(cores[1])}" if cores
              else "not pinned (one core)")
     print(f"\nbulk path (core.bulk), MB/s moved, {where}")
     print(f"{'':32} {'raw socket':>10} {'plain':>8} {'ratio':>6} {'raw TLS':>8} {'TLS':>8} {'ratio':>6} "
@@ -150,17 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         raw_s, plain_s, raw_tls_s, tls_s = (moved / t / 1e6 for t in times)
         print(f"{label:32} {raw_s:10.0f} {plain_s:8.0f} {plain_s / raw_s:6.2f} {raw_tls_s:8.0f} {tls_s:8.0f} "
               f"{tls_s / raw_tls_s:6.2f} {tls_s / plain_s:21.2f}")
+    print(f"TLS: {cipher}, as the lab's Security contexts negotiate it (raw TLS socket and bulk connection alike)")
     print("ratio: the bulk path's MB/s / its raw socket's (plain: a raw socket; TLS: a raw TLS socket with the same "
           "contexts, Python's ssl module); last column: TLS bulk / plain bulk")
     return 0
 
 
 def _bulk(args: argparse.Namespace, labs: tuple[Lab, Lab], me: Security,
-          raw_servers: list[tuple[subprocess.Popen[str], str]]) -> list[tuple[str, int, list[float]]]:
-    """Seconds per transfer of raw socket, plain bulk, raw TLS socket and TLS bulk, per size and direction."""
+          raw_servers: list[tuple[subprocess.Popen[str], str]]) -> tuple[list[tuple[str, int, list[float]]], str]:
+    """Seconds per transfer of raw socket, plain bulk, raw TLS socket and TLS bulk, per size and direction,
+    and the cipher the contexts negotiate."""
     raw_plain = RawSocket(int(raw_servers[0][1]))
     raw_tls = RawSocket(int(raw_servers[1][1]))
-    raw_tls.sock = me.client_context().wrap_socket(raw_tls.sock)
+    tls_sock = me.client_context().wrap_socket(raw_tls.sock)
+    raw_tls.sock = tls_sock
     plain, tls = labs[0].connect("cam.plain"), labs[1].connect("cam.tls")
     plain_echo, tls_echo = labs[0].connect("b.plain"), labs[1].connect("b.tls")
     rows = []
@@ -168,16 +173,23 @@ def _bulk(args: argparse.Namespace, labs: tuple[Lab, Lab], me: Security,
         arr = np.random.default_rng(0).random(max(1, int(mb * 1e6) // 8))
         size = arr.nbytes
         n = max(1, round(args.transfers * min(1.0, 10e6 / size)))
-        for label, ways, fns in (
-            ("result", 1, [lambda r=raw_plain: r.get(size), lambda: plain.frame(size),
-                           lambda r=raw_tls: r.get(size), lambda: tls.frame(size)]),
-            ("argument", 1, [lambda r=raw_plain: r.put(arr), lambda: plain.sink(arr),
-                             lambda r=raw_tls: r.put(arr), lambda: tls.sink(arr)]),
-            ("argument + result", 2, [lambda r=raw_plain: (r.put(arr), r.get(size)), lambda: plain_echo.echo(arr),
-                                      lambda r=raw_tls: (r.put(arr), r.get(size)), lambda: tls_echo.echo(arr)]),
-        ):
-            rows.append((f"{_mb(size)} array, {label}", size * ways, _interleaved(fns, n, args.batches)))
-    return rows
+
+        def both(r: RawSocket) -> object:
+            r.put(arr)
+            return r.get(size)
+
+        ways: list[tuple[str, int, Callable[[RawSocket], object], Callable[[Any, Any], object]]] = [
+            ("result", 1, lambda r: r.get(size), lambda cam, _: cam.frame(size)),
+            ("argument", 1, lambda r: r.put(arr), lambda cam, _: cam.sink(arr)),
+            ("argument + result", 2, both, lambda _, dummy: dummy.echo(arr)),
+        ]
+        for label, times, raw_op, our_op in ways:
+            fns: list[Callable[[], object]] = [
+                functools.partial(raw_op, raw_plain), functools.partial(our_op, plain, plain_echo),
+                functools.partial(raw_op, raw_tls), functools.partial(our_op, tls, tls_echo)]
+            rows.append((f"{_mb(size)} array, {label}", size * times, _interleaved(fns, n, args.batches)))
+    name, version, _ = tls_sock.cipher() or ("?", "?", 0)
+    return rows, f"{name} ({version})"
 
 
 def _mb(nbytes: int) -> str:
