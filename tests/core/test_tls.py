@@ -171,3 +171,98 @@ def test_non_blocking_handshake_driven_by_a_selector(lab_ca: Any, foreign_ca: An
         tls.close()
         listener.close()
         assert (result.get("reply") == b"pong") if ok else ("error" in result)
+
+
+# --- TlsPipe: the bulk path's client connection (TLS through memory buffers) ---------------------------
+
+
+def _one_tls_peer(security: Any, serve: Any) -> tuple[socket.socket, threading.Thread]:
+    """A listener on 127.0.0.1 whose first connection, TLS-accepted with ``security``, is given to ``serve``."""
+    from pyrolab_jupyter.core.tls import accept_tls
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(10)
+        try:
+            with accept_tls(conn, security) as tls:
+                serve(tls)
+        except OSError:
+            pass  # the client gave up on us: what some tests want
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _recv_exactly(sock: Any, n: int) -> bytearray:
+    out = bytearray(n)
+    view, got = memoryview(out), 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        assert k, f"closed after {got} of {n} bytes"
+        got += k
+    return out
+
+
+def test_tls_pipe_moves_many_records_both_ways_and_ends_cleanly(lab_ca: Any) -> None:
+    from pyrolab_jupyter.core.tls import connect_tls_pipe
+
+    data = bytes(range(256)) * ((3 << 20) // 256) + b"odd tail"  # 3 MiB + 8: about 200 records each way
+
+    def echo(tls: ssl.SSLSocket) -> None:
+        tls.sendall(_recv_exactly(tls, len(data)))
+
+    listener, thread = _one_tls_peer(lab_ca.security("tiny-daemon", "daemon"), echo)
+    with listener:
+        pipe = connect_tls_pipe(*listener.getsockname()[:2], lab_ca.security("alice", "user"), 10)
+        try:
+            assert peer_of(pipe).name == "tiny-daemon" and pipe.cipher() is not None
+            pipe.sendall(memoryview(data))
+            assert _recv_exactly(pipe, len(data)) == data
+            thread.join(10)  # the peer closed its end
+            assert pipe.recv_into(bytearray(10)) == 0
+        finally:
+            pipe.close()
+
+
+def test_tls_pipe_trusts_only_a_daemon_certificate(lab_ca: Any, foreign_ca: Any) -> None:
+    from pyrolab_jupyter.core.tls import connect_tls_pipe
+
+    for server_sec, error in ((lab_ca.security("bob", "user"), "not a lab daemon"),
+                              (foreign_ca.security("mallory-daemon", "daemon"), None)):
+        listener, thread = _one_tls_peer(server_sec, lambda tls: None)
+        with listener:
+            with pytest.raises(CommunicationError if error else ssl.SSLError, match=error):
+                connect_tls_pipe(*listener.getsockname()[:2], lab_ca.security("alice", "user"), 10)
+        thread.join(10)
+
+
+def test_tls_pipe_handshake_has_a_deadline(lab_ca: Any) -> None:
+    """A server that answers the ClientHello byte by byte, each in time for the socket timeout, is cut."""
+    from pyrolab_jupyter.core.tls import connect_tls_pipe
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            try:
+                conn.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KiB announced...
+                for _ in range(100):  # ...and sent a byte at a time (bounded: 10 s at most)
+                    if stop.wait(0.1):
+                        break
+                    conn.sendall(b"\x00")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    with listener:
+        with pytest.raises(TimeoutError, match="took too long"):
+            connect_tls_pipe(*listener.getsockname()[:2], lab_ca.security("alice", "user"), 1.0)
+    stop.set()
+    thread.join(10)
