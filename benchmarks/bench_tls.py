@@ -54,16 +54,22 @@ def _median(fn: Callable[[], object], n: int, batches: int = 5) -> float:
     return statistics.median(samples)
 
 
-def _interleaved(fns: list[Callable[[], object]], n: int, batches: int) -> list[float]:
-    """Median seconds per call of each function, batches interleaved in rotated order (load hits all alike)."""
+def _interleaved(fns: list[Callable[[], object]], n: int, batches: int,
+                 cpu: list[float] | None = None) -> list[float]:
+    """Median seconds per call of each function, batches interleaved in rotated order (load hits all alike);
+    with ``cpu``, also the median CPU seconds per call this process spent (appended, in the same order)."""
     samples: list[list[float]] = [[] for _ in fns]
+    cpu_samples: list[list[float]] = [[] for _ in fns]
     for batch in range(batches):
         for k in range(len(fns)):
             i = (k + batch) % len(fns)
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             for _ in range(n):
                 fns[i]()
             samples[i].append((time.perf_counter() - start) / n)
+            cpu_samples[i].append((time.process_time() - used) / n)
+    if cpu is not None:
+        cpu.extend(statistics.median(s) for s in cpu_samples)
     return [statistics.median(s) for s in samples]
 
 
@@ -148,20 +154,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbulk path (core.bulk), MB/s moved, {where}")
     print(f"{'':32} {'raw socket':>10} {'plain':>8} {'ratio':>6} {'raw TLS':>8} {'TLS':>8} {'ratio':>6} "
           f"{'ratio TLS/plain MB/s':>21}")
-    for label, moved, times in bulk_rows:
+    for label, moved, times, _ in bulk_rows:
         raw_s, plain_s, raw_tls_s, tls_s = (moved / t / 1e6 for t in times)
         print(f"{label:32} {raw_s:10.0f} {plain_s:8.0f} {plain_s / raw_s:6.2f} {raw_tls_s:8.0f} {tls_s:8.0f} "
               f"{tls_s / raw_tls_s:6.2f} {tls_s / plain_s:21.2f}")
     print(f"TLS: {cipher}, as the lab's Security contexts negotiate it (raw TLS socket and bulk connection alike)")
     print("ratio: the bulk path's MB/s / its raw socket's (plain: a raw socket; TLS: a raw TLS socket with the same "
           "contexts, Python's ssl module); last column: TLS bulk / plain bulk")
+    print(f"\nthis client's CPU per MB moved (us/MB; the servers' is not counted)\n{'':32} {'raw socket':>10} "
+          f"{'plain':>8} {'raw TLS':>8} {'TLS':>8}")
+    for label, moved, _, cpu in bulk_rows:
+        print(f"{label:32} " + " ".join(f"{c / moved * 1e12:{w}.0f}" for c, w in zip(cpu, (10, 8, 8, 8))))
     return 0
 
 
 def _bulk(args: argparse.Namespace, labs: tuple[Lab, Lab], me: Security,
-          raw_servers: list[tuple[subprocess.Popen[str], str]]) -> tuple[list[tuple[str, int, list[float]]], str]:
+          raw_servers: list[tuple[subprocess.Popen[str], str]]) -> tuple[list[tuple[str, int, list[float], list[float]]], str]:
     """Seconds per transfer of raw socket, plain bulk, raw TLS socket and TLS bulk, per size and direction,
-    and the cipher the contexts negotiate."""
+    this client's CPU seconds per transfer for each, and the cipher the contexts negotiate."""
     raw_plain = RawSocket(int(raw_servers[0][1]))
     raw_tls = RawSocket(int(raw_servers[1][1]))
     tls_sock = me.client_context().wrap_socket(raw_tls.sock)
@@ -187,7 +197,8 @@ def _bulk(args: argparse.Namespace, labs: tuple[Lab, Lab], me: Security,
             fns: list[Callable[[], object]] = [
                 functools.partial(raw_op, raw_plain), functools.partial(our_op, plain, plain_echo),
                 functools.partial(raw_op, raw_tls), functools.partial(our_op, tls, tls_echo)]
-            rows.append((f"{_mb(size)} array, {label}", size * times, _interleaved(fns, n, args.batches)))
+            cpu: list[float] = []
+            rows.append((f"{_mb(size)} array, {label}", size * times, _interleaved(fns, n, args.batches, cpu), cpu))
     name, version, _ = tls_sock.cipher() or ("?", "?", 0)
     return rows, f"{name} ({version})"
 

@@ -4,9 +4,10 @@ Client side: ``TlsProxy`` is a Pyro5 proxy that opens its own socket, wraps
 it with its ``Security``'s client context, checks that the server's
 certificate carries the ``daemon`` role and then does Pyro5's connect
 handshake on it; ``connect_tls_pipe`` is the same connection for bulk data
-(``core.bulk``), with TLS driven through memory buffers. Server side: ``accept_tls`` wraps an accepted socket with
-the server context; servers call it on a worker thread (never in the accept
-loop), with a deadline, so a silent TCP peer holds up nobody but itself.
+(``core.bulk``), with TLS driven through memory buffers. Server side:
+``accept_tls`` wraps an accepted socket with the server context; servers
+call it on a worker thread (never in the accept loop), with a deadline, so a
+silent TCP peer holds up nobody but itself.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class TlsPipe:
     its own, and reads each in two; here OpenSSL encrypts into memory and the
     records leave in one ``sendall`` per ``_OUT`` bytes, and arrive by
     ``_IN``-byte reads, which costs the sending client about a quarter less CPU
-    per byte (``benchmarks/bench_tls.py``). Same context, same certificate
+    per byte (``benchmarks/bench_tls.py`` prints it). Same context, same certificate
     checks, same cipher: only who makes the system calls changes. The plain
     socket's timeout bounds each wait. Socket-like as far as ``core.bulk`` needs.
     """
