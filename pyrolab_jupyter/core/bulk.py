@@ -15,9 +15,7 @@ ticket is claimed only by the caller that made it: the same address, or under
 TLS the same certificate (CN and role). Under TLS the second connection is
 mutual TLS with the proxies' own ``Security`` (the daemon handshakes it in its
 accept like any other connection and checks the daemon's role): arrays never
-go in clear, and a plain bulk connection to a TLS daemon is refused. The
-client drives its TLS through memory buffers (``tls.TlsPipe``: big system
-calls rather than one or two per 16 KiB record).
+go in clear, and a plain bulk connection to a TLS daemon is refused.
 
 Requests are 40 bytes: ``MAGIC``, op (``G`` fetch a result, ``P`` upload an
 argument), 3 zero bytes, a 16-byte token, the size (8 bytes big-endian), 8
@@ -46,7 +44,7 @@ from Pyro5 import errors
 
 from pyrolab_jupyter.core.errors import PyroLabError
 from pyrolab_jupyter.core.security import Security
-from pyrolab_jupyter.core.tls import connect_tls_pipe
+from pyrolab_jupyter.core.tls import connect_tls
 
 __all__ = [
     "BULK_MIN", "MAGIC", "REQUEST_SIZE", "BulkError", "BulkSide", "Channel", "Stash", "read_request", "serve_turn",
@@ -69,16 +67,6 @@ _CHUNK = 4 * 1024 * 1024
 
 class BulkError(PyroLabError, ConnectionError):
     """An array's transfer out of band failed or was refused (the message says why)."""
-
-
-class _Wire(Protocol):
-    """What the transfer helpers need of a connection: a socket, or the client's ``tls.TlsPipe``."""
-
-    def sendall(self, data: Any, /) -> Any: ...
-    def recv_into(self, buffer: Any, nbytes: int = 0, /) -> int: ...
-    def settimeout(self, timeout: float | None, /) -> None: ...
-    def fileno(self) -> int: ...
-    def close(self) -> None: ...
 
 
 class BulkSide(Protocol):
@@ -111,7 +99,7 @@ def _as_array(flat: np.ndarray, dtype: np.dtype[Any], shape: tuple[int, ...], or
     return typed.reshape(shape[::-1]).T if order == "F" else typed.reshape(shape)
 
 
-def _recv_exact(sock: _Wire, into: memoryview, deadline: float | None = None) -> None:
+def _recv_exact(sock: socket.socket, into: memoryview, deadline: float | None = None) -> None:
     """Fill ``into``; the socket's timeout bounds each wait, ``deadline`` (monotonic) the whole transfer."""
     got = 0
     while got < len(into):
@@ -123,7 +111,7 @@ def _recv_exact(sock: _Wire, into: memoryview, deadline: float | None = None) ->
             raise BulkError(f"too slow: {got} of {len(into)} bytes arrived in time")
 
 
-def _send_all(sock: _Wire, data: memoryview, deadline: float | None = None) -> None:
+def _send_all(sock: socket.socket, data: memoryview, deadline: float | None = None) -> None:
     """Send in chunks: Python's ``sendall`` timeout bounds the whole call, which a large array on a slow
     link would exceed; here the socket's timeout bounds each chunk and ``deadline`` the whole transfer."""
     for start in range(0, len(data), _CHUNK):
@@ -132,7 +120,7 @@ def _send_all(sock: _Wire, data: memoryview, deadline: float | None = None) -> N
         sock.sendall(data[start:start + _CHUNK])
 
 
-def _still_open(sock: _Wire) -> bool:
+def _still_open(sock: socket.socket) -> bool:
     """An idle connection with something to read has been closed by the daemon (it never speaks unasked)."""
     try:
         if hasattr(select, "poll"):  # no limit on descriptor numbers, unlike select()
@@ -144,7 +132,7 @@ def _still_open(sock: _Wire) -> bool:
         return False
 
 
-def _answer(sock: _Wire) -> bytes:
+def _answer(sock: socket.socket) -> bytes:
     head = bytearray(_ANSWER.size)
     _recv_exact(sock, memoryview(head))
     status, length = _ANSWER.unpack(head)
@@ -155,7 +143,7 @@ def _answer(sock: _Wire) -> bytes:
     raise BulkError("the daemon answered the bulk request with something else")
 
 
-def _read_small(sock: _Wire, length: int) -> bytes:
+def _read_small(sock: socket.socket, length: int) -> bytes:
     if length > 4096:
         raise BulkError(f"unexpected answer of {length} bytes")
     buf = bytearray(length)
@@ -360,10 +348,10 @@ class Channel:
         self.host, self.port, self.timeout = host, port, timeout
         self.security = security  # with it, mutual TLS like the call's own proxies
         self.usable = True  # False once the daemon showed it does not speak the bulk path
-        self._idle: list[_Wire] = []
+        self._idle: list[socket.socket] = []
         self._mutex = threading.Lock()
 
-    def _socket(self) -> tuple[_Wire, bool]:
+    def _socket(self) -> tuple[socket.socket, bool]:
         """A connection (an idle one the daemon has not closed, else a new one) and whether it is new."""
         while True:
             with self._mutex:
@@ -378,12 +366,12 @@ class Channel:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock, True
-        try:  # TLS in memory buffers: far fewer system calls than an SSLSocket (see TlsPipe)
-            return connect_tls_pipe(self.host, self.port, self.security, self.timeout), True
+        try:
+            return connect_tls(self.host, self.port, self.security, self.timeout), True
         except errors.CommunicationError as err:  # not a lab daemon's certificate
             raise BulkError(str(err)) from None
 
-    def _release(self, sock: _Wire) -> None:
+    def _release(self, sock: socket.socket) -> None:
         with self._mutex:
             if len(self._idle) < 2:
                 self._idle.append(sock)

@@ -3,11 +3,9 @@
 Client side: ``TlsProxy`` is a Pyro5 proxy that opens its own socket, wraps
 it with its ``Security``'s client context, checks that the server's
 certificate carries the ``daemon`` role and then does Pyro5's connect
-handshake on it; ``connect_tls_pipe`` is the same connection for bulk data
-(``core.bulk``), with TLS driven through memory buffers. Server side:
-``accept_tls`` wraps an accepted socket with the server context; servers
-call it on a worker thread (never in the accept loop), with a deadline, so a
-silent TCP peer holds up nobody but itself.
+handshake on it. Server side: ``accept_tls`` wraps an accepted socket with
+the server context; servers call it on a worker thread (never in the accept
+loop), with a deadline, so a silent TCP peer holds up nobody but itself.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import time
-from typing import Any, cast
+from typing import Any
 
 from Pyro5 import config, core, errors, protocol, serializers, socketutil
 from Pyro5.api import Daemon, Proxy
@@ -25,8 +22,8 @@ from Pyro5.callcontext import current_context
 from pyrolab_jupyter.core.security import Peer, Security, peer_from_cert
 
 __all__ = [
-    "TlsPipe", "TlsProxy", "TlsThreadDaemon", "accept_tls", "connect_tls", "connect_tls_pipe", "handshake_step",
-    "peer_of", "start_server_tls",
+    "TlsProxy", "TlsThreadDaemon", "accept_tls", "connect_tls", "handshake_step", "peer_of",
+    "start_server_tls",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,117 +87,13 @@ def connect_tls(host: str, port: int, security: Security, timeout: float | None,
     except BaseException:
         sock.close()
         raise
-    _check_daemon(tls, host, port, daemon_only)
-    return tls
-
-
-def _check_daemon(tls: ssl.SSLSocket | TlsPipe, host: str, port: int, daemon_only: bool) -> None:
     peer = peer_of(tls)
     if peer is None or (daemon_only and not peer.may_register):
         tls.close()
         raise errors.CommunicationError(
             f"{host}:{port} presented {peer or 'no usable certificate'}, not a lab daemon's certificate "
             "(OU=daemon); refusing to talk to it")
-
-
-def connect_tls_pipe(host: str, port: int, security: Security, timeout: float) -> TlsPipe:
-    """``connect_tls`` for bulk data: the same mutual TLS and daemon check, as a ``TlsPipe``.
-
-    The handshake must finish within ``timeout`` as a whole (a peer trickling it
-    byte by byte is cut); ``socket.timeout``/``ssl.SSLError``/``OSError`` when it
-    does not, ``errors.CommunicationError`` when the server is not a lab daemon.
-    """
-    sock = socket.create_connection((host, port), timeout=timeout)
-    try:
-        socketutil.set_nodelay(sock)
-        pipe = TlsPipe(sock, security.client_context(), time.monotonic() + timeout)
-    except BaseException:
-        sock.close()
-        raise
-    _check_daemon(pipe, host, port, True)
-    return pipe
-
-
-class TlsPipe:
-    """A client's TLS connection for bulk data, the records made and read in memory (``ssl.MemoryBIO``).
-
-    An ``ssl.SSLSocket`` writes every 16 KiB TLS record with a system call of
-    its own, and reads each in two; here OpenSSL encrypts into memory and the
-    records leave in one ``sendall`` per ``_OUT`` bytes, and arrive by
-    ``_IN``-byte reads, which costs the sending client about a quarter less CPU
-    per byte (``benchmarks/bench_tls.py`` prints it). Same context, same certificate
-    checks, same cipher: only who makes the system calls changes. The plain
-    socket's timeout bounds each wait. Socket-like as far as ``core.bulk`` needs.
-    """
-
-    _OUT = 1 << 20  # plaintext bytes encrypted per sendall
-    _IN = 256 * 1024  # bytes read from the socket at once
-
-    def __init__(self, sock: socket.socket, context: ssl.SSLContext, deadline: float) -> None:
-        self.sock = sock
-        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False)
-        self._buffer = bytearray(self._IN)
-        while True:
-            try:
-                self._tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                if time.monotonic() > deadline:
-                    raise socket.timeout("TLS handshake took too long") from None
-                if not self._fill():
-                    raise ConnectionError("closed during the TLS handshake") from None
-        self._flush()
-
-    def _fill(self) -> bool:
-        """Hand the next bytes from the socket to TLS; False at end of stream."""
-        n = self.sock.recv_into(self._buffer)
-        if n:
-            self._incoming.write(memoryview(self._buffer)[:n])
-        return n > 0
-
-    def _flush(self) -> None:
-        if self._outgoing.pending:
-            self.sock.sendall(self._outgoing.read())
-
-    def sendall(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        for start in range(0, len(view), self._OUT):
-            self._tls.write(view[start:start + self._OUT])
-            self._flush()
-
-    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
-        """Up to ``nbytes`` (all of ``buffer`` if 0) of plaintext into ``buffer``; 0 at end of stream."""
-        nbytes = nbytes or len(buffer)
-        while True:
-            try:
-                n = cast(int, self._tls.read(nbytes, buffer))  # with a buffer: the count
-                break
-            except ssl.SSLWantReadError:
-                self._flush()  # a post-handshake message the peer expects an answer to
-                if not self._fill():
-                    return 0
-            except ssl.SSLZeroReturnError:  # the peer closed the TLS session
-                return 0
-        self._flush()
-        return n
-
-    def getpeercert(self) -> dict[str, Any] | None:
-        cert: dict[str, Any] | None = self._tls.getpeercert()
-        return cert
-
-    def cipher(self) -> tuple[str, str, int] | None:
-        return self._tls.cipher()
-
-    def settimeout(self, timeout: float | None) -> None:
-        self.sock.settimeout(timeout)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
+    return tls
 
 
 class TlsProxy(Proxy):  # type: ignore[misc]
