@@ -138,6 +138,8 @@ _CODES: dict[int, tuple[int, int, int]] = {  # code -> (kind, base cost or size,
     ord(")"): (_SEQ8, 40, 8), ord("{"): (_DICT, 64, 0),
 }
 _DICT_ITEM = 104  # a dict's cost per key/value pair
+_SMALL_TUPLE = ord(")")
+_SHORT_ASCII = frozenset({ord("z"), ord("Z")})
 _NULL = ord("0")
 _INT32 = struct.Struct("<i")
 
@@ -153,6 +155,13 @@ def check_marshal(data: bytes | bytearray | memoryview, budget: int) -> None:
     end = len(raw)
     pos, cost = 0, 0
     stack = [1]  # items still to read per open container; -1/-2: a dict expecting a key/a value
+    if end > 6 and raw[0] & 0x7F == _SMALL_TUPLE and raw[1] == 4 and raw[2] & 0x7F in _SHORT_ASCII:
+        # a call's envelope, (object id, method, args, kwargs) with short ASCII names, read in one step
+        second = 4 + raw[3]
+        if second + 1 < end and raw[second] & 0x7F in _SHORT_ASCII:
+            pos = second + 2 + raw[second + 1]
+            cost = 40 + 8 * 4 + 2 * 49 + raw[3] + raw[second + 1]  # as the loop counts a tuple and two strings
+            stack = [2]
     codes, int32 = _CODES, _INT32.unpack_from  # locals: this loop runs for every token of every call
     try:
         while stack:

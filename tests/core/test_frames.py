@@ -122,3 +122,30 @@ def test_random_bytes_are_refused_or_cheap_to_decode(data: bytes) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak <= DECODE_FLOOR
+
+
+@pytest.mark.parametrize("call", [
+    ("t.dummy", "set_power", [3.0], {}),
+    ("obj_" + "ab" * 16, "__getattr__", ["power"], {}),
+    ("x" * 200, "m", [[1, 2, {"a": (1, 2)}], b"\x00" * 40], {"k": None}),
+])
+def test_the_envelope_shortcut_counts_a_call_as_the_walk_does(call, monkeypatch) -> None:
+    """check_marshal reads a call's (object id, method, ...) in one step: same verdict, same cost bound."""
+    from pyrolab_jupyter.core import frames
+
+    data = marshal.dumps(call)
+
+    def least_budget() -> int:
+        low, high = 0, 1 << 20
+        while low < high:
+            mid = (low + high) // 2
+            try:
+                frames.check_marshal(data, mid)
+                high = mid
+            except FrameError:
+                low = mid + 1
+        return low
+
+    with_shortcut = least_budget()
+    monkeypatch.setattr(frames, "_SHORT_ASCII", frozenset())  # the plain walk
+    assert least_budget() == with_shortcut > 0
