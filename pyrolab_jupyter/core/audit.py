@@ -90,6 +90,7 @@ class _JsonLines(logging.Formatter):
 
 
 _GATHER = 0.05  # seconds a burst of records gathers on the writer thread before one write
+_JSON = json.JSONEncoder(default=str)  # made once: json.dumps(default=...) builds an encoder per record
 _STOP: dict[str, Any] = {}
 
 
@@ -119,7 +120,7 @@ class _Writer:
             entries = [entry for entry in batch if entry is not _STOP]
             stopping = len(entries) != len(batch)
             if entries:
-                text = "\n".join(json.dumps(entry, default=str) for entry in entries)
+                text = "\n".join(map(_JSON.encode, entries))
                 self._handler.handle(logging.LogRecord("pyrolab.audit", logging.INFO, "", 0, text, None, None))
             self.written += len(entries)
 
@@ -162,7 +163,7 @@ class AuditLog:
                error: str | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add one record; returns it. Never blocks on the disk."""
         entry: dict[str, Any] = {"time": time.time(), "who": who, "service": service, "member": member,
-                                 "kind": kind, "args": summarize(list(args)), "outcome": outcome}
+                                 "kind": kind, "args": summarize(args if type(args) is list else list(args)), "outcome": outcome}
         if error is not None:
             entry["error"] = summarize(error)
         if context:
