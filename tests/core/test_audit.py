@@ -152,3 +152,17 @@ def test_kill_minus_9_keeps_what_was_recorded_100_ms_before(lab: Any, tmp_path: 
         handle.stop()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["args"] for r in lines] == [[float(i % 40)] for i in range(50)]
+
+
+def test_the_writers_json_lines_are_what_json_dumps_writes() -> None:
+    from decimal import Decimal
+
+    from pyrolab_jupyter.core.audit import _json_lines
+
+    line = _json_lines()
+    for entry in [
+        {"time": 1764500000.25, "who": "ädä@pc (pid 1)", "service": "s", "member": "m", "kind": "call",
+         "args": [1, 2.5, None, True, "x\ny", {"k": [1, {"n": float("nan")}]}], "outcome": "ok"},
+        {"time": 1.0, "who": "w", "args": [Decimal("1.5"), object.__name__], "error": "ValueError: 'bad'"},
+    ]:
+        assert line(entry) == json.dumps(entry, default=str)
