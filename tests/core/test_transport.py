@@ -214,3 +214,44 @@ def test_memory_budget_pauses_big_uploads_but_not_new_clients() -> None:
         for sock in hogs:
             sock.close()
         daemon.stop()
+
+
+def test_a_client_that_stops_reading_its_replies_is_cut_and_others_are_served(caplog) -> None:
+    """Replies go out through a socket a worker holds blocking (core.peers.Peer.lend): a reply nobody takes
+    still ends after send_timeout, the connection is cut, and other clients are served meanwhile."""
+    import logging
+
+    daemon = LabDaemon(limits=Limits(send_timeout=1.0))
+    try:
+        uri = daemon.add("t.dummy", Dummy())
+        daemon.start()
+        greedy = socket.create_connection(host_port(daemon.address), timeout=10)
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        hello = marshal.dumps({"handshake": "hello", "object": "t.dummy"})
+        greedy.sendall(frame(protocol.MSG_CONNECT, MARSHAL, 0, hello))
+        time.sleep(0.3)
+        call = frame(protocol.MSG_INVOKE, MARSHAL, 0, marshal.dumps(("t.dummy", "echo", [b"x" * (1 << 20)], {})))
+
+        def flood() -> None:
+            try:
+                for _ in range(16):  # 16 MiB of replies, never read: the daemon's sends fill both socket buffers
+                    greedy.sendall(call)
+            except OSError:  # cut while still sending
+                pass
+
+        with caplog.at_level(logging.DEBUG, logger="pyrolab_jupyter.core.transport"):
+            sender = threading.Thread(target=flood, daemon=True)
+            sender.start()
+            time.sleep(0.5)
+            dummy = RemoteService(Lab("127.0.0.1:1"), "t.dummy", uri, 10.0)
+            dummy.set_power(2.0)  # served while the greedy connection's worker waits to send
+            assert dummy.power == 2.0
+            wait_for(lambda: any("did not take a reply within 1 s" in r.getMessage() for r in caplog.records),
+                     timeout=30)  # cut (reading here would take the replies and unblock it)
+            sender.join(10)
+        assert closed_by_peer(greedy, 10.0)
+        greedy.close()
+        dummy.set_power(3.0)
+        assert dummy.power == 3.0
+    finally:
+        daemon.stop()
