@@ -23,7 +23,7 @@ from pyrolab_jupyter.coexist import help_note, version_report
 from pyrolab_jupyter.core.client import Lab
 from pyrolab_jupyter.core.config import ServiceConfig
 from pyrolab_jupyter.core.errors import ConfigError, NameserverUnreachable, PyroLabError
-from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_address
+from pyrolab_jupyter.core.naming import ENV_NAMESERVER, nameserver_addresses
 from pyrolab_jupyter.core.security import env_security
 from pyrolab_jupyter.core.settings import SETTINGS
 from pyrolab_jupyter.core.summary import services_text
@@ -58,7 +58,7 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         return _fail("--args must be a JSON object of keyword arguments, e.g. '{\"port\": \"COM3\"}'", 2)
     serving.configure_child_logging()
     try:
-        nameserver = nameserver_address(args.nameserver)
+        nameserver = nameserver_addresses(args.nameserver)  # several: it registers with each
         spec = ServiceConfig(class_path=args.class_path, args=ctor_args, description=args.description or "",
                              adapter=args.adapter)  # the lab file's own model: one path for both
         return serving.serve_daemon({args.name: spec}, nameserver, args.host, args.port, args.heartbeat,
@@ -133,11 +133,11 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     except NameserverUnreachable as err:  # its message names the address and what to do
         return _fail(str(err))
     except (PyroLabError, OSError) as err:
-        return _fail(f"cannot list services from the nameserver at {nameserver_address(args.nameserver)}: {err}")
+        return _fail(f"cannot list services from the nameserver at {', '.join(lab.addresses)}: {err}")
     if args.json:
-        print(json.dumps({"nameserver": lab.address, "services": rows}))
+        print(json.dumps({"nameserver": ", ".join(lab.addresses), "services": rows}))
     elif not rows:
-        print(f"no services registered at {lab.address}")
+        print(f"no services registered at {', '.join(lab.addresses)}")
     else:
         print(services_text(rows))
     return 0
@@ -269,7 +269,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("class_path", metavar="MODULE:CLASS",
                    help="the class to host: a Service, or any driver class (served through an adapter)")
     p.add_argument("--name", required=True, help="the service's name at the nameserver")
-    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--nameserver", metavar="HOST:PORT[,...]",
+                   help=f"one or several, comma-separated (default ${ENV_NAMESERVER}, else 127.0.0.1:9090)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
     p.add_argument("--heartbeat", type=float, default=SETTINGS.heartbeat, metavar="S",
@@ -333,7 +334,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", formatter_class=_RAW, help="list the services a nameserver knows",
                        description="List services: name, status, last seen, lock holder, class, address.",
                        epilog="examples:\n  pyrolab ls\n  pyrolab ls --nameserver 10.0.0.5:9090 --json")
-    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--nameserver", metavar="HOST:PORT[,...]",
+                   help=f"one or several, comma-separated (default ${ENV_NAMESERVER}, else 127.0.0.1:9090)")
     p.add_argument("--json", action="store_true",
                    help='print {"nameserver": "host:port", "services": [...]} (the REST payload)')
     p.add_argument("--timeout", type=float, default=SETTINGS.ls_timeout, metavar="S",
@@ -348,7 +350,8 @@ def _parser() -> argparse.ArgumentParser:
                               "With $PYROLAB_CERT/$PYROLAB_KEY/$PYROLAB_CA set, connects over TLS.")
     p.add_argument("name", metavar="NAME", help="the service")
     p.add_argument("-n", type=int, default=50, help="how many records (default 50)")
-    p.add_argument("--nameserver", metavar="HOST:PORT", help=f"default ${ENV_NAMESERVER}, else 127.0.0.1:9090")
+    p.add_argument("--nameserver", metavar="HOST:PORT[,...]",
+                   help=f"one or several, comma-separated (default ${ENV_NAMESERVER}, else 127.0.0.1:9090)")
     p.add_argument("--json", action="store_true", help="print the records as a JSON list")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
     p.set_defaults(handler=_cmd_history)

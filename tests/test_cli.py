@@ -215,3 +215,25 @@ def test_daemon_command_names_an_unknown_adapter(capsys):
     assert cli.main(["daemon", "fractions:Fraction", "--name", "x", "--adapter", "nosuch",
                      "--nameserver", "127.0.0.1:1"]) == 1
     assert "no adapter named 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.network
+def test_ls_and_daemon_take_several_nameservers(nameserver, nameserver_factory, capsys):
+    other = nameserver_factory()
+    dead = f"127.0.0.1:{free_port()}"
+    daemon = subprocess.Popen(pyrolab("daemon", "labservices:Dummy", "--name", "t.dummy", "--nameserver",
+                                      f"{nameserver.address},{other.address}"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for address in (nameserver.address, other.address):  # registered with each
+            wait_for(lambda a=address: Lab(a, timeout=5).entry("t.dummy"), timeout=60, interval=0.2)
+        assert cli.main(["ls", "--nameserver", f"{dead},{nameserver.address}", "--json", "--timeout", "5"]) == 0
+        listed = json.loads(capsys.readouterr().out)  # the dead one is skipped, the live one answers
+        assert listed["nameserver"] == f"{dead}, {nameserver.address}"
+        assert [row["name"] for row in listed["services"]] == ["t.dummy"]
+        assert listed["services"][0]["sources"] == [nameserver.address]
+        assert stop(daemon) == 0
+    finally:
+        stop(daemon)
+        if daemon.stdout is not None:
+            daemon.stdout.close()

@@ -39,7 +39,12 @@ from pyrolab_jupyter.core.members import (
     remote_property,
     stop_method,
 )
-from pyrolab_jupyter.core.naming import CLIENT_MEMBERS, entry, nameserver_address, nameserver_uri
+from pyrolab_jupyter.core.naming import (
+    CLIENT_MEMBERS,
+    entry,
+    nameserver_addresses,
+    nameserver_uri,
+)
 from pyrolab_jupyter.core.proxies import ProxyPool, forget_lock, hold_lock
 from pyrolab_jupyter.core.security import Security
 from pyrolab_jupyter.core.serialization import decode, encode
@@ -70,7 +75,7 @@ class Lab:
     ----------
     nameserver:
         ``host:port`` or a Pyro URI; else ``$PYROLAB_NAMESERVER``; else ``127.0.0.1:9090``. A list of
-        them: what they list is merged (a name two list comes from the one that says it is online; each
+        them (or a comma-separated string, in the variable too): what they list is merged (a name two list comes from the one that says it is online; each
         row then has ``sources``, the nameservers listing it, and a ``note`` when they disagree), and
         lookups work while any of them answers.
     timeout:
@@ -83,10 +88,9 @@ class Lab:
                  security: Security | None = None) -> None:
         if timeout is None or timeout <= 0:
             raise ValueError(f"timeout={timeout!r}: must be a positive number of seconds")
-        given = [nameserver] if nameserver is None or isinstance(nameserver, str) else list(nameserver)
-        if not given:
+        if nameserver is not None and not isinstance(nameserver, str) and not list(nameserver):
             raise ValueError("Lab([]): give at least one nameserver address, or None for the default")
-        self.addresses = list(dict.fromkeys(nameserver_address(a) for a in given))
+        self.addresses = nameserver_addresses(nameserver)
         self.address = self.addresses[0]
         self.uri = nameserver_uri(self.address)
         self.timeout = timeout

@@ -7,10 +7,11 @@ clients see them too: ``pyrolab.class=pkg.mod:Laser``, ``pyrolab.locked_by=...``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pyrolab_jupyter.core.addresses import parse_address
+from pyrolab_jupyter.core.errors import ConfigError
 
 __all__ = [
     "CLIENT_MEMBERS",
@@ -19,6 +20,7 @@ __all__ = [
     "ENTRY_KEYS",
     "entry",
     "nameserver_address",
+    "nameserver_addresses",
     "nameserver_uri",
     "parse_address",
 ]
@@ -41,11 +43,27 @@ CLIENT_MEMBERS = frozenset({"describe", "lock", "unlock", "force_unlock", "lock_
 ENTRY_KEYS = ("name", "uri", "status", "last_seen", "class", "description", "locked_by")
 
 
+def nameserver_addresses(addresses: str | Sequence[str] | None = None) -> list[str]:
+    """Every ``host:port`` to use, in order, duplicates dropped: those given (a list, or a comma-separated
+    string: ``"pc1:9090,pc2:9090"``), else ``$PYROLAB_NAMESERVER`` (which may list several too), else
+    127.0.0.1:9090. ``ConfigError`` names an entry that is not an address."""
+    chosen = addresses or os.environ.get(ENV_NAMESERVER) or DEFAULT_NAMESERVER
+    parts = [p.strip() for text in ([chosen] if isinstance(chosen, str) else chosen) for p in str(text).split(",")]
+    if not any(parts):
+        parts = [DEFAULT_NAMESERVER]
+    found: list[str] = []
+    for part in parts:
+        if not part:
+            raise ConfigError(f"nameserver list {chosen!r}: an empty entry; separate host:port entries by commas")
+        host, port = parse_address(part)
+        found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return list(dict.fromkeys(found))
+
+
 def nameserver_address(address: str | None = None) -> str:
-    """The ``host:port`` to use: the one given, else ``$PYROLAB_NAMESERVER``, else 127.0.0.1:9090."""
-    chosen = address or os.environ.get(ENV_NAMESERVER) or DEFAULT_NAMESERVER
-    host, port = parse_address(chosen)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """The ``host:port`` to use: the one given, else ``$PYROLAB_NAMESERVER``, else 127.0.0.1:9090; the
+    first where several are listed (what registers or hosts uses one; ``Lab`` asks them all)."""
+    return nameserver_addresses(address)[0]
 
 
 def nameserver_uri(address: str | None = None) -> str:

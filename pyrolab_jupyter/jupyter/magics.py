@@ -134,7 +134,7 @@ class PyroLab(Magics):
         if value is None or value == "":
             return None
         try:
-            return naming.nameserver_address(str(value))
+            return ",".join(naming.nameserver_addresses(str(value)))  # one, or several: "pc1:9090,pc2:9090"
         except ConfigError as err:
             raise TraitError(str(err)) from None
 
@@ -146,11 +146,17 @@ class PyroLab(Magics):
 
     @property
     def address(self) -> str:
-        """The ``host:port`` of the current nameserver."""
+        """The ``host:port`` of the current nameserver (the first, where several are set)."""
         return naming.nameserver_address(self.nameserver)
 
+    @property
+    def addresses(self) -> str:
+        """Every nameserver this kernel asks, as shown: ``pc1:9090, pc2:9090``."""
+        return ", ".join(naming.nameserver_addresses(self.nameserver))
+
     def lab(self, timeout: float | None = None) -> Lab:
-        return Lab(self.address, timeout=timeout or self.timeout, security=env_security())
+        return Lab(naming.nameserver_addresses(self.nameserver), timeout=timeout or self.timeout,
+                   security=env_security())
 
     @line_magic
     def pyrolab(self, line: str) -> Any:
@@ -309,7 +315,7 @@ class PyroLab(Magics):
             state = ("running" if d.alive else "stopped") + (
                 f", registered with {d.nameserver}" if d.registered else f", not registered with {d.nameserver}")
             rows.append(["daemon", d.name, d.address, d.source, state])
-        intro = f"current nameserver: {self.address}"
+        intro = f"current nameserver: {self.addresses}"
         if not rows:
             text = f"{intro}\nthis kernel hosts nothing"
             page = f"<p>{html.escape(intro)}</p><p>This kernel hosts nothing.</p>"
@@ -331,10 +337,10 @@ class PyroLab(Magics):
     def _do_use(self, args: argparse.Namespace) -> None:
         if args.address is None:
             source = "set in this kernel" if self.nameserver else "from $PYROLAB_NAMESERVER or the default"
-            print(f"current nameserver: {self.address} ({source})")
+            print(f"current nameserver: {self.addresses} ({source})")
             return
         try:
-            address = naming.nameserver_address(args.address)
+            address = ",".join(naming.nameserver_addresses(args.address))  # several: merged, as Lab([...]) does
         except ConfigError as err:
             raise UsageProblem(f"{err}\n{PARSERS[('use',)].format_usage().strip()}") from None
         self.nameserver = address
@@ -344,15 +350,15 @@ class PyroLab(Magics):
     def _do_ls(self, args: argparse.Namespace) -> None:
         rows = self.lab().services()
         if args.json:
-            print(json.dumps({"nameserver": self.address, "services": rows}, indent=1))
+            print(json.dumps({"nameserver": self.addresses, "services": rows}, indent=1))
             return
-        text = (f"nameserver {self.address}\n{services_text(rows)}" if rows
-                else f"the nameserver at {self.address} has no services registered")
-        _show({"text/plain": text, "text/html": services_html(rows, self.address)}, raw=True)
+        text = (f"nameserver {self.addresses}\n{services_text(rows)}" if rows
+                else f"the nameserver at {self.addresses} has no services registered")
+        _show({"text/plain": text, "text/html": services_html(rows, self.addresses)}, raw=True)
 
     def _connect(self, name: str, timeout: float | None = None) -> RemoteService:
         """A connection kept by this kernel (so a lock taken through it lasts)."""
-        key = (self.address, name)
+        key = (self.addresses, name)
         remote = self._connected.get(key)
         if remote is None or timeout is not None:
             remote = self.lab().connect(name, timeout=timeout)

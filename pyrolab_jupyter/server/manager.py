@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyrolab_jupyter.core.client import Lab
-from pyrolab_jupyter.core.naming import nameserver_address, parse_address
+from pyrolab_jupyter.core.naming import nameserver_addresses, parse_address
 from pyrolab_jupyter.core.security import env_security
 
 __all__ = ["DEFAULT_TIMEOUT", "LabManager"]
@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_TIMEOUT", "LabManager"]
 DEFAULT_TIMEOUT = 3.0
 
 
-def _lab_for(address: str, timeout: float) -> Lab:
+def _lab_for(address: str | list[str], timeout: float) -> Lab:
     """The ``Lab`` the extension talks through: mutual TLS when ``$PYROLAB_CERT``, ``$PYROLAB_KEY`` and
     ``$PYROLAB_CA`` say so, the same settings the magics and the CLI read."""
     return Lab(address, timeout=timeout, security=env_security())
@@ -49,20 +49,22 @@ class LabManager:
         self.open_sidebar = open_sidebar
         self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pyrolab-server")
         self._lock = threading.Lock()
-        self._lab = _lab_for(nameserver_address(nameserver), timeout)
+        self._lab = _lab_for(nameserver_addresses(nameserver), timeout)
 
     @property
     def nameserver(self) -> str:
-        """The ``host:port`` in use."""
-        return self._lab.address
+        """The ``host:port`` in use (several: ``pc1:9090, pc2:9090``, their listings merged)."""
+        return ", ".join(self._lab.addresses)
 
     def set_nameserver(self, address: str) -> str:
-        """Switch to ``address``; ``ConfigError`` (naming the value) if it is not an address."""
-        parse_address(address)  # first: nameserver_address would take an empty value for the default
-        lab = _lab_for(nameserver_address(address), self.timeout)
+        """Switch to ``address`` (or a comma-separated list); ``ConfigError`` (naming the value) if one is not
+        an address."""
+        if not isinstance(address, str) or not address.strip():
+            parse_address(address)  # says what is wrong (nameserver_addresses would take the default)
+        lab = _lab_for(nameserver_addresses(address), self.timeout)
         with self._lock:
             self._lab = lab
-        return lab.address
+        return ", ".join(lab.addresses)
 
     def services(self) -> dict[str, Any]:
         """``{"nameserver": "host:port", "services": [...]}``, the REST payload.
@@ -72,7 +74,7 @@ class LabManager:
         """
         with self._lock:
             lab = self._lab
-        return {"nameserver": lab.address, "services": lab.services()}
+        return {"nameserver": ", ".join(lab.addresses), "services": lab.services()}
 
     def close(self) -> None:
         """Stop the worker threads (the server is shutting down)."""

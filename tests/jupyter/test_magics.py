@@ -359,6 +359,20 @@ def test_use_and_config_choose_the_nameserver(kernel: Kernel) -> None:
         ok(kernel.kc, f"%pyrolab use {kernel.ns_address}")
 
 
+def test_several_nameservers_are_asked_together(kernel: Kernel) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    try:
+        out = ok(kernel.kc, f"%pyrolab use {dead},{kernel.ns_address}").stdout
+        assert f"{dead},{kernel.ns_address}" in out and "it answers" in out
+        listing = ok(kernel.kc, "%pyrolab ls").text
+        assert f"{dead}, {kernel.ns_address}" in listing and "lab.thing" in listing
+        assert "ok" in ok(kernel.kc, "thing = %pyrolab connect lab.thing\nprint('ok')").stdout
+    finally:
+        ok(kernel.kc, f"%pyrolab use {kernel.ns_address}")
+
+
 # Tab completion through the kernel's complete_request
 
 

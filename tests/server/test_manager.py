@@ -81,3 +81,16 @@ def test_a_tls_lab_is_listed_with_the_environment_s_certificate(tls_lab, lab_ca,
     payload = make_manager(tls_lab.address, timeout=10).services()
     assert payload["nameserver"] == tls_lab.address
     assert [s["name"] for s in payload["services"]] == ["t.dummy"]
+
+
+@pytest.mark.network
+def test_several_nameservers_are_listed_together(make_manager, nameserver, daemon_factory):
+    from conftest import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    daemon_factory({"bench.dummy": "labservices:Dummy"}, nameserver=nameserver.uri)
+    manager = make_manager(f"{dead},{nameserver.address}", timeout=5.0)
+    payload = manager.services()
+    assert payload["nameserver"] == f"{dead}, {nameserver.address}"
+    assert [row["name"] for row in payload["services"]] == ["bench.dummy"]
+    assert manager.set_nameserver(f"{nameserver.address}, {dead}") == f"{nameserver.address}, {dead}"
