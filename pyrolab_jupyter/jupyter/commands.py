@@ -94,7 +94,8 @@ def _daemon_stop(p: argparse.ArgumentParser) -> None:
 
 
 def _use(p: argparse.ArgumentParser) -> None:
-    p.add_argument("address", metavar="HOST:PORT", nargs="?")
+    p.add_argument("address", metavar="HOST:PORT[,HOST:PORT...]", nargs="?",
+                   help="the nameserver to use, or several comma-separated (their listings merged)")
 
 
 def _ls(p: argparse.ArgumentParser) -> None:

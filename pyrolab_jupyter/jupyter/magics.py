@@ -117,7 +117,8 @@ class PyroLab(Magics):
 
     nameserver = Unicode(
         None, allow_none=True,
-        help="HOST:PORT of the nameserver this kernel talks to (default $PYROLAB_NAMESERVER, else 127.0.0.1:9090).",
+        help="HOST:PORT of the nameserver this kernel talks to, or several comma-separated "
+             "(default $PYROLAB_NAMESERVER, else 127.0.0.1:9090).",
     ).tag(config=True)
     timeout = Float(SETTINGS.call_timeout, help="Seconds for lookups and for calls of services connected here.").tag(config=True)
     host = Unicode("127.0.0.1", help="Interface hosted nameservers and daemons listen on.").tag(config=True)

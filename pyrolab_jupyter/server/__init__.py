@@ -26,7 +26,8 @@ class PyroLabServer(Configurable):
     """The extension's settings (``c.PyroLabServer.*`` in ``jupyter_server_config.py``)."""
 
     nameserver = Unicode(None, allow_none=True, config=True,
-                         help="host:port of the lab's nameserver (default: $PYROLAB_NAMESERVER, else 127.0.0.1:9090)")
+                         help="host:port of the lab's nameserver, or several comma-separated "
+                              "(default: $PYROLAB_NAMESERVER, else 127.0.0.1:9090)")
     timeout = Float(DEFAULT_TIMEOUT, min=0.1, config=True, help="seconds the nameserver may take to answer")
     open_sidebar = Bool(False, config=True, help="show the PyroLab sidebar when JupyterLab starts")
 
