@@ -17,7 +17,9 @@ from pyrolab_jupyter.core.addresses import is_local, is_loopback, is_wildcard, p
 from pyrolab_jupyter.core.config import LabConfig
 from pyrolab_jupyter.core.errors import ConfigError
 
-__all__ = ["NAMESERVER_PART", "Placement", "part_hosts", "place", "placement_problems", "relocate"]
+__all__ = ["EVERY_INTERFACE", "NAMESERVER_PART", "Placement", "part_hosts", "place", "placement_problems", "relocate"]
+
+EVERY_INTERFACE = "0.0.0.0"  # what a daemon started off its own host listens on (relocate)
 
 NAMESERVER_PART = "nameserver"
 
@@ -80,7 +82,7 @@ def relocate(lab: LabConfig, placed: Placement) -> list[str]:
         daemon = lab.daemons.get(name)
         if daemon is None or is_wildcard(daemon.host) or is_local(daemon.host):
             continue
-        lab.daemons[name] = daemon.model_copy(update={"host": "0.0.0.0"})
+        lab.daemons[name] = daemon.model_copy(update={"host": EVERY_INTERFACE})
         where = daemon.advertise or "this PC's address towards the nameserver"
         moved.append(f"{name}: {daemon.host} is not this PC's address; it listens on every interface "
                      f"and registers {where}")

@@ -12,18 +12,19 @@ from pyrolab_jupyter.core.addresses import is_local
 from pyrolab_jupyter.core.config import parse_lab
 from pyrolab_jupyter.errors import ConfigError
 from pyrolab_jupyter.labcheck import check_lab_file
-from pyrolab_jupyter.placement import part_hosts, place, placement_problems, relocate
+from pyrolab_jupyter.placement import EVERY_INTERFACE, part_hosts, place, placement_problems, relocate
 
-# 198.51.100.0/24 (TEST-NET-2, RFC 5737) stands for the other PCs; nothing here sends a packet
+# 198.51.100.0/24 (TEST-NET-2, RFC 5737) stands for the other PCs; nothing here binds or sends a packet:
+# lab files are parsed and placed only, so a wildcard host is just text in them (EVERY_INTERFACE)
 pytestmark = pytest.mark.skipif(is_local("198.51.100.1"), reason="this machine owns 198.51.100.1")
-MANY_PCS = """
-nameserver: {host: 198.51.100.1, port: 9090}
+MANY_PCS = f"""
+nameserver: {{host: 198.51.100.1, port: 9090}}
 daemons:
   here:
     host: 127.0.0.1
     port: 7001
   bench2:
-    host: 0.0.0.0
+    host: {EVERY_INTERFACE}
     advertise: 198.51.100.3:7100
     port: 7002
   bench3:
@@ -56,7 +57,7 @@ def test_a_daemon_started_off_its_host_listens_everywhere() -> None:
     lab = _lab(MANY_PCS)
     (line,) = relocate(lab, place(lab, ["here", "bench2", "bench3"]))
     assert line.startswith("bench3: 198.51.100.4 is not this PC's address; it listens on every interface")
-    assert lab.daemons["bench3"].host == "0.0.0.0" and lab.daemons["bench3"].advertise is None
+    assert lab.daemons["bench3"].host == EVERY_INTERFACE and lab.daemons["bench3"].advertise is None
     assert lab.daemons["here"].host == "127.0.0.1" and lab.daemons["bench2"].advertise == "198.51.100.3:7100"
 
 
@@ -68,14 +69,14 @@ def test_a_one_pc_file_is_all_here() -> None:
 
 
 def test_check_reports_unplaceable_parts_and_shared_ports() -> None:
-    problems = placement_problems(_lab("""
-        nameserver: {host: 198.51.100.1, port: 7001}
+    problems = placement_problems(_lab(f"""
+        nameserver: {{host: 198.51.100.1, port: 7001}}
         daemons:
-          lo: {host: 127.0.0.1}
-          wild: {host: 0.0.0.0}
-          nowhere: {host: no-such-host.invalid}
-          twin: {host: 198.51.100.1, port: 7001}
-          anyport: {host: 198.51.100.2}
+          lo: {{host: 127.0.0.1}}
+          wild: {{host: {EVERY_INTERFACE}}}
+          nowhere: {{host: no-such-host.invalid}}
+          twin: {{host: 198.51.100.1, port: 7001}}
+          anyport: {{host: 198.51.100.2}}
     """))
     assert len(problems) == 5, problems
     lo, wild, nowhere, twin, anyport = problems
