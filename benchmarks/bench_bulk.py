@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from bench_calls import _rotated as timed  # the same rotated, median-of-batches timing
 from peers import PeerClient, peer_home, peer_python, peer_server, skipped
+from rawpyro import end_child
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -222,9 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         ns.stop()
         for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait(10)
+            end_child(proc)
     return 0
 
 

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 from bench_calls import _rotated
-from rawpyro import raw_proxy, raw_pyro
+from rawpyro import end_child, raw_proxy, raw_pyro
 
 from pyrolab_jupyter import Lab, start_nameserver
 
@@ -66,13 +66,7 @@ def _daemon(variant: str, nameserver: str, audit_path: str) -> Iterator[subproce
             raise RuntimeError(f"the {variant} daemon did not start")
         yield proc
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        end_child(proc, grace=15)
 
 
 def _cpu_seconds(pid: int) -> float | None:

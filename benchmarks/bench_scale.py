@@ -20,6 +20,7 @@ import sys
 import time
 
 from Pyro5.api import Proxy
+from rawpyro import end_child
 
 from pyrolab_jupyter import Lab, start_nameserver
 
@@ -101,16 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             if child.poll() is None:
                 assert child.stdin is not None
                 child.stdin.close()
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(10)
-            if child.stdout is not None:
-                child.stdout.close()
-            if child.stdin is not None and not child.stdin.closed:
-                child.stdin.close()
+        for child in children:  # told all at once above: they stop together
+            end_child(child, grace=30)
         ns.stop()
     return 0
 

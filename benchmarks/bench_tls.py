@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from bench_bulk import _RAW_SOCKET, RawSocket, pin, start
 from Pyro5.api import Proxy
+from rawpyro import end_child
 
 from pyrolab_jupyter import Lab, Security, start_daemon, start_nameserver
 from pyrolab_jupyter.cli import main as pyrolab
@@ -138,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             bulk_rows, cipher = _bulk(args, (plain_lab, tls_lab), sec["me"], raw_servers)
         finally:
             for proc, _ in raw_servers:
-                assert proc.stdin is not None
-                proc.stdin.close()
-                proc.wait(10)
+                end_child(proc)
             tls_d.stop()
             plain_d.stop()
             tls_ns.stop()

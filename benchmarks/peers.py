@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import Pyro5
+from rawpyro import end_child
 
 __all__ = ["PeerClient", "peer_home", "peer_python", "peer_server", "skipped"]
 
@@ -150,7 +151,7 @@ def peer_server(python: Path, env: dict[str, str]) -> Iterator[str]:
             raise RuntimeError("the PyroLab 0.5 daemon did not start (its error is above)")
         yield uri
     finally:
-        _stop(proc)
+        end_child(proc)
 
 
 _DRIVER = """
@@ -220,7 +221,7 @@ class PeerClient:
         return batched
 
     def close(self) -> None:
-        _stop(self.proc)
+        end_child(self.proc)
 
     def __enter__(self) -> PeerClient:
         return self
@@ -243,15 +244,3 @@ class _Batched:
         return self.batch(1)
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """End a peer process: its stdin closes (it ends by itself), else it is killed after 10 s."""
-    with contextlib.suppress(OSError):
-        if proc.stdin is not None:
-            proc.stdin.close()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-    if proc.stdout is not None:
-        proc.stdout.close()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from Pyro5.api import Proxy
 
-__all__ = ["raw_proxy", "raw_pyro"]
+__all__ = ["end_child", "raw_proxy", "raw_pyro"]
 
 _SERVER = """
 import importlib, sys, threading, time
@@ -70,11 +70,24 @@ def raw_pyro(server: str = "thread", served: str = "Raw",
         assert proc.stdout is not None
         yield proc, proc.stdout.readline().strip()
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_child(proc)
+
+
+def end_child(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """End a server process that stops by itself when its stdin closes (every bench server here does);
+    killed after ``grace`` seconds; its pipes closed."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()
 
 
 def raw_proxy(uri: str, timeout: float = 10.0, serializer: str = "marshal") -> Proxy:

@@ -37,6 +37,23 @@ ns.stop()
 """
 
 
+def end_child(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """End a child process that stops by itself when its stdin closes; killed after ``grace`` seconds; its
+    pipes closed."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,18 +122,8 @@ class NameserverProcess:
                     stream.close()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._close_pipes()
+        if self.proc is not None:
+            end_child(self.proc)
 
 
 @pytest.fixture
@@ -170,16 +177,7 @@ def python_child() -> Iterator[Callable[..., str]]:
 
     yield run
     for proc in started:
-        with contextlib.suppress(OSError):
-            assert proc.stdin is not None
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        end_child(proc)
 
 
 @pytest.fixture
@@ -338,14 +336,7 @@ class TlsLab:
 
     def stop(self) -> None:
         self.daemon.stop()
-        assert self.ns.stdin is not None and self.ns.stdout is not None
-        self.ns.stdin.close()
-        try:
-            self.ns.wait(10)
-        except subprocess.TimeoutExpired:
-            self.ns.kill()
-            self.ns.wait(5)
-        self.ns.stdout.close()
+        end_child(self.ns)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port, port_is_free, wait_for
+from conftest import end_child, free_port, port_is_free, wait_for
 
 from pyrolab_jupyter import Lab
 from pyrolab_jupyter.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -457,10 +457,4 @@ def test_a_lab_file_daemon_registers_with_its_nameservers_and_keeps_instance_mod
         assert [calc.bump(), calc.bump()] == [1, 1]
         calc.disconnect()
     finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        end_child(proc, grace=15)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import end_child, wait_for
 
 from pyrolab_jupyter import Lab, start_daemon
 from pyrolab_jupyter.core.errors import ConfigError, ServiceLocked
@@ -37,17 +37,7 @@ class _Client:
         self.said = json.loads(line)
 
     def leave(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None and not stream.closed:
-                stream.close()
+        end_child(self.proc, grace=15)
 
 
 def _journal(path: Path) -> list[str]:
