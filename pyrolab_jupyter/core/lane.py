@@ -30,7 +30,7 @@ from typing import Any
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.callcontext import current_context
 
-__all__ = ["HELLO", "NotOnLane", "chunks", "invoke", "serve", "tell_once"]
+__all__ = ["HELLO", "NotOnLane", "chunks", "enter", "invoke", "serve", "tell_once"]
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,20 @@ def _reply(sock: socket.socket, seq: int) -> Any:
 
 # the server end
 
+def enter(conn: Any, seq: int, flags: int, serializer_id: int, notes: dict[str, Any], corr: bytes | None = None) -> None:
+    """Pyro5's per-request ``current_context``, as its ``handleRequest`` sets it (services, the servant and
+    the daemon read it): the connection, its address, the message's fields and annotations."""
+    ctx = current_context
+    ctx.client = conn
+    ctx.client_sock_addr = conn.address
+    ctx.seq = seq
+    ctx.annotations = notes
+    ctx.msg_flags = flags
+    ctx.serializer_id = serializer_id
+    ctx.correlation_id = uuid.UUID(bytes=corr) if corr is not None else None
+    ctx.response_annotations = {}
+
+
 def serve(daemon: Any, conn: Any, header: Any, raw: bytes, notes: dict[str, bytes]) -> bool:
     """Answer one call on the lane; False (nothing done, nothing sent) when Pyro5's own path must.
     ``notes``: its annotations, as ``core.frames.check_body`` read them.
@@ -201,15 +215,8 @@ def serve(daemon: Any, conn: Any, header: Any, raw: bytes, notes: dict[str, byte
         return False
     run, args, keywords = found
     corr = bytes(view[20:36]) if header.flags & _CORR else None
+    enter(conn, header.seq, header.flags, _MARSHAL, notes, corr)
     ctx = current_context
-    ctx.client = conn
-    ctx.client_sock_addr = conn.address
-    ctx.seq = header.seq
-    ctx.annotations = notes
-    ctx.msg_flags = header.flags
-    ctx.serializer_id = _MARSHAL
-    ctx.correlation_id = uuid.UUID(bytes=corr) if corr is not None else None
-    ctx.response_annotations = {}
     try:
         result = run(*args, **keywords)
         try:

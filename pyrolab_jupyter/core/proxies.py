@@ -60,10 +60,14 @@ class _LabProxy(Proxy):  # type: ignore[misc]
         if self._pyroConnection is not None:
             keepalive(self._pyroConnection.sock, Limits.keepalive)
 
+    def _pyrolab_holds_lock(self) -> bool:
+        """Whether this process believes it holds the service's lock (the daemon then reports a lost one)."""
+        expires = _held.get(self._pyroUri.object, 0.0) if _held and self._pyroUri is not None else 0.0
+        return expires is None or bool(expires and expires > time.time())
+
     def _pyrolab_notes(self, note: bytes | None) -> dict[str, bytes]:
         notes: dict[str, bytes] = {WAIT: f"{self._pyroTimeout or 0:g}".encode(), BULK: b""}
-        expires = _held.get(self._pyroUri.object, 0.0) if self._pyroUri is not None else 0.0
-        if expires is None or (expires and expires > time.time()):
+        if self._pyrolab_holds_lock():
             notes[HOLDS_LOCK] = b"1"
         if note is not None:  # the kernel's cell, for the audit trail (set by RemoteService)
             notes[NOTEBOOK_ANNOTATION] = note
@@ -91,8 +95,7 @@ class _LabProxy(Proxy):  # type: ignore[misc]
             object.__setattr__(self, "_pyrolab_wait", (timeout, lane.chunks(
                 {WAIT: f"{timeout:g}".encode(), BULK: b""})))
         notes = self._pyrolab_wait[1]
-        expires = _held.get(self._pyroUri.object, 0.0) if _held else 0.0
-        if expires is None or (expires and expires > time.time()):
+        if self._pyrolab_holds_lock():
             notes += lane.chunks({HOLDS_LOCK: b"1"})
         if note is not None:
             notes += lane.chunks({NOTEBOOK_ANNOTATION: note})

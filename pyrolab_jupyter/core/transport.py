@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 from Pyro5 import errors, protocol, serializers
-from Pyro5.callcontext import current_context
 from Pyro5.server import _get_attribute, _set_exposed_property_value
 
 from pyrolab_jupyter.core import bulk, lane
@@ -413,12 +412,7 @@ class GuardedServer:
             msg = protocol.ReceivingMessage(raw[:HEADER_SIZE], raw[HEADER_SIZE:])
             serializer = serializers.serializers_by_id[msg.serializer_id]
             obj_id, method, vargs, kwargs = serializer.loadsCall(msg.data)
-            current_context.client = conn
-            current_context.client_sock_addr = None
-            current_context.seq = msg.seq
-            current_context.annotations = msg.annotations
-            current_context.msg_flags = msg.flags
-            current_context.serializer_id = msg.serializer_id
+            lane.enter(conn, msg.seq, msg.flags, msg.serializer_id, msg.annotations)
             obj = self.daemon.objectsById.get(obj_id)
             if obj is None:
                 raise errors.DaemonError(f"unknown object {obj_id!r}")
