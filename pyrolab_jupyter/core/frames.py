@@ -26,7 +26,7 @@ from pyrolab_jupyter.core.settings import SETTINGS
 
 __all__ = [
     "DECODE_FLOOR", "DECODE_MULTIPLE", "DEFAULT_MAX_MESSAGE", "HEADER_SIZE", "SERPENT_MAX", "FrameError",
-    "Header", "check_body", "parse_header",
+    "Header", "check_body", "parse_header", "read_annotations",
 ]
 
 DEFAULT_MAX_MESSAGE = SETTINGS.max_message
@@ -100,8 +100,19 @@ def parse_header(raw: bytes, max_message: int, expect: tuple[int, ...]) -> Heade
 def check_body(header: Header, body: bytes | memoryview) -> dict[str, Any]:
     """Refuse a body whose annotations or marshal data could cost far more than its size to decode;
     returns the annotations (4-letter key -> bytes), read on the way."""
-    notes: dict[str, Any] = {}  # bytes, or memoryviews into a large message
-    pos, end = 0, header.annotations_size
+    end = header.annotations_size
+    notes = read_annotations(body, end)
+    if header.serializer_id == _MARSHAL and header.msg_type != protocol.MSG_PING:
+        size = len(body) - end
+        check_marshal(body[end:] if end else body, DECODE_FLOOR + DECODE_MULTIPLE * size)
+    return notes
+
+
+def read_annotations(body: bytes | memoryview, end: int) -> dict[str, Any]:
+    """The annotation chunks in ``body[:end]`` (4-letter key -> bytes, or memoryviews into a large message);
+    ``FrameError`` when there are too many or they do not add up to ``end``."""
+    notes: dict[str, Any] = {}
+    pos = 0
     try:
         while pos < end:
             if len(notes) >= MAX_ANNOTATIONS:
@@ -114,9 +125,6 @@ def check_body(header: Header, body: bytes | memoryview) -> dict[str, Any]:
         pos = -1
     if pos != end:
         raise FrameError("annotation chunks do not add up to the declared size")
-    if header.serializer_id == _MARSHAL and header.msg_type != protocol.MSG_PING:
-        size = len(body) - end
-        check_marshal(body[end:] if end else body, DECODE_FLOOR + DECODE_MULTIPLE * size)
     return notes
 
 

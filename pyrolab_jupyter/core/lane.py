@@ -30,6 +30,8 @@ from typing import Any
 from Pyro5 import config, errors, protocol, serializers
 from Pyro5.callcontext import current_context
 
+from pyrolab_jupyter.core.frames import FrameError, read_annotations
+
 __all__ = ["HELLO", "NotOnLane", "chunks", "enter", "invoke", "serve", "tell_once"]
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,6 @@ _RESULT, _INVOKE, _EXCEPTION, _STREAM = (protocol.MSG_RESULT, protocol.MSG_INVOK
 def chunks(notes: dict[str, bytes]) -> bytes:
     """Pyro5's annotation chunks (4-letter key, big-endian length, bytes), ready to send."""
     return b"".join(key.encode("ascii") + len(value).to_bytes(4, "big") + value for key, value in notes.items())
-
-
-def _parse_annotations(view: memoryview) -> dict[str, bytes]:
-    """A reply's annotations (the client trusts its daemon; a server has them from ``core.frames``)."""
-    notes: dict[str, bytes] = {}
-    pos = 0
-    while pos < len(view):
-        length = int.from_bytes(view[pos + 4:pos + 8], "big")
-        notes[bytes(view[pos:pos + 4]).decode("ascii", "replace")] = bytes(view[pos + 8:pos + 8 + length])
-        pos += 8 + length
-    return notes
 
 
 # the client end
@@ -166,7 +157,11 @@ def _reply(sock: socket.socket, seq: int) -> Any:
     if got_seq != seq:
         raise errors.ProtocolError(f"invoke: reply sequence out of sync, got {got_seq} expected {seq}")
     if notes_size:
-        current_context.response_annotations = _parse_annotations(message[_SIZE:_SIZE + notes_size])
+        try:
+            current_context.response_annotations = {key: bytes(value) for key, value in read_annotations(
+                message[_SIZE:_SIZE + notes_size], notes_size).items()}
+        except FrameError as err:
+            raise errors.ProtocolError(f"a malformed reply: {err}") from None
     payload = message[_SIZE + notes_size:total]
     if serializer != _MARSHAL:
         raise errors.SerializeError(f"invalid serializer in response: {serializer}")
